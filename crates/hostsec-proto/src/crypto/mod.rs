@@ -1,0 +1,38 @@
+//! Cryptography for hostsec: the algorithm registry, strength levels, Diffie-Hellman groups, PRFs, the IKEv1
+//! key schedule and the cipher that protects IKE messages. Thin wrappers over aws-lc-rs (and aws-lc's
+//! constant-time BIGNUM through aws-lc-sys for the MODP groups): no home-made primitives.
+
+pub mod algorithms;
+pub mod cipher;
+pub mod dh;
+pub mod keys;
+pub mod prf;
+pub mod secret;
+pub mod strength;
+
+pub use algorithms::{AuthMethod, DhGroup, EspCipher, EspIntegrity, EspTransform, HashAlg, IkeCipher, MainModeSuite};
+pub use secret::Secret;
+pub use strength::StrengthLevel;
+
+/// Why a cryptographic operation failed. Messages are safe to log: they never contain key material.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CryptoError {
+    /// The peer's public value is not acceptable for its group (wrong length, not on the curve, out of range,
+    /// not in the prime-order subgroup).
+    #[error("invalid {group} public value: {why}")]
+    InvalidPublicValue {
+        /// The group the value was checked against.
+        group: DhGroup,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// An input had a length the operation cannot take (e.g. CBC data not a multiple of the block size).
+    #[error("invalid length for {0}")]
+    InvalidLength(&'static str),
+    /// A signature, ICV or other check failed.
+    #[error("verification failed")]
+    VerificationFailed,
+    /// The underlying library reported an error (out of memory and the like).
+    #[error("crypto library failure in {0}")]
+    Library(&'static str),
+}
