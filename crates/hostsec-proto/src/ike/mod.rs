@@ -1,0 +1,50 @@
+//! IKEv1 (RFC 2409): Main Mode with pre-shared keys, Quick Mode for ESP transport SAs, and Informational
+//! exchanges, as explicit state machines behind a sans-IO [`Endpoint`].
+//!
+//! The daemon (and every test) drives an endpoint with [`Endpoint::handle`] for each datagram,
+//! [`Endpoint::handle_timeout`] when [`Endpoint::poll_timeout`] passes, and [`Endpoint::initiate`]; it then
+//! drains [`Endpoint::poll_transmit`] and [`Endpoint::poll_event`].
+//!
+//! A reader finds each message of each exchange in one file: `main_mode.rs` (MM1–MM6), `quick_mode.rs`
+//! (QM1–QM3), `informational.rs` (notify, delete, DPD); `proposal.rs` turns strength levels into SA payloads and
+//! chooses among a peer's; `message.rs` frames, encrypts and decrypts; `endpoint.rs` dispatches.
+
+mod endpoint;
+mod events;
+mod informational;
+mod main_mode;
+mod message;
+mod proposal;
+mod quick_mode;
+mod retransmit;
+mod sa;
+mod stats;
+
+pub use endpoint::{Endpoint, InitiateError, Transmit};
+pub use events::{ChildSaKeys, Event, MainModeSaInfo, QuickModeSaInfo, RequestId, Role};
+pub use stats::Stats;
+
+/// Timing and bounds of the IKE engine. The defaults suit real networks; tests shorten nothing (they use a
+/// virtual clock).
+#[derive(Debug, Clone)]
+pub struct Timing {
+    /// First retransmission timeout of a request.
+    pub retransmit_initial: std::time::Duration,
+    /// Retransmissions of a request before the exchange fails (the timeout doubles each time).
+    pub retransmit_tries: u32,
+    /// How long a responder keeps a half-open exchange without hearing from the peer.
+    pub responder_timeout: std::time::Duration,
+    /// How long a completed exchange keeps its last reply, to answer a retransmitted request with it.
+    pub keep_reply: std::time::Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            retransmit_initial: std::time::Duration::from_secs(2),
+            retransmit_tries: 5,
+            responder_timeout: std::time::Duration::from_secs(60),
+            keep_reply: std::time::Duration::from_secs(60),
+        }
+    }
+}

@@ -1,0 +1,968 @@
+//! The IKE endpoint: owns every ISAKMP SA, Quick Mode and ESP SA pair of one host, dispatches datagrams to
+//! them by cookies and message ID, runs their timers, and queues datagrams and events for the daemon.
+
+use super::events::{Event, MainModeSaInfo, QuickModeSaInfo, RequestId, Role};
+use super::informational::{self, InfoItem};
+use super::main_mode::{Failure, MainMode, Step};
+use super::message::collect;
+use super::quick_mode::{NewChild, QmState, QmStep, QuickMode};
+use super::retransmit::request_digest;
+use super::sa::{send_plain_notify, Ctx, IkeSa, Phase1, SaCore, SaId};
+use super::stats::Stats;
+use super::Timing;
+use crate::policy::{Policy, Rule};
+use crate::wire::consts::{exchange, flags, notify, payload, protocol, DOI_IPSEC, IKE_PORT};
+use crate::wire::{Header, NotifyRepr};
+use rand_core::CryptoRngCore;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+use tracing::{debug, info, warn};
+
+/// A datagram to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Source address and port (one of the addresses IKE is bound to).
+    pub local: SocketAddr,
+    /// Destination.
+    pub remote: SocketAddr,
+    /// The UDP payload.
+    pub payload: Vec<u8>,
+}
+
+/// Why `initiate` could not start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InitiateError {
+    /// No rule of that name.
+    #[error("no rule named '{0}'")]
+    UnknownRule(String),
+    /// The rule does not negotiate (bypass, block or disabled).
+    #[error("rule '{rule}' does not negotiate IPsec ({why})")]
+    DoesNotNegotiate {
+        /// The rule.
+        rule: String,
+        /// Why.
+        why: String,
+    },
+    /// The rule's remote is not a single host and no peer was given.
+    #[error("rule '{0}' covers more than one peer: name one with --peer")]
+    NoPeer(String),
+    /// The given peer is not covered by the rule.
+    #[error("{peer} is not among the remote addresses of rule '{rule}'")]
+    PeerNotCovered {
+        /// The rule.
+        rule: String,
+        /// The peer.
+        peer: IpAddr,
+    },
+}
+
+/// An established ESP SA pair, as the endpoint keeps it (no keys: those went to the ESP layer).
+struct Child {
+    info: QuickModeSaInfo,
+    expires: Instant,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum TimerKey {
+    Sa(SaId),
+    Child(u32),
+}
+
+/// Bound on Quick Modes running at once under one ISAKMP SA.
+const MAX_QUICK_MODES_PER_SA: usize = 32;
+/// Bound on the Informational message IDs remembered per SA to ignore replays.
+const SEEN_INFORMATIONAL: usize = 64;
+
+/// The sans-IO IKEv1 engine of one host.
+pub struct Endpoint {
+    policy: Arc<Policy>,
+    timing: Timing,
+    rng: Box<dyn CryptoRngCore + Send>,
+    sas: BTreeMap<SaId, IkeSa>,
+    by_cookie: HashMap<[u8; 8], SaId>,
+    half_open: HashMap<(SocketAddr, [u8; 8]), SaId>,
+    children: BTreeMap<u32, Child>,
+    reserved_spis: HashSet<u32>,
+    timers: BinaryHeap<Reverse<(Instant, TimerKey)>>,
+    out: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    stats: Stats,
+    next_sa: SaId,
+    next_request: u64,
+    contacted: HashSet<IpAddr>,
+}
+
+/// The context of one step, borrowing the endpoint's fields one by one so that an SA of `sas` can be borrowed
+/// beside it.
+macro_rules! ctx {
+    ($s:ident, $now:expr) => {
+        Ctx {
+            now: $now,
+            rng: &mut *$s.rng,
+            out: &mut $s.out,
+            events: &mut $s.events,
+            stats: &mut $s.stats,
+            timing: &$s.timing,
+            policy: &$s.policy,
+        }
+    };
+}
+
+impl Endpoint {
+    /// A new endpoint running `policy`, drawing all randomness from `rng`.
+    pub fn new(policy: Arc<Policy>, timing: Timing, rng: Box<dyn CryptoRngCore + Send>) -> Self {
+        Endpoint {
+            policy,
+            timing,
+            rng,
+            sas: BTreeMap::new(),
+            by_cookie: HashMap::new(),
+            half_open: HashMap::new(),
+            children: BTreeMap::new(),
+            reserved_spis: HashSet::new(),
+            timers: BinaryHeap::new(),
+            out: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: Stats::default(),
+            next_sa: 1,
+            next_request: 1,
+            contacted: HashSet::new(),
+        }
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &Arc<Policy> {
+        &self.policy
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The next datagram to send.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.out.pop_front()
+    }
+
+    /// The next event.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Endpoint::handle_timeout`] must be called next (calling it earlier is harmless).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((t, _))| *t)
+    }
+
+    /// The Main Mode SAs.
+    pub fn main_mode_sas(&self, now: Instant) -> Vec<MainModeSaInfo> {
+        self.sas.values().map(|sa| sa.info(now)).collect()
+    }
+
+    /// The Quick Mode SA pairs.
+    pub fn quick_mode_sas(&self, now: Instant) -> Vec<QuickModeSaInfo> {
+        self.children
+            .values()
+            .map(|c| QuickModeSaInfo { lifetime_left: c.expires.saturating_duration_since(now), ..c.info.clone() })
+            .collect()
+    }
+
+    /// Handles a datagram received on `local` from `remote` (the UDP payload).
+    pub fn handle(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, data: &[u8]) {
+        self.stats.received += 1;
+        let hdr = match Header::parse(data) {
+            Ok(h) => h,
+            Err(e) => {
+                self.stats.dropped_malformed += 1;
+                debug!(peer = %remote, "dropped a malformed ISAKMP message: {e}");
+                return;
+            }
+        };
+        let Some(datagram) = usize::try_from(hdr.length).ok().and_then(|l| data.get(..l)) else {
+            self.stats.dropped_malformed += 1;
+            return;
+        };
+        match hdr.exchange_type {
+            exchange::IDENTITY_PROTECTION => self.on_main_mode(now, local, remote, &hdr, datagram),
+            exchange::QUICK_MODE => self.on_quick_mode(now, remote, &hdr, datagram),
+            exchange::INFORMATIONAL => self.on_informational(now, remote, &hdr, datagram),
+            exchange::AGGRESSIVE => {
+                self.stats.refused_exchange += 1;
+                warn!(peer = %remote, "refused Aggressive Mode: hostsec negotiates Main Mode only (it protects identities); configure the peer for Main Mode");
+                if hdr.responder_cookie == [0; 8] {
+                    let cky_r = self.fresh_cookie();
+                    let mut cx = ctx!(self, now);
+                    send_plain_notify(&mut cx, local, remote, hdr.initiator_cookie, cky_r, notify::INVALID_EXCHANGE_TYPE);
+                }
+            }
+            exchange::AUTHIP_MAIN_MODE | exchange::AUTHIP_QUICK_MODE | exchange::AUTHIP_EXTENDED_MODE | exchange::AUTHIP_NOTIFY => {
+                self.stats.refused_exchange += 1;
+                info!(peer = %remote, "ignored an AuthIP message (exchange {}): this version negotiates IKEv1, which Windows sends alongside", hdr.exchange_type);
+            }
+            other => {
+                self.stats.refused_exchange += 1;
+                warn!(peer = %remote, "refused ISAKMP exchange type {other}: hostsec does IKEv1 Main Mode, Quick Mode and Informational only");
+            }
+        }
+    }
+
+    fn on_main_mode(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, hdr: &Header, datagram: &[u8]) {
+        if hdr.responder_cookie == [0; 8] {
+            match self.half_open.get(&(remote, hdr.initiator_cookie)).copied() {
+                Some(id) => {
+                    if !self.answer_duplicate(id, datagram) {
+                        self.stats.dropped_unexpected += 1;
+                    }
+                }
+                None => self.respond_main_mode(now, local, remote, hdr, datagram),
+            }
+            return;
+        }
+        let Some(id) = self.lookup(hdr, remote) else {
+            self.stats.dropped_unknown_sa += 1;
+            debug!(peer = %remote, "dropped a Main Mode message for unknown cookies");
+            return;
+        };
+        if self.answer_duplicate(id, datagram) {
+            return;
+        }
+        let Some(IkeSa { mut core, phase1, quick_modes }) = self.sas.remove(&id) else { return };
+        let mm = match phase1 {
+            Phase1::Negotiating(mm) => mm,
+            established => {
+                self.sas.insert(id, IkeSa { core, phase1: established, quick_modes });
+                self.stats.dropped_unexpected += 1;
+                debug!(peer = %remote, "dropped a late Main Mode message: the SA is established");
+                return;
+            }
+        };
+        let Some(rule) = self.policy.rule(&core.rule).cloned() else {
+            let reason = format!("rule '{}' was removed", core.rule);
+            self.sas.insert(id, IkeSa { core, phase1: Phase1::Negotiating(mm), quick_modes });
+            self.fail_sa(now, id, Failure { reason, notify: None, auth: false });
+            return;
+        };
+        let result = {
+            let mut cx = ctx!(self, now);
+            mm.handle(&mut cx, &mut core, &rule, hdr, datagram)
+        };
+        let phase1 = match result {
+            Ok(Step::Drop(mm, why)) => {
+                self.stats.dropped_unexpected += 1;
+                debug!(peer = %remote, "dropped a Main Mode message: {why}");
+                Phase1::Negotiating(mm)
+            }
+            Ok(Step::Next(mm)) => Phase1::Negotiating(mm),
+            Ok(Step::Up(est)) => {
+                self.sas.insert(id, IkeSa { core, phase1: Phase1::Established(est), quick_modes });
+                self.on_established(now, id);
+                self.schedule(id);
+                return;
+            }
+            Err(f) => {
+                self.unindex(id, &core, &quick_modes);
+                self.report_failure(now, &core, &quick_modes, f);
+                return;
+            }
+        };
+        self.sas.insert(id, IkeSa { core, phase1, quick_modes });
+        self.schedule(id);
+    }
+
+    fn respond_main_mode(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, hdr: &Header, datagram: &[u8]) {
+        if hdr.flags & flags::ENCRYPTION != 0 || hdr.message_id != 0 {
+            self.stats.dropped_malformed += 1;
+            debug!(peer = %remote, "dropped a first Main Mode message that is encrypted or has a message ID");
+            return;
+        }
+        let c = match collect(hdr.next_payload, &datagram[Header::LEN..]) {
+            Ok(c) => c,
+            Err(e) => {
+                self.stats.dropped_malformed += 1;
+                debug!(peer = %remote, "dropped a malformed MM1: {e}");
+                return;
+            }
+        };
+        let [sa_body] = c.sa.as_slice() else {
+            self.stats.dropped_malformed += 1;
+            debug!(peer = %remote, "dropped an MM1 without exactly one SA payload");
+            return;
+        };
+        let cky_r = self.fresh_cookie();
+        let Some(rule_idx) = self.policy.rule_for_peer(local.ip(), remote.ip()) else {
+            self.stats.refused_no_rule += 1;
+            let why = match self.policy.governing_rule(local.ip(), remote.ip()) {
+                Some(i) => format!("rule '{}' applies to it with action {}", self.policy.rules[i].name, self.policy.rules[i].action.name()),
+                None => "no enabled require/request rule covers it".to_string(),
+            };
+            warn!(peer = %remote, "refused Main Mode from {}: {why}", remote.ip());
+            let mut cx = ctx!(self, now);
+            cx.events.push_back(Event::NegotiationFailed { request: None, rule: None, peer: remote, phase: "main mode", reason: format!("refused: {why}") });
+            send_plain_notify(&mut cx, local, remote, hdr.initiator_cookie, cky_r, notify::NO_PROPOSAL_CHOSEN);
+            return;
+        };
+        let rule = self.policy.rules[rule_idx].clone();
+        let id = self.next_sa;
+        self.next_sa += 1;
+        let mut core = SaCore::new(id, &rule.name, Role::Responder, local, remote, hdr.initiator_cookie, cky_r);
+        let result = {
+            let mut cx = ctx!(self, now);
+            MainMode::respond(&mut cx, &mut core, &rule, datagram, sa_body)
+        };
+        match result {
+            Ok(mm) => {
+                self.by_cookie.insert(cky_r, id);
+                self.half_open.insert((remote, hdr.initiator_cookie), id);
+                self.sas.insert(id, IkeSa { core, phase1: Phase1::Negotiating(mm), quick_modes: BTreeMap::new() });
+                debug!(peer = %remote, rule = %rule.name, "answered MM1");
+                self.schedule(id);
+            }
+            Err(f) => {
+                self.stats.refused_no_proposal += 1;
+                warn!(peer = %remote, rule = %rule.name, "Main Mode refused: {}", f.reason);
+                let mut cx = ctx!(self, now);
+                if let Some(n) = f.notify {
+                    send_plain_notify(&mut cx, local, remote, hdr.initiator_cookie, cky_r, n);
+                }
+                cx.events.push_back(Event::NegotiationFailed { request: None, rule: Some(rule.name.clone()), peer: remote, phase: "main mode", reason: f.reason });
+            }
+        }
+    }
+
+    /// Answers a retransmitted request with the stored reply; `false` when `datagram` is not one.
+    fn answer_duplicate(&mut self, id: SaId, datagram: &[u8]) -> bool {
+        let Some(sa) = self.sas.get(&id) else { return false };
+        match &sa.core.reply {
+            Some(r) if r.request_digest == request_digest(datagram) => {
+                self.stats.duplicates_answered += 1;
+                self.stats.sent += 1;
+                self.out.push_back(Transmit { local: sa.core.local, remote: sa.core.peer, payload: r.reply.clone() });
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The SA that owns a message with both cookies set, if it came from that SA's peer address.
+    fn lookup(&self, hdr: &Header, remote: SocketAddr) -> Option<SaId> {
+        let candidate = |cookie: &[u8; 8], role: Role| {
+            self.by_cookie.get(cookie).copied().filter(|id| {
+                self.sas.get(id).is_some_and(|sa| {
+                    let c = &sa.core;
+                    c.role == role
+                        && c.peer.ip() == remote.ip()
+                        && match role {
+                            Role::Initiator => c.cky_r == hdr.responder_cookie || c.cky_r == [0; 8],
+                            Role::Responder => c.cky_i == hdr.initiator_cookie,
+                        }
+                })
+            })
+        };
+        candidate(&hdr.initiator_cookie, Role::Initiator).or_else(|| candidate(&hdr.responder_cookie, Role::Responder))
+    }
+
+    fn on_established(&mut self, now: Instant, id: SaId) {
+        let Some(sa) = self.sas.get_mut(&id) else { return };
+        self.half_open.remove(&(sa.core.peer, sa.core.cky_i));
+        sa.core.retransmit = None;
+        sa.core.idle_deadline = sa.core.reply.as_ref().map(|_| now + self.timing.keep_reply);
+        self.stats.main_mode_established += 1;
+        let info = sa.info(now);
+        let Phase1::Established(est) = &sa.phase1 else { return };
+        info!(
+            peer = %sa.core.peer,
+            rule = %sa.core.rule,
+            "Main Mode established as {} with {}: {}, auth {}, lifetime {}s",
+            sa.core.role.name(),
+            est.peer_id,
+            est.suite,
+            est.auth,
+            est.expires.saturating_duration_since(now).as_secs(),
+        );
+        self.events.push_back(Event::MainModeUp { info, encryption_key: est.keys.ka.clone() });
+        let peer_ip = sa.core.peer.ip();
+        let initial_contact = sa.core.peer_initial_contact;
+        let waiting = std::mem::take(&mut sa.core.waiting);
+        self.contacted.insert(peer_ip);
+        if initial_contact {
+            self.honour_initial_contact(now, id, peer_ip);
+        }
+        for req in waiting {
+            self.start_quick_mode(now, id, Some(req));
+        }
+    }
+
+    /// The peer restarted: every other SA with it is stale (RFC 2407 §4.6.3.3). They are removed without DELETE:
+    /// the peer no longer knows them.
+    fn honour_initial_contact(&mut self, now: Instant, keep: SaId, peer_ip: IpAddr) {
+        let stale: Vec<SaId> = self.sas.iter().filter(|(i, sa)| **i != keep && sa.core.peer.ip() == peer_ip).map(|(i, _)| *i).collect();
+        for id in stale {
+            self.remove_sa(now, id, "the peer restarted (INITIAL-CONTACT)");
+        }
+        let kids: Vec<u32> = self.children.iter().filter(|(_, c)| c.info.peer.ip() == peer_ip).map(|(s, _)| *s).collect();
+        for spi in kids {
+            self.remove_child(spi, "the peer restarted (INITIAL-CONTACT)");
+        }
+    }
+
+    fn fail_sa(&mut self, now: Instant, id: SaId, f: Failure) {
+        if let Some(sa) = self.forget_sa(id) {
+            self.report_failure(now, &sa.core, &sa.quick_modes, f);
+        }
+    }
+
+    /// Logs a failed Main Mode, tells the peer when there is a notification for it, and fails every request that
+    /// waited on the SA.
+    fn report_failure(&mut self, now: Instant, c: &SaCore, quick_modes: &BTreeMap<u32, QuickMode>, f: Failure) {
+        if f.auth {
+            self.stats.auth_failed += 1;
+        }
+        warn!(peer = %c.peer, rule = %c.rule, "Main Mode failed: {}", f.reason);
+        if let Some(n) = f.notify {
+            let mut cx = ctx!(self, now);
+            send_plain_notify(&mut cx, c.local, c.peer, c.cky_i, c.cky_r, n);
+        }
+        let mut requests: Vec<Option<RequestId>> = c.waiting.iter().copied().map(Some).collect();
+        requests.extend(quick_modes.values().map(|q| q.request).filter(Option::is_some));
+        if requests.is_empty() {
+            requests.push(None);
+        }
+        for request in requests {
+            self.events.push_back(Event::NegotiationFailed { request, rule: Some(c.rule.clone()), peer: c.peer, phase: "main mode", reason: f.reason.clone() });
+        }
+    }
+
+    /// Removes an SA from the map and every index.
+    fn forget_sa(&mut self, id: SaId) -> Option<IkeSa> {
+        let sa = self.sas.remove(&id)?;
+        self.unindex(id, &sa.core, &sa.quick_modes);
+        Some(sa)
+    }
+
+    /// Removes an SA (already out of the map) from the cookie indexes and releases the SPIs its Quick Modes
+    /// reserved.
+    fn unindex(&mut self, id: SaId, core: &SaCore, quick_modes: &BTreeMap<u32, QuickMode>) {
+        let own = core.own_cookie();
+        if self.by_cookie.get(&own) == Some(&id) {
+            self.by_cookie.remove(&own);
+        }
+        if self.half_open.get(&(core.peer, core.cky_i)) == Some(&id) {
+            self.half_open.remove(&(core.peer, core.cky_i));
+        }
+        for qm in quick_modes.values() {
+            if !self.children.contains_key(&qm.spi_in) {
+                self.reserved_spis.remove(&qm.spi_in);
+            }
+        }
+    }
+
+    /// Removes an ISAKMP SA with an event (and fails the requests waiting on it).
+    fn remove_sa(&mut self, now: Instant, id: SaId, reason: &str) {
+        let Some(sa) = self.forget_sa(id) else { return };
+        let c = &sa.core;
+        info!(peer = %c.peer, rule = %c.rule, "Main Mode SA deleted: {reason}");
+        let mut requests = c.waiting.clone();
+        requests.extend(sa.quick_modes.values().filter(|q| !matches!(q.state, QmState::Done)).filter_map(|q| q.request));
+        for request in requests {
+            self.events.push_back(Event::NegotiationFailed {
+                request: Some(request),
+                rule: Some(c.rule.clone()),
+                peer: c.peer,
+                phase: "main mode",
+                reason: format!("the Main Mode SA was deleted: {reason}"),
+            });
+        }
+        self.events.push_back(Event::MainModeDown { info: sa.info(now), reason: reason.to_string() });
+    }
+
+    fn remove_child(&mut self, spi_in: u32, reason: &str) {
+        if let Some(c) = self.children.remove(&spi_in) {
+            self.reserved_spis.remove(&spi_in);
+            info!(peer = %c.info.peer, rule = %c.info.rule, "Quick Mode SA deleted (SPIs in {:08x} out {:08x}): {reason}", c.info.spi_in, c.info.spi_out);
+            self.events.push_back(Event::QuickModeDown { info: c.info, reason: reason.to_string() });
+        }
+    }
+
+    fn start_quick_mode(&mut self, now: Instant, id: SaId, request: Option<RequestId>) {
+        let spi = self.fresh_spi();
+        let Some(sa) = self.sas.get_mut(&id) else { return };
+        let msg_id = loop {
+            let mut b = [0u8; 4];
+            self.rng.fill_bytes(&mut b);
+            let m = u32::from_be_bytes(b);
+            if m != 0 && !sa.quick_modes.contains_key(&m) {
+                break m;
+            }
+        };
+        let Some(rule) = self.policy.rule(&sa.core.rule) else { return };
+        let result = match &sa.phase1 {
+            Phase1::Established(est) => {
+                let mut cx = ctx!(self, now);
+                QuickMode::start(&mut cx, &sa.core, est, rule, msg_id, spi.to_be_bytes(), request)
+            }
+            Phase1::Negotiating(_) => Err("phase 1 is not established".into()),
+        };
+        match result {
+            Ok(qm) => {
+                self.reserved_spis.insert(spi);
+                sa.quick_modes.insert(msg_id, qm);
+            }
+            Err(reason) => {
+                warn!(peer = %sa.core.peer, rule = %sa.core.rule, "Quick Mode could not start: {reason}");
+                self.events.push_back(Event::NegotiationFailed { request, rule: Some(sa.core.rule.clone()), peer: sa.core.peer, phase: "quick mode", reason });
+            }
+        }
+        self.schedule(id);
+    }
+
+    fn on_quick_mode(&mut self, now: Instant, remote: SocketAddr, hdr: &Header, datagram: &[u8]) {
+        let Some(id) = self.lookup(hdr, remote) else {
+            self.stats.dropped_unknown_sa += 1;
+            debug!(peer = %remote, "dropped a Quick Mode message for unknown cookies");
+            return;
+        };
+        if hdr.flags & flags::ENCRYPTION == 0 || hdr.message_id == 0 {
+            self.stats.dropped_malformed += 1;
+            debug!(peer = %remote, "dropped a Quick Mode message that is not encrypted or has message ID 0");
+            return;
+        }
+        let Some(sa) = self.sas.get_mut(&id) else { return };
+        let Phase1::Established(est) = &sa.phase1 else {
+            self.stats.dropped_unexpected += 1;
+            debug!(peer = %remote, "dropped a Quick Mode message before Main Mode completed");
+            return;
+        };
+        let msg_id = hdr.message_id;
+        let Some(qm) = sa.quick_modes.get_mut(&msg_id) else {
+            self.respond_quick_mode(now, id, hdr, datagram);
+            self.schedule(id);
+            return;
+        };
+        let step = {
+            let mut cx = ctx!(self, now);
+            qm.handle(&mut cx, &sa.core, est, hdr, datagram)
+        };
+        match step {
+            QmStep::Drop(why) => {
+                self.stats.dropped_unexpected += 1;
+                debug!(peer = %remote, "dropped a Quick Mode message: {why}");
+            }
+            QmStep::Continue => {}
+            QmStep::ChildUp(child) => {
+                let request = qm.request;
+                self.install_child(now, *child, request);
+            }
+            QmStep::Failed(reason, n) => {
+                let request = qm.request;
+                let spi = qm.spi_in;
+                sa.quick_modes.remove(&msg_id);
+                self.reserved_spis.remove(&spi);
+                warn!(peer = %sa.core.peer, rule = %sa.core.rule, "Quick Mode failed: {reason}");
+                if let Some(t) = n {
+                    let repr = NotifyRepr { doi: DOI_IPSEC, protocol_id: protocol::ISAKMP, notify_type: t, spi: sa.core.isakmp_spi(), data: Vec::new() };
+                    let mut cx = ctx!(self, now);
+                    let _ = sa.core.send_informational(&mut cx, est, &[(payload::NOTIFY, &repr)]);
+                }
+                self.events.push_back(Event::NegotiationFailed { request, rule: Some(sa.core.rule.clone()), peer: sa.core.peer, phase: "quick mode", reason });
+            }
+        }
+        self.schedule(id);
+    }
+
+    fn respond_quick_mode(&mut self, now: Instant, id: SaId, hdr: &Header, datagram: &[u8]) {
+        let spi = self.fresh_spi();
+        let Some(sa) = self.sas.get_mut(&id) else { return };
+        let Phase1::Established(est) = &sa.phase1 else { return };
+        if sa.quick_modes.len() >= MAX_QUICK_MODES_PER_SA {
+            self.stats.dropped_unexpected += 1;
+            warn!(peer = %sa.core.peer, "dropped a new Quick Mode: {MAX_QUICK_MODES_PER_SA} already run under this Main Mode SA");
+            return;
+        }
+        let Some(rule) = self.policy.rule(&sa.core.rule) else {
+            self.stats.refused_no_rule += 1;
+            warn!(peer = %sa.core.peer, "refused a Quick Mode: rule '{}' was removed", sa.core.rule);
+            return;
+        };
+        let result = {
+            let mut cx = ctx!(self, now);
+            QuickMode::respond(&mut cx, &sa.core, est, rule, hdr, datagram, spi.to_be_bytes())
+        };
+        match result {
+            Ok(qm) => {
+                self.reserved_spis.insert(spi);
+                sa.quick_modes.insert(hdr.message_id, qm);
+            }
+            Err(r) if r.bad_hash => {
+                self.stats.dropped_bad_hash += 1;
+                debug!(peer = %sa.core.peer, "dropped a Quick Mode message: {}", r.reason);
+            }
+            Err(r) => {
+                self.stats.refused_no_proposal += 1;
+                warn!(peer = %sa.core.peer, rule = %sa.core.rule, "Quick Mode refused: {}", r.reason);
+                let repr = NotifyRepr { doi: DOI_IPSEC, protocol_id: protocol::ISAKMP, notify_type: r.notify, spi: sa.core.isakmp_spi(), data: Vec::new() };
+                let mut cx = ctx!(self, now);
+                let _ = sa.core.send_informational(&mut cx, est, &[(payload::NOTIFY, &repr)]);
+                self.events.push_back(Event::NegotiationFailed { request: None, rule: Some(sa.core.rule.clone()), peer: sa.core.peer, phase: "quick mode", reason: r.reason });
+            }
+        }
+    }
+
+    fn install_child(&mut self, now: Instant, child: NewChild, request: Option<RequestId>) {
+        let info = child.keys.info.clone();
+        self.stats.quick_mode_established += 1;
+        info!(
+            peer = %info.peer,
+            rule = %info.rule,
+            "Quick Mode established as {}: ESP transport {}, SPIs in {:08x} out {:08x}, PFS {}, lifetime {}s/{}KB",
+            info.role.name(),
+            info.transform,
+            info.spi_in,
+            info.spi_out,
+            info.pfs_group.map_or("none".to_string(), |g| format!("group {g}")),
+            child.lifetime.as_secs(),
+            info.lifetime_kb,
+        );
+        let expires = now + child.lifetime;
+        self.reserved_spis.insert(info.spi_in);
+        self.children.insert(info.spi_in, Child { info: info.clone(), expires });
+        self.timers.push(Reverse((expires, TimerKey::Child(info.spi_in))));
+        self.events.push_back(Event::QuickModeUp(child.keys));
+        if let Some(request) = request {
+            self.events.push_back(Event::RequestDone { request, info });
+        }
+    }
+
+    fn on_informational(&mut self, now: Instant, remote: SocketAddr, hdr: &Header, datagram: &[u8]) {
+        if hdr.flags & flags::ENCRYPTION == 0 {
+            self.on_plain_informational(now, remote, hdr, datagram);
+            return;
+        }
+        let Some(id) = self.lookup(hdr, remote) else {
+            self.stats.dropped_unknown_sa += 1;
+            debug!(peer = %remote, "dropped an Informational message for unknown cookies");
+            return;
+        };
+        let Some(sa) = self.sas.get_mut(&id) else { return };
+        let Phase1::Established(est) = &sa.phase1 else {
+            self.stats.dropped_unexpected += 1;
+            return;
+        };
+        if sa.core.seen_informational.contains(&hdr.message_id) {
+            self.stats.dropped_unexpected += 1;
+            return;
+        }
+        let items = match informational::read_encrypted(est, hdr, datagram) {
+            Ok(i) => i,
+            Err(e) => {
+                self.stats.dropped_bad_hash += 1;
+                debug!(peer = %remote, "dropped an Informational message: {e}");
+                return;
+            }
+        };
+        if sa.core.seen_informational.len() >= SEEN_INFORMATIONAL {
+            sa.core.seen_informational.pop_front();
+        }
+        sa.core.seen_informational.push_back(hdr.message_id);
+        for item in items {
+            self.apply_informational(now, id, remote, item);
+        }
+        self.schedule(id);
+    }
+
+    fn apply_informational(&mut self, now: Instant, id: SaId, remote: SocketAddr, item: InfoItem) {
+        let Some(sa) = self.sas.get_mut(&id) else { return };
+        let peer_ip = sa.core.peer.ip();
+        match item {
+            InfoItem::DeleteIsakmp(i, r) if (i, r) == (sa.core.cky_i, sa.core.cky_r) => self.remove_sa(now, id, "the peer deleted it"),
+            InfoItem::DeleteIsakmp(..) => debug!(peer = %remote, "ignored a DELETE for another ISAKMP SA"),
+            InfoItem::DeleteEsp(spis) => {
+                for spi_out in spis {
+                    let found = self.children.iter().find(|(_, c)| c.info.spi_out == spi_out && c.info.peer.ip() == peer_ip).map(|(s, _)| *s);
+                    match found {
+                        Some(spi_in) => self.remove_child(spi_in, "the peer deleted it"),
+                        None => debug!(peer = %remote, "ignored a DELETE for unknown ESP SPI {spi_out:08x}"),
+                    }
+                }
+            }
+            InfoItem::InitialContact => self.honour_initial_contact(now, id, peer_ip),
+            InfoItem::RuThere(seq) => {
+                if let Phase1::Established(est) = &sa.phase1 {
+                    let ack = NotifyRepr {
+                        doi: DOI_IPSEC,
+                        protocol_id: protocol::ISAKMP,
+                        notify_type: notify::R_U_THERE_ACK,
+                        spi: sa.core.isakmp_spi(),
+                        data: seq.to_be_bytes().to_vec(),
+                    };
+                    let mut cx = ctx!(self, now);
+                    let _ = sa.core.send_informational(&mut cx, est, &[(payload::NOTIFY, &ack)]);
+                }
+            }
+            InfoItem::RuThereAck(_) => {}
+            InfoItem::Notify(t) => info!(peer = %remote, "notification: {}", informational::explain_peer_error(t)),
+        }
+    }
+
+    /// Cleartext notifications are unauthenticated: they are logged, and believed only as the reason why our own
+    /// Main Mode in progress with that peer fails (so that `hostsec initiate` can say why at once).
+    fn on_plain_informational(&mut self, now: Instant, remote: SocketAddr, hdr: &Header, datagram: &[u8]) {
+        let types = match informational::read_plain(hdr, datagram) {
+            Ok(t) => t,
+            Err(e) => {
+                self.stats.dropped_malformed += 1;
+                debug!(peer = %remote, "dropped a malformed Informational message: {e}");
+                return;
+            }
+        };
+        let target = self.by_cookie.get(&hdr.initiator_cookie).copied().filter(|id| {
+            self.sas
+                .get(id)
+                .is_some_and(|sa| sa.core.role == Role::Initiator && sa.core.peer.ip() == remote.ip() && sa.established().is_none())
+        });
+        for t in types {
+            let text = informational::explain_peer_error(t);
+            info!(peer = %remote, "cleartext notification: {text}");
+            if let (Some(id), true) = (target, (1..=notify::MAX_ERROR).contains(&t)) {
+                self.fail_sa(now, id, Failure { reason: text, notify: None, auth: false });
+                return;
+            }
+        }
+    }
+
+    /// Starts negotiating under `rule` with `peer` (the rule's single remote host when `None`), from `local`
+    /// (the address and port the daemon's IKE socket uses towards the peer). The outcome comes as
+    /// [`Event::RequestDone`] or [`Event::NegotiationFailed`] carrying the returned id.
+    pub fn initiate(&mut self, now: Instant, rule_name: &str, peer: Option<IpAddr>, local: SocketAddr) -> Result<RequestId, InitiateError> {
+        let rule = self.policy.rule(rule_name).cloned().ok_or_else(|| InitiateError::UnknownRule(rule_name.to_string()))?;
+        if !rule.enabled || !rule.action.negotiates() {
+            let why = if rule.enabled { format!("its action is {}", rule.action.name()) } else { "it is disabled".to_string() };
+            return Err(InitiateError::DoesNotNegotiate { rule: rule.name, why });
+        }
+        let peer_ip = match peer {
+            Some(p) => p,
+            None => rule.remote.single_host().ok_or_else(|| InitiateError::NoPeer(rule.name.clone()))?,
+        };
+        if !rule.remote.contains(peer_ip) {
+            return Err(InitiateError::PeerNotCovered { rule: rule.name, peer: peer_ip });
+        }
+        let request = RequestId(self.next_request);
+        self.next_request += 1;
+        if let Some(c) = self.children.values().find(|c| c.info.rule == rule.name && c.info.peer.ip() == peer_ip) {
+            self.events.push_back(Event::RequestDone { request, info: c.info.clone() });
+            return Ok(request);
+        }
+        let existing = self
+            .sas
+            .iter()
+            .filter(|(_, sa)| sa.core.rule == rule.name && sa.core.peer.ip() == peer_ip)
+            .max_by_key(|(_, sa)| sa.established().is_some())
+            .map(|(id, sa)| (*id, sa.established().is_some()));
+        match existing {
+            Some((id, true)) => self.start_quick_mode(now, id, Some(request)),
+            Some((id, false)) => {
+                if let Some(sa) = self.sas.get_mut(&id) {
+                    sa.core.waiting.push(request);
+                }
+            }
+            None => self.start_main_mode(now, &rule, local, SocketAddr::new(peer_ip, IKE_PORT), request),
+        }
+        Ok(request)
+    }
+
+    fn start_main_mode(&mut self, now: Instant, rule: &Rule, local: SocketAddr, peer: SocketAddr, request: RequestId) {
+        let id = self.next_sa;
+        self.next_sa += 1;
+        let cky_i = self.fresh_cookie();
+        let mut core = SaCore::new(id, &rule.name, Role::Initiator, local, peer, cky_i, [0; 8]);
+        core.waiting.push(request);
+        core.send_initial_contact = !self.contacted.contains(&peer.ip()) && !self.sas.values().any(|s| s.core.peer.ip() == peer.ip());
+        let result = {
+            let mut cx = ctx!(self, now);
+            MainMode::start(&mut cx, &mut core, rule)
+        };
+        match result {
+            Ok(mm) => {
+                info!(peer = %peer, rule = %rule.name, "initiating Main Mode");
+                self.by_cookie.insert(cky_i, id);
+                self.sas.insert(id, IkeSa { core, phase1: Phase1::Negotiating(mm), quick_modes: BTreeMap::new() });
+                self.schedule(id);
+            }
+            Err(f) => {
+                warn!(peer = %peer, rule = %rule.name, "Main Mode could not start: {}", f.reason);
+                self.events.push_back(Event::NegotiationFailed { request: Some(request), rule: Some(rule.name.clone()), peer, phase: "main mode", reason: f.reason });
+            }
+        }
+    }
+
+    /// Deletes every SA of `rule` (or, with `peer`, only those with that peer), telling the peer with DELETE
+    /// notifications. Returns how many SAs (Main Mode and Quick Mode) were deleted.
+    pub fn terminate(&mut self, now: Instant, rule: Option<&str>, peer: Option<IpAddr>) -> usize {
+        let matches = |r: &str, p: IpAddr| rule.is_none_or(|x| x == r) && peer.is_none_or(|x| x == p);
+        let kids: Vec<u32> = self.children.values().filter(|c| matches(&c.info.rule, c.info.peer.ip())).map(|c| c.info.spi_in).collect();
+        let sas: Vec<SaId> = self.sas.iter().filter(|(_, sa)| matches(&sa.core.rule, sa.core.peer.ip())).map(|(id, _)| *id).collect();
+        let count = kids.len() + sas.len();
+        for spi in kids {
+            self.delete_child_with_notice(now, spi, "terminated by the administrator");
+        }
+        for id in sas {
+            self.delete_sa_with_notice(now, id, "terminated by the administrator");
+        }
+        count
+    }
+
+    /// Deletes an ESP SA pair, telling the peer under an established ISAKMP SA with it (if one is left).
+    fn delete_child_with_notice(&mut self, now: Instant, spi_in: u32, reason: &str) {
+        let Some(c) = self.children.get(&spi_in) else { return };
+        let peer_ip = c.info.peer.ip();
+        let carrier = self.sas.values().filter(|sa| sa.core.peer.ip() == peer_ip).rev().find(|sa| sa.established().is_some());
+        if let Some(sa) = carrier {
+            if let Phase1::Established(est) = &sa.phase1 {
+                let d = informational::delete_esp(&[spi_in]);
+                let mut cx = ctx!(self, now);
+                let _ = sa.core.send_informational(&mut cx, est, &[(payload::DELETE, &d)]);
+            }
+        }
+        self.remove_child(spi_in, reason);
+    }
+
+    fn delete_sa_with_notice(&mut self, now: Instant, id: SaId, reason: &str) {
+        if let Some(sa) = self.sas.get(&id) {
+            if let Phase1::Established(est) = &sa.phase1 {
+                let d = informational::delete_isakmp(sa.core.cky_i, sa.core.cky_r);
+                let mut cx = ctx!(self, now);
+                let _ = sa.core.send_informational(&mut cx, est, &[(payload::DELETE, &d)]);
+            }
+        }
+        self.remove_sa(now, id, reason);
+    }
+
+    /// Runs every timer that is due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(Reverse((t, key))) = self.timers.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            match key {
+                TimerKey::Sa(id) => {
+                    let due = self.sas.get_mut(&id).filter(|sa| sa.core.scheduled == Some(t)).map(|sa| sa.core.scheduled = None).is_some();
+                    if due {
+                        self.sa_timers(now, id);
+                        self.schedule(id);
+                    }
+                }
+                TimerKey::Child(spi) => {
+                    if self.children.get(&spi).is_some_and(|c| c.expires <= now) {
+                        self.delete_child_with_notice(now, spi, "its lifetime expired");
+                    }
+                }
+            }
+        }
+    }
+
+    fn sa_timers(&mut self, now: Instant, id: SaId) {
+        let tries = self.timing.retransmit_tries;
+        let Some(sa) = self.sas.get_mut(&id) else { return };
+        // Main Mode request retransmission.
+        if let Some(r) = sa.core.retransmit.as_mut().filter(|r| r.deadline <= now) {
+            match r.on_deadline(now, tries) {
+                Some(msg) => {
+                    self.stats.retransmitted += 1;
+                    self.stats.sent += 1;
+                    debug!(peer = %sa.core.peer, "retransmitting a Main Mode request");
+                    self.out.push_back(Transmit { local: sa.core.local, remote: sa.core.peer, payload: msg.to_vec() });
+                }
+                None => {
+                    self.stats.timeouts += 1;
+                    let state = sa.info(now).state;
+                    let reason = format!(
+                        "the peer did not answer (state {state}, {tries} retransmissions): is it up, does it run IKEv1 on UDP 500, does a firewall drop it?"
+                    );
+                    self.fail_sa(now, id, Failure { reason, notify: None, auth: false });
+                    return;
+                }
+            }
+        }
+        // A half-open responder SA given up, or a stored reply no longer needed.
+        if sa.core.idle_deadline.is_some_and(|d| d <= now) {
+            sa.core.idle_deadline = None;
+            sa.core.reply = None;
+            if sa.established().is_none() {
+                self.stats.timeouts += 1;
+                let reason = format!("the peer stopped answering during Main Mode (state {})", sa.info(now).state);
+                self.fail_sa(now, id, Failure { reason, notify: None, auth: false });
+                return;
+            }
+        }
+        if sa.established().is_some_and(|e| e.expires <= now) {
+            self.delete_sa_with_notice(now, id, "its lifetime expired");
+            return;
+        }
+        // Quick Modes: retransmissions, give-ups, and finished ones forgotten.
+        let due: Vec<u32> = sa.quick_modes.iter().filter(|(_, q)| q.next_deadline().is_some_and(|d| d <= now)).map(|(m, _)| *m).collect();
+        for mid in due {
+            let Some(qm) = sa.quick_modes.get_mut(&mid) else { continue };
+            if let Some(r) = qm.retransmit.as_mut().filter(|r| r.deadline <= now) {
+                match r.on_deadline(now, tries) {
+                    Some(msg) => {
+                        self.stats.retransmitted += 1;
+                        self.stats.sent += 1;
+                        self.out.push_back(Transmit { local: sa.core.local, remote: sa.core.peer, payload: msg.to_vec() });
+                    }
+                    None => {
+                        self.stats.timeouts += 1;
+                        let (request, spi) = (qm.request, qm.spi_in);
+                        sa.quick_modes.remove(&mid);
+                        self.reserved_spis.remove(&spi);
+                        let reason = "the peer did not complete the Quick Mode (no answer to our retransmissions)".to_string();
+                        warn!(peer = %sa.core.peer, rule = %sa.core.rule, "Quick Mode failed: {reason}");
+                        self.events.push_back(Event::NegotiationFailed { request, rule: Some(sa.core.rule.clone()), peer: sa.core.peer, phase: "quick mode", reason });
+                        continue;
+                    }
+                }
+            }
+            if qm.forget_at.is_some_and(|d| d <= now) {
+                sa.quick_modes.remove(&mid);
+            }
+        }
+    }
+
+    fn schedule(&mut self, id: SaId) {
+        let Some(sa) = self.sas.get_mut(&id) else { return };
+        let next = sa.next_deadline();
+        if next != sa.core.scheduled {
+            sa.core.scheduled = next;
+            if let Some(t) = next {
+                self.timers.push(Reverse((t, TimerKey::Sa(id))));
+            }
+        }
+    }
+
+    fn fresh_cookie(&mut self) -> [u8; 8] {
+        loop {
+            let mut c = [0u8; 8];
+            self.rng.fill_bytes(&mut c);
+            if c != [0; 8] && !self.by_cookie.contains_key(&c) {
+                return c;
+            }
+        }
+    }
+
+    fn fresh_spi(&mut self) -> u32 {
+        loop {
+            let mut b = [0u8; 4];
+            self.rng.fill_bytes(&mut b);
+            let spi = u32::from_be_bytes(b);
+            // SPIs 1-255 are reserved by IANA (RFC 4303 §2.1).
+            if spi > 255 && !self.reserved_spis.contains(&spi) && !self.children.contains_key(&spi) {
+                return spi;
+            }
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! Informational exchanges (RFC 2408 §4.8, RFC 2409 §5.7): notifications and deletes, authenticated under an
+//! established ISAKMP SA with HASH(1) = prf(SKEYID_a, M-ID | N/D), or in cleartext before one exists (where only
+//! error notifications about a negotiation in progress are believed, and only as a reason to log).
+
+use super::message::{after_first_hash, collect, decrypt_body, Crypt};
+use super::sa::Established;
+use crate::crypto::keys::exchange_iv;
+use crate::crypto::prf::{prf, verify_mac};
+use crate::wire::consts::{notify, protocol, DOI_IPSEC};
+use crate::wire::{DeleteRepr, Header};
+
+/// One thing an authenticated Informational message asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum InfoItem {
+    /// Delete the ISAKMP SA with these cookies.
+    DeleteIsakmp([u8; 8], [u8; 8]),
+    /// Delete the ESP SAs whose SPIs (the peer's inbound SPIs: our outbound ones) are listed.
+    DeleteEsp(Vec<u32>),
+    /// The peer restarted and forgot all SAs with us (RFC 2407 §4.6.3.3).
+    InitialContact,
+    /// A DPD request (RFC 3706) with its sequence number.
+    RuThere(u32),
+    /// A DPD answer.
+    RuThereAck(u32),
+    /// Any other notification: its type and, for the log, its name.
+    Notify(u16),
+}
+
+/// Decrypts and authenticates an Informational message under `est` and lists what it asks for. `Err` means the
+/// message is not authentic (or not well-formed) and must be dropped.
+pub(crate) fn read_encrypted(est: &Established, hdr: &Header, datagram: &[u8]) -> Result<Vec<InfoItem>, String> {
+    let hash = est.suite.hash;
+    let crypt = Crypt { cipher: est.suite.cipher, key: est.keys.ka.expose(), iv: exchange_iv(hash, &est.last_block, hdr.message_id) };
+    let (plain, _) = decrypt_body(datagram, &crypt).map_err(|e| e.to_string())?;
+    let c = collect(hdr.next_payload, &plain).map_err(|e| format!("did not decrypt to valid payloads: {e}"))?;
+    let (h, covered) = after_first_hash(&plain, &c).map_err(|e| e.to_string())?;
+    let expect = prf(hash, est.keys.skeyid_a.expose(), &[&hdr.message_id.to_be_bytes(), covered]);
+    if !verify_mac(expect.as_bytes(), h) {
+        return Err("HASH(1) does not verify".into());
+    }
+    let mut items = Vec::new();
+    for n in &c.notify {
+        let seq = || n.data.get(..4).and_then(|d| <[u8; 4]>::try_from(d).ok()).map(u32::from_be_bytes);
+        items.push(match n.notify_type {
+            notify::INITIAL_CONTACT => InfoItem::InitialContact,
+            notify::R_U_THERE => match seq() {
+                Some(s) => InfoItem::RuThere(s),
+                None => continue,
+            },
+            notify::R_U_THERE_ACK => match seq() {
+                Some(s) => InfoItem::RuThereAck(s),
+                None => continue,
+            },
+            t => InfoItem::Notify(t),
+        });
+    }
+    for d in &c.delete {
+        match (d.protocol_id, d.spi_size) {
+            (protocol::ISAKMP, 16) => {
+                for spi in d.spis() {
+                    let (a, b) = spi.split_at(8);
+                    if let (Ok(i), Ok(r)) = (<[u8; 8]>::try_from(a), <[u8; 8]>::try_from(b)) {
+                        items.push(InfoItem::DeleteIsakmp(i, r));
+                    }
+                }
+            }
+            (protocol::ESP, 4) => {
+                let spis = d.spis().filter_map(|s| <[u8; 4]>::try_from(s).ok()).map(u32::from_be_bytes).collect();
+                items.push(InfoItem::DeleteEsp(spis));
+            }
+            // Deletes for AH/IPComp or with odd SPI sizes concern nothing hostsec has.
+            _ => {}
+        }
+    }
+    Ok(items)
+}
+
+/// Reads a cleartext Informational message: the notification types it carries (none are acted on beyond
+/// logging: they are unauthenticated).
+pub(crate) fn read_plain(hdr: &Header, datagram: &[u8]) -> Result<Vec<u16>, String> {
+    let body = datagram.get(Header::LEN..).unwrap_or(&[]);
+    let c = collect(hdr.next_payload, body).map_err(|e| e.to_string())?;
+    Ok(c.notify.iter().map(|n| n.notify_type).collect())
+}
+
+/// A DELETE payload for an ISAKMP SA.
+pub(crate) fn delete_isakmp(cky_i: [u8; 8], cky_r: [u8; 8]) -> DeleteRepr {
+    let mut spi = cky_i.to_vec();
+    spi.extend_from_slice(&cky_r);
+    DeleteRepr { doi: DOI_IPSEC, protocol_id: protocol::ISAKMP, spi_size: 16, spis: vec![spi] }
+}
+
+/// A DELETE payload for ESP SAs (our inbound SPIs).
+pub(crate) fn delete_esp(spis: &[u32]) -> DeleteRepr {
+    DeleteRepr { doi: DOI_IPSEC, protocol_id: protocol::ESP, spi_size: 4, spis: spis.iter().map(|s| s.to_be_bytes().to_vec()).collect() }
+}
+
+/// The name of a notification type, for logs.
+pub(crate) fn notify_name(t: u16) -> String {
+    let name = match t {
+        notify::INVALID_PAYLOAD_TYPE => "INVALID-PAYLOAD-TYPE",
+        notify::DOI_NOT_SUPPORTED => "DOI-NOT-SUPPORTED",
+        notify::SITUATION_NOT_SUPPORTED => "SITUATION-NOT-SUPPORTED",
+        notify::INVALID_COOKIE => "INVALID-COOKIE",
+        notify::INVALID_MAJOR_VERSION => "INVALID-MAJOR-VERSION",
+        notify::INVALID_EXCHANGE_TYPE => "INVALID-EXCHANGE-TYPE",
+        notify::INVALID_FLAGS => "INVALID-FLAGS",
+        notify::INVALID_MESSAGE_ID => "INVALID-MESSAGE-ID",
+        notify::INVALID_PROTOCOL_ID => "INVALID-PROTOCOL-ID",
+        notify::INVALID_SPI => "INVALID-SPI",
+        notify::INVALID_TRANSFORM_ID => "INVALID-TRANSFORM-ID",
+        notify::ATTRIBUTES_NOT_SUPPORTED => "ATTRIBUTES-NOT-SUPPORTED",
+        notify::NO_PROPOSAL_CHOSEN => "NO-PROPOSAL-CHOSEN",
+        notify::BAD_PROPOSAL_SYNTAX => "BAD-PROPOSAL-SYNTAX",
+        notify::PAYLOAD_MALFORMED => "PAYLOAD-MALFORMED",
+        notify::INVALID_KEY_INFORMATION => "INVALID-KEY-INFORMATION",
+        notify::INVALID_ID_INFORMATION => "INVALID-ID-INFORMATION",
+        notify::INVALID_CERT_ENCODING => "INVALID-CERT-ENCODING",
+        notify::INVALID_CERTIFICATE => "INVALID-CERTIFICATE",
+        notify::INVALID_HASH_INFORMATION => "INVALID-HASH-INFORMATION",
+        notify::AUTHENTICATION_FAILED => "AUTHENTICATION-FAILED",
+        notify::INVALID_SIGNATURE => "INVALID-SIGNATURE",
+        notify::UNSUPPORTED_EXCHANGE_TYPE => "UNSUPPORTED-EXCHANGE-TYPE",
+        notify::CONNECTED => "CONNECTED",
+        notify::RESPONDER_LIFETIME => "RESPONDER-LIFETIME",
+        notify::REPLAY_STATUS => "REPLAY-STATUS",
+        notify::INITIAL_CONTACT => "INITIAL-CONTACT",
+        notify::R_U_THERE => "R-U-THERE",
+        notify::R_U_THERE_ACK => "R-U-THERE-ACK",
+        _ => return format!("notify type {t}"),
+    };
+    name.to_string()
+}
+
+/// What an error notification from the peer means for an administrator.
+pub(crate) fn explain_peer_error(t: u16) -> String {
+    let hint = match t {
+        notify::NO_PROPOSAL_CHOSEN => "the peer accepts none of our proposals: compare its algorithms with this rule's minimum_strength",
+        notify::INVALID_ID_INFORMATION => "the peer does not accept our identity (check local_id here and the peer's remote identity)",
+        notify::AUTHENTICATION_FAILED | notify::INVALID_HASH_INFORMATION => "the peer could not authenticate us: the pre-shared keys probably differ",
+        notify::INVALID_KEY_INFORMATION => "the peer rejected our key exchange value",
+        notify::INVALID_EXCHANGE_TYPE | notify::UNSUPPORTED_EXCHANGE_TYPE => "the peer does not do this exchange type",
+        _ => "",
+    };
+    if hint.is_empty() {
+        format!("the peer sent {}", notify_name(t))
+    } else {
+        format!("the peer sent {}: {hint}", notify_name(t))
+    }
+}

@@ -1,0 +1,423 @@
+//! Main Mode (RFC 2409 §5, identity protection) with pre-shared keys, both roles. Six messages:
+//!
+//! ```text
+//!  MM1  I -> R  HDR, SA                      (proposals of the rule's level)
+//!  MM2  R -> I  HDR, SA                      (one transform chosen)
+//!  MM3  I -> R  HDR, KE, Ni
+//!  MM4  R -> I  HDR, KE, Nr
+//!  MM5  I -> R  HDR*, IDii, HASH_I [, N(INITIAL-CONTACT)]
+//!  MM6  R -> I  HDR*, IDir, HASH_R
+//! ```
+//!
+//! Each state is its own type; a message that does not fit the state is dropped and counted, a message that
+//! fits but fails (bad key exchange value, HASH that does not verify) ends the negotiation with a reason.
+
+use super::message::{build_encrypted, build_plain, check_nonce, collect, decrypt_body, emit_vec, Crypt};
+use super::proposal::{accept_main_mode_reply, choose_main_mode, main_mode_offer, MainModeChoice};
+use super::retransmit::{request_digest, Retransmit, StoredReply};
+use super::sa::{Ctx, Established, SaCore};
+use crate::crypto::dh::DhKeyPair;
+use crate::crypto::keys::{auth_hash, derive_phase1, skeyid_psk, Phase1Keys};
+use crate::crypto::prf::verify_mac;
+use crate::crypto::{AuthMethod, MainModeSuite};
+use crate::policy::{IdSpec, Rule};
+use crate::wire::consts::{id_type, notify, payload, protocol, DOI_IPSEC};
+use crate::wire::{Emit, Header, IdPayload, IdRepr, NotifyRepr, SaRepr};
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// Main Mode in progress: one variant per message we wait for.
+pub(crate) enum MainMode {
+    /// Initiator, MM1 sent, waiting for MM2.
+    I1(WaitSa),
+    /// Initiator, MM3 sent, waiting for MM4.
+    I3(WaitKeI),
+    /// Initiator, MM5 sent, waiting for MM6.
+    I5(WaitAuthI),
+    /// Responder, MM2 sent, waiting for MM3.
+    R2(WaitKeR),
+    /// Responder, MM4 sent, waiting for MM5.
+    R4(WaitAuthR),
+}
+
+/// Initiator waiting for MM2.
+pub(crate) struct WaitSa {
+    offer: SaRepr,
+    sai_b: Vec<u8>,
+}
+
+/// Initiator waiting for MM4.
+pub(crate) struct WaitKeI {
+    sai_b: Vec<u8>,
+    choice: MainModeChoice,
+    dh: DhKeyPair,
+    ni: Vec<u8>,
+}
+
+/// Initiator waiting for MM6.
+pub(crate) struct WaitAuthI {
+    sai_b: Vec<u8>,
+    choice: MainModeChoice,
+    keys: Phase1Keys,
+    g_xi: Vec<u8>,
+    g_xr: Vec<u8>,
+    iv: [u8; 16],
+}
+
+/// Responder waiting for MM3.
+pub(crate) struct WaitKeR {
+    sai_b: Vec<u8>,
+    choice: MainModeChoice,
+}
+
+/// Responder waiting for MM5.
+pub(crate) struct WaitAuthR {
+    sai_b: Vec<u8>,
+    choice: MainModeChoice,
+    keys: Phase1Keys,
+    g_xi: Vec<u8>,
+    g_xr: Vec<u8>,
+}
+
+/// What a message did to Main Mode.
+pub(crate) enum Step {
+    /// The message does not fit this state; nothing changed. The text says why (for debug logs).
+    Drop(MainMode, String),
+    /// Went on to the next state.
+    Next(MainMode),
+    /// Main Mode completed.
+    Up(Box<Established>),
+}
+
+/// Why Main Mode failed, and which notification (if any) tells the peer.
+pub(crate) struct Failure {
+    /// In words an administrator can act on.
+    pub reason: String,
+    /// Notify message type to send.
+    pub notify: Option<u16>,
+    /// Whether this was an authentication failure (for the counters).
+    pub auth: bool,
+}
+
+impl Failure {
+    fn new(reason: impl Into<String>, notify: Option<u16>) -> Self {
+        Failure { reason: reason.into(), notify, auth: false }
+    }
+    fn auth(reason: impl Into<String>) -> Self {
+        Failure { reason: reason.into(), notify: Some(notify::AUTHENTICATION_FAILED), auth: true }
+    }
+}
+
+impl MainMode {
+    /// The state's name for `hostsec sas`.
+    pub fn state_name(&self) -> &'static str {
+        match self {
+            MainMode::I1(_) => "mm1-sent",
+            MainMode::I3(_) => "mm3-sent",
+            MainMode::I5(_) => "mm5-sent",
+            MainMode::R2(_) => "mm2-sent",
+            MainMode::R4(_) => "mm4-sent",
+        }
+    }
+
+    /// The negotiated suite, once chosen.
+    pub fn suite(&self) -> Option<MainModeSuite> {
+        self.choice().map(|c| c.suite)
+    }
+
+    /// The negotiated authentication method, once chosen.
+    pub fn auth(&self) -> Option<AuthMethod> {
+        self.choice().map(|c| c.auth)
+    }
+
+    fn choice(&self) -> Option<&MainModeChoice> {
+        match self {
+            MainMode::I1(_) => None,
+            MainMode::I3(s) => Some(&s.choice),
+            MainMode::I5(s) => Some(&s.choice),
+            MainMode::R2(s) => Some(&s.choice),
+            MainMode::R4(s) => Some(&s.choice),
+        }
+    }
+
+    /// Starts Main Mode as initiator: sends MM1 with the rule's proposals.
+    pub fn start(cx: &mut Ctx<'_>, sa: &mut SaCore, rule: &Rule) -> Result<MainMode, Failure> {
+        let offer = main_mode_offer(rule.minimum_strength, &[AuthMethod::Psk], rule.main_mode_lifetime);
+        let sai_b = emit_vec(&offer);
+        let msg = build_plain(sa.header(crate::wire::consts::exchange::IDENTITY_PROTECTION, 0), &[(payload::SA, &offer)])
+            .map_err(|e| Failure::new(format!("cannot build MM1: {e}"), None))?;
+        send_request(cx, sa, msg);
+        Ok(MainMode::I1(WaitSa { offer, sai_b }))
+    }
+
+    /// Answers MM1 as responder: chooses a proposal and sends MM2, or refuses with the reasons.
+    pub fn respond(cx: &mut Ctx<'_>, sa: &mut SaCore, rule: &Rule, datagram: &[u8], sa_body: &[u8]) -> Result<MainMode, Failure> {
+        let sel = choose_main_mode(sa_body, rule.minimum_strength, &[AuthMethod::Psk]).map_err(|why| {
+            let mut reason = format!("no Main Mode proposal of the peer meets rule '{}' (level {}): {}", rule.name, rule.minimum_strength, why.join("; "));
+            if why.iter().any(|w| w.contains("DH group 2 ")) {
+                reason.push_str(". A Windows peer proposes DH group 2 by default: set its Main Mode key exchange to DH group 14, ECDH P-256 or ECDH P-384, with SHA-256 or better and AES");
+            }
+            Failure::new(reason, Some(notify::NO_PROPOSAL_CHOSEN))
+        })?;
+        let msg = build_plain(sa.header(crate::wire::consts::exchange::IDENTITY_PROTECTION, 0), &[(payload::SA, &sel.reply)])
+            .map_err(|e| Failure::new(format!("cannot build MM2: {e}"), None))?;
+        send_reply(cx, sa, datagram, msg);
+        Ok(MainMode::R2(WaitKeR { sai_b: sa_body.to_vec(), choice: sel.choice }))
+    }
+
+    /// Handles the next Main Mode message (`datagram` is cut to the header's length).
+    pub fn handle(self, cx: &mut Ctx<'_>, sa: &mut SaCore, rule: &Rule, hdr: &Header, datagram: &[u8]) -> Result<Step, Failure> {
+        let encrypted = hdr.flags & crate::wire::consts::flags::ENCRYPTION != 0;
+        match self {
+            MainMode::I1(s) if !encrypted => s.on_mm2(cx, sa, rule, hdr, datagram),
+            MainMode::I3(s) if !encrypted => s.on_mm4(cx, sa, rule, hdr, datagram),
+            MainMode::I5(s) if encrypted => s.on_mm6(cx, sa, rule, hdr, datagram),
+            MainMode::R2(s) if !encrypted => s.on_mm3(cx, sa, rule, hdr, datagram),
+            MainMode::R4(s) if encrypted => s.on_mm5(cx, sa, rule, hdr, datagram),
+            other => {
+                let why = format!("{} message does not fit state {}", if encrypted { "an encrypted" } else { "a cleartext" }, other.state_name());
+                Ok(Step::Drop(other, why))
+            }
+        }
+    }
+}
+
+impl WaitSa {
+    fn on_mm2(self, cx: &mut Ctx<'_>, sa: &mut SaCore, _rule: &Rule, hdr: &Header, datagram: &[u8]) -> Result<Step, Failure> {
+        let body = &datagram[Header::LEN..];
+        let c = match collect(hdr.next_payload, body) {
+            Ok(c) => c,
+            Err(e) => return Ok(Step::Drop(MainMode::I1(self), e.to_string())),
+        };
+        let [sa_body] = c.sa.as_slice() else {
+            return Ok(Step::Drop(MainMode::I1(self), "MM2 without exactly one SA payload".into()));
+        };
+        let choice = accept_main_mode_reply(sa_body, &self.offer)
+            .map_err(|e| Failure::new(format!("the peer's Main Mode answer is unacceptable: {e}"), Some(notify::BAD_PROPOSAL_SYNTAX)))?;
+        sa.cky_r = hdr.responder_cookie;
+        let dh = DhKeyPair::generate(choice.suite.group, cx.rng).map_err(|e| Failure::new(format!("DH: {e}"), None))?;
+        let ni = cx.nonce();
+        let msg = build_plain(
+            sa.header(crate::wire::consts::exchange::IDENTITY_PROTECTION, 0),
+            &[(payload::KE, &dh.public_value().to_vec()), (payload::NONCE, &ni)],
+        )
+        .map_err(|e| Failure::new(format!("cannot build MM3: {e}"), None))?;
+        send_request(cx, sa, msg);
+        Ok(Step::Next(MainMode::I3(WaitKeI { sai_b: self.sai_b, choice, dh, ni })))
+    }
+}
+
+impl WaitKeI {
+    fn on_mm4(self, cx: &mut Ctx<'_>, sa: &mut SaCore, rule: &Rule, hdr: &Header, datagram: &[u8]) -> Result<Step, Failure> {
+        let body = &datagram[Header::LEN..];
+        let c = match collect(hdr.next_payload, body) {
+            Ok(c) => c,
+            Err(e) => return Ok(Step::Drop(MainMode::I3(self), e.to_string())),
+        };
+        let ([ke], [nr]) = (c.ke.as_slice(), c.nonce.as_slice()) else {
+            return Ok(Step::Drop(MainMode::I3(self), "MM4 without exactly one KE and one NONCE".into()));
+        };
+        check_nonce(nr).map_err(|r| Failure::new(r, Some(notify::PAYLOAD_MALFORMED)))?;
+        let g_xy = self.dh.agree(ke).map_err(|e| Failure::new(format!("the peer's key exchange value is invalid: {e}"), Some(notify::INVALID_KEY_INFORMATION)))?;
+        let psk = rule_psk(rule)?;
+        let hash = self.choice.suite.hash;
+        let skeyid = skeyid_psk(hash, psk, &self.ni, nr);
+        let g_xi = self.dh.public_value().to_vec();
+        let keys = derive_phase1(hash, self.choice.suite.cipher, skeyid, g_xy.expose(), &sa.cky_i, &sa.cky_r, &g_xi, ke);
+        let id = local_identity(rule, sa.local.ip());
+        let id_b = emit_vec(&id);
+        let hash_i = auth_hash(hash, keys.skeyid.expose(), &g_xi, ke, &sa.cky_i, &sa.cky_r, &self.sai_b, &id_b);
+        let hash_i = hash_i.as_bytes().to_vec();
+        let mut spi = sa.cky_i.to_vec();
+        spi.extend_from_slice(&sa.cky_r);
+        let ic = NotifyRepr { doi: DOI_IPSEC, protocol_id: protocol::ISAKMP, notify_type: notify::INITIAL_CONTACT, spi, data: Vec::new() };
+        let mut payloads: Vec<(u8, &dyn Emit)> = vec![(payload::ID, &id), (payload::HASH, &hash_i)];
+        if sa.send_initial_contact {
+            payloads.push((payload::NOTIFY, &ic));
+        }
+        let crypt = Crypt { cipher: self.choice.suite.cipher, key: keys.ka.expose(), iv: keys.initial_iv };
+        let (msg, iv) = build_encrypted(sa.header(crate::wire::consts::exchange::IDENTITY_PROTECTION, 0), None, &payloads, &crypt)
+            .map_err(|e| Failure::new(format!("cannot build MM5: {e}"), None))?;
+        send_request(cx, sa, msg);
+        Ok(Step::Next(MainMode::I5(WaitAuthI { sai_b: self.sai_b, choice: self.choice, keys, g_xi, g_xr: ke.to_vec(), iv })))
+    }
+}
+
+impl WaitAuthI {
+    fn on_mm6(self, cx: &mut Ctx<'_>, sa: &mut SaCore, rule: &Rule, hdr: &Header, datagram: &[u8]) -> Result<Step, Failure> {
+        let crypt = Crypt { cipher: self.choice.suite.cipher, key: self.keys.ka.expose(), iv: self.iv };
+        let (plain, last) = match decrypt_body(datagram, &crypt) {
+            Ok(x) => x,
+            Err(e) => return Ok(Step::Drop(MainMode::I5(self), e.to_string())),
+        };
+        let c = collect(hdr.next_payload, &plain).map_err(|_| {
+            Failure::auth("MM6 from the peer did not decrypt to valid payloads: the pre-shared keys of the two sides probably differ")
+        })?;
+        let ([id_b], [hash_r]) = (c.id.as_slice(), c.hash.as_slice()) else {
+            return Err(Failure::auth("MM6 lacks the ID or HASH payload"));
+        };
+        let hash = self.choice.suite.hash;
+        let expect = auth_hash(hash, self.keys.skeyid.expose(), &self.g_xr, &self.g_xi, &sa.cky_r, &sa.cky_i, &self.sai_b, id_b);
+        if !verify_mac(expect.as_bytes(), hash_r) {
+            return Err(Failure::auth("HASH_R from the peer does not verify: the pre-shared keys of the two sides differ"));
+        }
+        let peer_id = check_peer_identity(rule, id_b, sa.peer.ip())?;
+        sa.retransmit = None;
+        Ok(Step::Up(Box::new(established(cx, self.choice, self.keys, last, peer_id, rule))))
+    }
+}
+
+impl WaitKeR {
+    fn on_mm3(self, cx: &mut Ctx<'_>, sa: &mut SaCore, rule: &Rule, hdr: &Header, datagram: &[u8]) -> Result<Step, Failure> {
+        let body = &datagram[Header::LEN..];
+        let c = match collect(hdr.next_payload, body) {
+            Ok(c) => c,
+            Err(e) => return Ok(Step::Drop(MainMode::R2(self), e.to_string())),
+        };
+        let ([ke], [ni]) = (c.ke.as_slice(), c.nonce.as_slice()) else {
+            return Ok(Step::Drop(MainMode::R2(self), "MM3 without exactly one KE and one NONCE".into()));
+        };
+        check_nonce(ni).map_err(|r| Failure::new(r, Some(notify::PAYLOAD_MALFORMED)))?;
+        let dh = DhKeyPair::generate(self.choice.suite.group, cx.rng).map_err(|e| Failure::new(format!("DH: {e}"), None))?;
+        let g_xy = dh.agree(ke).map_err(|e| Failure::new(format!("the peer's key exchange value is invalid: {e}"), Some(notify::INVALID_KEY_INFORMATION)))?;
+        let nr = cx.nonce();
+        let psk = rule_psk(rule)?;
+        let hash = self.choice.suite.hash;
+        let skeyid = skeyid_psk(hash, psk, ni, &nr);
+        let g_xr = dh.public_value().to_vec();
+        let keys = derive_phase1(hash, self.choice.suite.cipher, skeyid, g_xy.expose(), &sa.cky_i, &sa.cky_r, ke, &g_xr);
+        let msg = build_plain(sa.header(crate::wire::consts::exchange::IDENTITY_PROTECTION, 0), &[(payload::KE, &g_xr), (payload::NONCE, &nr)])
+            .map_err(|e| Failure::new(format!("cannot build MM4: {e}"), None))?;
+        send_reply(cx, sa, datagram, msg);
+        Ok(Step::Next(MainMode::R4(WaitAuthR { sai_b: self.sai_b, choice: self.choice, keys, g_xi: ke.to_vec(), g_xr })))
+    }
+}
+
+impl WaitAuthR {
+    fn on_mm5(self, cx: &mut Ctx<'_>, sa: &mut SaCore, rule: &Rule, hdr: &Header, datagram: &[u8]) -> Result<Step, Failure> {
+        let crypt = Crypt { cipher: self.choice.suite.cipher, key: self.keys.ka.expose(), iv: self.keys.initial_iv };
+        let (plain, iv) = match decrypt_body(datagram, &crypt) {
+            Ok(x) => x,
+            Err(e) => return Ok(Step::Drop(MainMode::R4(self), e.to_string())),
+        };
+        let c = collect(hdr.next_payload, &plain).map_err(|_| {
+            Failure::auth("MM5 from the peer did not decrypt to valid payloads: the pre-shared keys of the two sides probably differ")
+        })?;
+        let ([id_b], [hash_i]) = (c.id.as_slice(), c.hash.as_slice()) else {
+            return Err(Failure::auth("MM5 lacks the ID or HASH payload"));
+        };
+        let hash = self.choice.suite.hash;
+        let expect = auth_hash(hash, self.keys.skeyid.expose(), &self.g_xi, &self.g_xr, &sa.cky_i, &sa.cky_r, &self.sai_b, id_b);
+        if !verify_mac(expect.as_bytes(), hash_i) {
+            return Err(Failure::auth("HASH_I from the peer does not verify: the pre-shared keys of the two sides differ"));
+        }
+        let peer_id = check_peer_identity(rule, id_b, sa.peer.ip())?;
+        sa.peer_initial_contact = c.notify.iter().any(|n| n.notify_type == notify::INITIAL_CONTACT);
+        let id = local_identity(rule, sa.local.ip());
+        let id_r = emit_vec(&id);
+        let hash_r = auth_hash(hash, self.keys.skeyid.expose(), &self.g_xr, &self.g_xi, &sa.cky_r, &sa.cky_i, &self.sai_b, &id_r);
+        let hash_r = hash_r.as_bytes().to_vec();
+        let crypt = Crypt { cipher: self.choice.suite.cipher, key: self.keys.ka.expose(), iv };
+        let (msg, last) = build_encrypted(
+            sa.header(crate::wire::consts::exchange::IDENTITY_PROTECTION, 0),
+            None,
+            &[(payload::ID, &id), (payload::HASH, &hash_r)],
+            &crypt,
+        )
+        .map_err(|e| Failure::new(format!("cannot build MM6: {e}"), None))?;
+        send_reply(cx, sa, datagram, msg);
+        Ok(Step::Up(Box::new(established(cx, self.choice, self.keys, last, peer_id, rule))))
+    }
+}
+
+fn established(cx: &Ctx<'_>, choice: MainModeChoice, keys: Phase1Keys, last_block: [u8; 16], peer_id: String, rule: &Rule) -> Established {
+    // The lifetime is the shorter of the peer's proposal and ours (RFC 2407 §4.5 lets the responder lower it).
+    let ours = rule.main_mode_lifetime;
+    let lifetime = choice.lifetime_s.map_or(ours, |s| ours.min(Duration::from_secs(s.max(60))));
+    Established {
+        suite: choice.suite,
+        auth: choice.auth,
+        keys,
+        last_block,
+        since: cx.now,
+        expires: cx.now + lifetime,
+        peer_id,
+    }
+}
+
+fn send_request(cx: &mut Ctx<'_>, sa: &mut SaCore, msg: Vec<u8>) {
+    sa.retransmit = Some(Retransmit::new(msg.clone(), cx.now, cx.timing.retransmit_initial));
+    cx.send(sa.local, sa.peer, msg);
+}
+
+fn send_reply(cx: &mut Ctx<'_>, sa: &mut SaCore, request: &[u8], msg: Vec<u8>) {
+    sa.reply = Some(StoredReply { request_digest: request_digest(request), reply: msg.clone() });
+    sa.idle_deadline = Some(cx.now + cx.timing.responder_timeout);
+    cx.send(sa.local, sa.peer, msg);
+}
+
+
+
+
+fn rule_psk(rule: &Rule) -> Result<&[u8], Failure> {
+    rule.psk
+        .as_ref()
+        .map(|s| s.expose())
+        .ok_or_else(|| Failure::new(format!("rule '{}' has no pre-shared key", rule.name), Some(notify::AUTHENTICATION_FAILED)))
+}
+
+/// The identity we send: the configured one, else our address (ID_IPV4_ADDR / ID_IPV6_ADDR).
+pub(crate) fn local_identity(rule: &Rule, local: IpAddr) -> IdRepr {
+    match &rule.local_id {
+        IdSpec::Ip(a) => IdRepr::from_ip(*a),
+        IdSpec::Fqdn(name) => IdRepr { id_type: id_type::FQDN, protocol: 0, port: 0, data: name.as_bytes().to_vec() },
+        IdSpec::Auto | IdSpec::Dn(_) => IdRepr::from_ip(local),
+    }
+}
+
+/// Checks the peer's phase-1 identity against the rule's `remote_id`; returns it as text.
+fn check_peer_identity(rule: &Rule, id_b: &[u8], peer: IpAddr) -> Result<String, Failure> {
+    let id = IdPayload::parse(id_b).map_err(|e| Failure::new(format!("the peer's ID payload is malformed: {e}"), Some(notify::INVALID_ID_INFORMATION)))?;
+    let text = identity_text(&id);
+    let ok = match &rule.remote_id {
+        IdSpec::Auto => true,
+        IdSpec::Ip(a) => id_ip(&id) == Some(*a),
+        IdSpec::Fqdn(name) => id.id_type == id_type::FQDN && id.data.eq_ignore_ascii_case(name.as_bytes()),
+        IdSpec::Dn(_) => false,
+    };
+    if !ok {
+        return Err(Failure {
+            reason: format!("the peer (at {peer}) identified as {text}, but rule '{}' accepts only {}", rule.name, rule.remote_id),
+            notify: Some(notify::INVALID_ID_INFORMATION),
+            auth: true,
+        });
+    }
+    Ok(text)
+}
+
+fn id_ip(id: &IdPayload<'_>) -> Option<IpAddr> {
+    match id.id_type {
+        id_type::IPV4_ADDR => <[u8; 4]>::try_from(id.data).ok().map(IpAddr::from),
+        id_type::IPV6_ADDR => <[u8; 16]>::try_from(id.data).ok().map(IpAddr::from),
+        _ => None,
+    }
+}
+
+/// An identity as text for logs and `hostsec sas`.
+pub(crate) fn identity_text(id: &IdPayload<'_>) -> String {
+    let printable = |d: &[u8]| String::from_utf8_lossy(d).chars().filter(|c| !c.is_control()).take(255).collect::<String>();
+    match id.id_type {
+        id_type::IPV4_ADDR | id_type::IPV6_ADDR => id_ip(id).map_or_else(|| "ip:?".into(), |a| format!("ip:{a}")),
+        id_type::FQDN => format!("fqdn:{}", printable(id.data)),
+        id_type::USER_FQDN => format!("user-fqdn:{}", printable(id.data)),
+        id_type::DER_ASN1_DN => format!("dn:{}", hex::encode(id.data)),
+        id_type::KEY_ID => format!("keyid:{}", hex::encode(id.data)),
+        other => format!("id-type-{other}"),
+    }
+}
+
+impl std::fmt::Debug for MainMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.state_name())
+    }
+}

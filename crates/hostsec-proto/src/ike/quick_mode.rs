@@ -1,0 +1,451 @@
+//! Quick Mode (RFC 2409 §5.5): one ESP SA pair in transport mode per exchange, with or without PFS. Three
+//! messages, all encrypted under the phase-1 SA with an IV of the exchange's own:
+//!
+//! ```text
+//!  QM1  I -> R  HDR*, HASH(1), SA, Ni [, KE] [, IDci, IDcr]
+//!  QM2  R -> I  HDR*, HASH(2), SA, Nr [, KE] [, IDci, IDcr]
+//!  QM3  I -> R  HDR*, HASH(3)
+//! ```
+//!
+//! HASH(1) = prf(SKEYID_a, M-ID | SA | Ni [| KE] [| IDs]), HASH(2) = prf(SKEYID_a, M-ID | Ni_b | SA | Nr …),
+//! HASH(3) = prf(SKEYID_a, 0 | M-ID | Ni_b | Nr_b).
+
+use super::events::{ChildSaKeys, QuickModeSaInfo, RequestId, Role};
+use super::message::{after_first_hash, build_encrypted, check_nonce, collect, decrypt_body, emit_vec, Collected, Crypt, RawBody};
+use super::proposal::{accept_quick_mode_reply, choose_quick_mode, quick_mode_offer, QuickModeChoice};
+use super::retransmit::{request_digest, Retransmit, StoredReply};
+use super::sa::{Ctx, Established, SaCore};
+use crate::crypto::dh::DhKeyPair;
+use crate::crypto::keys::{exchange_iv, keymat};
+use crate::crypto::prf::{prf, verify_mac};
+use crate::crypto::{DhGroup, EspTransform, Secret};
+use crate::policy::Rule;
+use crate::wire::consts::{exchange, id_type, notify, payload, protocol};
+use crate::wire::{Emit, Header, IdPayload, IdRepr, SaRepr};
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+/// A Quick Mode exchange.
+pub(crate) struct QuickMode {
+    /// Its message ID.
+    pub msg_id: u32,
+    /// Our role in it.
+    pub role: Role,
+    /// The CBC chain of this exchange: the IV of its next message.
+    iv: [u8; 16],
+    /// Where it stands.
+    pub state: QmState,
+    /// Our request waiting for an answer (QM1 as initiator, QM2 as responder).
+    pub retransmit: Option<Retransmit>,
+    /// Our last answer, for retransmitted requests (QM2 as responder, QM3 as initiator).
+    pub reply: Option<StoredReply>,
+    /// The `initiate` request it serves, if any.
+    pub request: Option<RequestId>,
+    /// When a finished exchange is forgotten (its stored reply with it).
+    pub forget_at: Option<Instant>,
+    /// Our inbound SPI while the exchange runs (reserved so that no other exchange picks it).
+    pub spi_in: u32,
+}
+
+/// Quick Mode state.
+pub(crate) enum QmState {
+    /// Initiator: QM1 sent, waiting for QM2.
+    WaitReply(Box<WaitReply>),
+    /// Responder: QM2 sent, waiting for QM3; the SA pair is ready but not installed before QM3 proves the
+    /// initiator has it too.
+    WaitCommit(Box<NewChild>),
+    /// Finished (kept only to answer retransmissions).
+    Done,
+}
+
+/// What the initiator remembers between QM1 and QM2.
+pub(crate) struct WaitReply {
+    offer: SaRepr,
+    ni: Vec<u8>,
+    dh: Option<DhKeyPair>,
+    spi_in: [u8; 4],
+    ids: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+/// A negotiated SA pair, before it is handed to the endpoint.
+pub(crate) struct NewChild {
+    /// Keys and description.
+    pub keys: ChildSaKeys,
+    /// Negotiated lifetime.
+    pub lifetime: Duration,
+    /// Ni_b and Nr_b, which HASH(3) covers.
+    pub nonces: (Vec<u8>, Vec<u8>),
+}
+
+/// What a message did to a Quick Mode.
+pub(crate) enum QmStep {
+    /// Not for this state, nothing changed; why.
+    Drop(String),
+    /// Handled (a duplicate answered, or the exchange went on).
+    Continue,
+    /// The SA pair is established.
+    ChildUp(Box<NewChild>),
+    /// The exchange failed; why, and the notification for the peer.
+    Failed(String, Option<u16>),
+}
+
+/// Why a peer's QM1 was refused.
+pub(crate) struct QmRefusal {
+    /// In words.
+    pub reason: String,
+    /// Notification for the peer.
+    pub notify: u16,
+    /// Whether it is a decryption/HASH problem (dropped silently and counted) rather than a refusal.
+    pub bad_hash: bool,
+}
+
+impl QuickMode {
+    /// The earliest deadline of this exchange.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        [self.retransmit.as_ref().map(|r| r.deadline), self.forget_at].into_iter().flatten().min()
+    }
+
+    /// Starts a Quick Mode as initiator: sends QM1 offering the rule's ESP transforms with our inbound SPI.
+    pub fn start(
+        cx: &mut Ctx<'_>,
+        sa: &SaCore,
+        est: &Established,
+        rule: &Rule,
+        msg_id: u32,
+        spi_in: [u8; 4],
+        request: Option<RequestId>,
+    ) -> Result<QuickMode, String> {
+        let pfs = rule.pfs.then_some(est.suite.group);
+        let offer = quick_mode_offer(rule.minimum_strength, spi_in, pfs, rule.quick_mode_lifetime, rule.quick_mode_lifetime_kb);
+        let ni = cx.nonce();
+        let dh = match pfs {
+            Some(g) => Some(DhKeyPair::generate(g, cx.rng).map_err(|e| format!("DH: {e}"))?),
+            None => None,
+        };
+        let id_ci = emit_vec(&IdRepr::from_ip(sa.local.ip()));
+        let id_cr = emit_vec(&IdRepr::from_ip(sa.peer.ip()));
+        let ke = dh.as_ref().map(|d| d.public_value().to_vec());
+        let mut payloads: Vec<(u8, &dyn Emit)> = vec![(payload::SA, &offer), (payload::NONCE, &ni)];
+        if let Some(ke) = &ke {
+            payloads.push((payload::KE, ke));
+        }
+        payloads.push((payload::ID, &RawBody(&id_ci)));
+        payloads.push((payload::ID, &RawBody(&id_cr)));
+        let hash = est.suite.hash;
+        let skeyid_a = est.keys.skeyid_a.expose();
+        let mid_b = msg_id.to_be_bytes();
+        let f = |rest: &[u8]| prf(hash, skeyid_a, &[&mid_b, rest]);
+        let crypt = Crypt { cipher: est.suite.cipher, key: est.keys.ka.expose(), iv: exchange_iv(hash, &est.last_block, msg_id) };
+        let (msg, iv) = build_encrypted(sa.header(exchange::QUICK_MODE, msg_id), Some((hash.output_len(), &f)), &payloads, &crypt)
+            .map_err(|e| format!("cannot build QM1: {e}"))?;
+        cx.send(sa.local, sa.peer, msg.clone());
+        Ok(QuickMode {
+            msg_id,
+            role: Role::Initiator,
+            iv,
+            state: QmState::WaitReply(Box::new(WaitReply { offer, ni, dh, spi_in, ids: Some((id_ci, id_cr)) })),
+            retransmit: Some(Retransmit::new(msg, cx.now, cx.timing.retransmit_initial)),
+            reply: None,
+            request,
+            forget_at: None,
+            spi_in: u32::from_be_bytes(spi_in),
+        })
+    }
+
+    /// Answers a peer's QM1 (`datagram` cut to the header's length): chooses a transform, sends QM2.
+    #[allow(clippy::too_many_arguments)]
+    pub fn respond(
+        cx: &mut Ctx<'_>,
+        sa: &SaCore,
+        est: &Established,
+        rule: &Rule,
+        hdr: &Header,
+        datagram: &[u8],
+        spi_in: [u8; 4],
+    ) -> Result<QuickMode, QmRefusal> {
+        let hash = est.suite.hash;
+        let bad = |reason: String| QmRefusal { reason, notify: notify::INVALID_HASH_INFORMATION, bad_hash: true };
+        let crypt = Crypt { cipher: est.suite.cipher, key: est.keys.ka.expose(), iv: exchange_iv(hash, &est.last_block, hdr.message_id) };
+        let (plain, iv) = decrypt_body(datagram, &crypt).map_err(|e| bad(e.to_string()))?;
+        let c = collect(hdr.next_payload, &plain).map_err(|e| bad(format!("QM1 did not decrypt to valid payloads: {}", e.to_string())))?;
+        let (hash1, covered) = after_first_hash(&plain, &c).map_err(|e| bad(e.to_string()))?;
+        let expect = prf(hash, est.keys.skeyid_a.expose(), &[&hdr.message_id.to_be_bytes(), covered]);
+        if !verify_mac(expect.as_bytes(), hash1) {
+            return Err(bad("HASH(1) of QM1 does not verify".into()));
+        }
+        let refuse = |reason: String, notify: u16| QmRefusal { reason, notify, bad_hash: false };
+        let ([sa_body], [ni]) = (c.sa.as_slice(), c.nonce.as_slice()) else {
+            return Err(refuse("QM1 lacks its SA or NONCE payload".into(), notify::PAYLOAD_MALFORMED));
+        };
+        check_nonce(ni).map_err(|r| refuse(r, notify::PAYLOAD_MALFORMED))?;
+        let sel = choose_quick_mode(sa_body, rule.minimum_strength, rule.pfs, spi_in).map_err(|why| {
+            refuse(
+                format!("no Quick Mode proposal of the peer meets rule '{}' (level {}): {}", rule.name, rule.minimum_strength, why.join("; ")),
+                notify::NO_PROPOSAL_CHOSEN,
+            )
+        })?;
+        let ids = check_peer_ids(&c, sa.peer.ip(), sa.local.ip()).map_err(|r| refuse(r, notify::INVALID_ID_INFORMATION))?;
+        let (dh, g_qm) = match (sel.choice.pfs, c.ke.as_slice()) {
+            (Some(g), [ke]) => {
+                let dh = DhKeyPair::generate(g, cx.rng).map_err(|e| refuse(format!("DH: {e}"), notify::INVALID_KEY_INFORMATION))?;
+                let s = dh.agree(ke).map_err(|e| refuse(format!("the peer's PFS key exchange value is invalid: {e}"), notify::INVALID_KEY_INFORMATION))?;
+                (Some(dh), Some(s))
+            }
+            (Some(g), _) => return Err(refuse(format!("the chosen transform asks for PFS with {g} but QM1 carries no single KE"), notify::INVALID_KEY_INFORMATION)),
+            (None, []) => (None, None),
+            (None, _) => return Err(refuse("QM1 carries a KE payload but no PFS group".into(), notify::INVALID_KEY_INFORMATION)),
+        };
+        let nr = cx.nonce();
+        let ke = dh.as_ref().map(|d| d.public_value().to_vec());
+        let mut payloads: Vec<(u8, &dyn Emit)> = vec![(payload::SA, &sel.reply), (payload::NONCE, &nr)];
+        if let Some(ke) = &ke {
+            payloads.push((payload::KE, ke));
+        }
+        if let Some((ci, cr)) = &ids {
+            payloads.push((payload::ID, &RawBody(ci)));
+            payloads.push((payload::ID, &RawBody(cr)));
+        }
+        let mid_b = hdr.message_id.to_be_bytes();
+        let skeyid_a = est.keys.skeyid_a.expose();
+        let f = |rest: &[u8]| prf(hash, skeyid_a, &[&mid_b, ni, rest]);
+        let crypt = Crypt { cipher: est.suite.cipher, key: est.keys.ka.expose(), iv };
+        let (msg, iv) = build_encrypted(sa.header(exchange::QUICK_MODE, hdr.message_id), Some((hash.output_len(), &f)), &payloads, &crypt)
+            .map_err(|e| refuse(format!("cannot build QM2: {e}"), notify::PAYLOAD_MALFORMED))?;
+        let child = new_child(
+            sa,
+            est,
+            rule,
+            Role::Responder,
+            &sel.choice,
+            spi_in,
+            sel.peer_spi,
+            g_qm.as_ref(),
+            ni,
+            &nr,
+        );
+        cx.send(sa.local, sa.peer, msg.clone());
+        Ok(QuickMode {
+            msg_id: hdr.message_id,
+            role: Role::Responder,
+            iv,
+            state: QmState::WaitCommit(Box::new(child)),
+            retransmit: Some(Retransmit::new(msg.clone(), cx.now, cx.timing.retransmit_initial)),
+            reply: Some(StoredReply { request_digest: request_digest(datagram), reply: msg }),
+            request: None,
+            forget_at: None,
+            spi_in: u32::from_be_bytes(spi_in),
+        })
+    }
+
+    /// Handles a later message of this exchange (QM2 as initiator, QM3 as responder).
+    pub fn handle(&mut self, cx: &mut Ctx<'_>, sa: &SaCore, est: &Established, hdr: &Header, datagram: &[u8]) -> QmStep {
+        if let Some(r) = &self.reply {
+            if r.request_digest == request_digest(datagram) {
+                cx.stats.duplicates_answered += 1;
+                cx.send(sa.local, sa.peer, r.reply.clone());
+                return QmStep::Continue;
+            }
+        }
+        let state = std::mem::replace(&mut self.state, QmState::Done);
+        match state {
+            QmState::WaitReply(w) => self.on_qm2(cx, sa, est, hdr, datagram, w),
+            QmState::WaitCommit(child) => self.on_qm3(cx, est, hdr, datagram, child),
+            QmState::Done => QmStep::Drop("the Quick Mode is already complete".into()),
+        }
+    }
+
+    fn on_qm2(&mut self, cx: &mut Ctx<'_>, sa: &SaCore, est: &Established, hdr: &Header, datagram: &[u8], w: Box<WaitReply>) -> QmStep {
+        let hash = est.suite.hash;
+        let crypt = Crypt { cipher: est.suite.cipher, key: est.keys.ka.expose(), iv: self.iv };
+        let restore = |this: &mut Self, w: Box<WaitReply>, why: String| {
+            this.state = QmState::WaitReply(w);
+            QmStep::Drop(why)
+        };
+        let (plain, iv) = match decrypt_body(datagram, &crypt) {
+            Ok(x) => x,
+            Err(e) => return restore(self, w, e.to_string()),
+        };
+        let c = match collect(hdr.next_payload, &plain) {
+            Ok(c) => c,
+            Err(e) => return restore(self, w, format!("QM2 did not decrypt to valid payloads: {}", e.to_string())),
+        };
+        let (hash2, covered) = match after_first_hash(&plain, &c) {
+            Ok(x) => x,
+            Err(e) => return restore(self, w, e.to_string()),
+        };
+        let expect = prf(hash, est.keys.skeyid_a.expose(), &[&self.msg_id.to_be_bytes(), &w.ni, covered]);
+        if !verify_mac(expect.as_bytes(), hash2) {
+            return restore(self, w, "HASH(2) of QM2 does not verify".into());
+        }
+        let ([sa_body], [nr]) = (c.sa.as_slice(), c.nonce.as_slice()) else {
+            return QmStep::Failed("QM2 lacks its SA or NONCE payload".into(), Some(notify::PAYLOAD_MALFORMED));
+        };
+        if let Err(r) = check_nonce(nr) {
+            return QmStep::Failed(r, Some(notify::PAYLOAD_MALFORMED));
+        }
+        let (choice, spi_out) = match accept_quick_mode_reply(sa_body, &w.offer) {
+            Ok(x) => x,
+            Err(e) => return QmStep::Failed(format!("the peer's Quick Mode answer is unacceptable: {e}"), Some(notify::BAD_PROPOSAL_SYNTAX)),
+        };
+        if let Some((ci, cr)) = &w.ids {
+            if let [a, b] = c.id.as_slice() {
+                if a != &ci.as_slice() || b != &cr.as_slice() {
+                    return QmStep::Failed("the peer answered with other Quick Mode IDs than we proposed".into(), Some(notify::INVALID_ID_INFORMATION));
+                }
+            } else if !c.id.is_empty() {
+                return QmStep::Failed("QM2 carries an odd number of ID payloads".into(), Some(notify::INVALID_ID_INFORMATION));
+            }
+        }
+        let g_qm = match (&w.dh, c.ke.as_slice()) {
+            (Some(dh), [ke]) => match dh.agree(ke) {
+                Ok(s) => Some(s),
+                Err(e) => return QmStep::Failed(format!("the peer's PFS key exchange value is invalid: {e}"), Some(notify::INVALID_KEY_INFORMATION)),
+            },
+            (Some(_), _) => return QmStep::Failed("we asked for PFS but QM2 carries no single KE".into(), Some(notify::INVALID_KEY_INFORMATION)),
+            (None, []) => None,
+            (None, _) => return QmStep::Failed("QM2 carries a KE payload but we did not ask for PFS".into(), Some(notify::INVALID_KEY_INFORMATION)),
+        };
+        // The rule in force when QM1 was sent is the one in the child; the endpoint passes it through `sa.rule`.
+        let Some(rule) = cx.policy.rule(&sa.rule).cloned() else {
+            return QmStep::Failed(format!("rule '{}' no longer exists", sa.rule), None);
+        };
+        let child = new_child(sa, est, &rule, Role::Initiator, &choice, w.spi_in, spi_out, g_qm.as_ref(), &w.ni, nr);
+        let hash3 = prf(hash, est.keys.skeyid_a.expose(), &[&[0u8], &self.msg_id.to_be_bytes(), &w.ni, nr]);
+        let hash3 = hash3.as_bytes().to_vec();
+        let crypt = Crypt { cipher: est.suite.cipher, key: est.keys.ka.expose(), iv };
+        let msg = match build_encrypted(sa.header(exchange::QUICK_MODE, self.msg_id), None, &[(payload::HASH, &hash3)], &crypt) {
+            Ok((m, last)) => {
+                self.iv = last;
+                m
+            }
+            Err(e) => return QmStep::Failed(format!("cannot build QM3: {e}"), None),
+        };
+        cx.send(sa.local, sa.peer, msg.clone());
+        self.retransmit = None;
+        self.reply = Some(StoredReply { request_digest: request_digest(datagram), reply: msg });
+        self.forget_at = Some(cx.now + cx.timing.keep_reply);
+        QmStep::ChildUp(Box::new(child))
+    }
+
+    fn on_qm3(&mut self, cx: &mut Ctx<'_>, est: &Established, hdr: &Header, datagram: &[u8], child: Box<NewChild>) -> QmStep {
+        let crypt = Crypt { cipher: est.suite.cipher, key: est.keys.ka.expose(), iv: self.iv };
+        let verified = decrypt_body(datagram, &crypt).map_err(|e| e.to_string()).and_then(|(plain, _)| {
+            let c = collect(hdr.next_payload, &plain).map_err(|e| e.to_string())?;
+            let (hash3, covered) = after_first_hash(&plain, &c).map_err(|e| e.to_string())?;
+            if !covered.is_empty() {
+                return Err("QM3 carries payloads after HASH(3)".to_string());
+            }
+            let (ni, nr) = (child.nonces.0.as_slice(), child.nonces.1.as_slice());
+            let expect = prf(est.suite.hash, est.keys.skeyid_a.expose(), &[&[0u8], &self.msg_id.to_be_bytes(), ni, nr]);
+            if verify_mac(expect.as_bytes(), hash3) {
+                Ok(())
+            } else {
+                Err("HASH(3) of QM3 does not verify".to_string())
+            }
+        });
+        match verified {
+            Ok(()) => {
+                self.retransmit = None;
+                self.forget_at = Some(cx.now + cx.timing.keep_reply);
+                QmStep::ChildUp(child)
+            }
+            Err(why) => {
+                self.state = QmState::WaitCommit(child);
+                QmStep::Drop(why)
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn new_child(
+    sa: &SaCore,
+    est: &Established,
+    rule: &Rule,
+    role: Role,
+    choice: &QuickModeChoice,
+    spi_in: [u8; 4],
+    spi_out: [u8; 4],
+    g_qm: Option<&Secret>,
+    ni: &[u8],
+    nr: &[u8],
+) -> NewChild {
+    let t: EspTransform = choice.transform;
+    let len = t.keymat_len();
+    let hash = est.suite.hash;
+    let d = est.keys.skeyid_d.expose();
+    let g = g_qm.map(|s| s.expose());
+    let k_in = keymat(hash, d, g, protocol::ESP, &spi_in, ni, nr, len);
+    let k_out = keymat(hash, d, g, protocol::ESP, &spi_out, ni, nr, len);
+    let split = t.cipher.keymat_len();
+    let (enc_in, int_in) = k_in.expose().split_at(split);
+    let (enc_out, int_out) = k_out.expose().split_at(split);
+    // The lifetime is the shorter of the offer and the rule's (the responder may lower it, RFC 2407 §4.5.4).
+    let lifetime = choice.lifetime_s.map_or(rule.quick_mode_lifetime, |s| rule.quick_mode_lifetime.min(Duration::from_secs(s.max(60))));
+    let lifetime_kb = choice.lifetime_kb.map_or(rule.quick_mode_lifetime_kb, |k| rule.quick_mode_lifetime_kb.min(k.max(1)));
+    NewChild {
+        keys: ChildSaKeys {
+            info: QuickModeSaInfo {
+                rule: rule.name.clone(),
+                local: sa.local,
+                peer: sa.peer,
+                role,
+                spi_in: u32::from_be_bytes(spi_in),
+                spi_out: u32::from_be_bytes(spi_out),
+                transform: t,
+                pfs_group: choice.pfs.map(DhGroup::id),
+                lifetime_left: lifetime,
+                lifetime_kb,
+            },
+            encryption_key_in: Secret::from_slice(enc_in),
+            integrity_key_in: Secret::from_slice(int_in),
+            encryption_key_out: Secret::from_slice(enc_out),
+            integrity_key_out: Secret::from_slice(int_out),
+        },
+        lifetime,
+        nonces: (ni.to_vec(), nr.to_vec()),
+    }
+}
+
+
+/// Checks the peer's QM IDs (RFC 2409 §5.5): absent (the IKE addresses are meant), or IDci naming the
+/// initiator's address and IDcr ours, each a single host with protocol and port 0 (hostsec protects all traffic
+/// between the two hosts). Returns the ID bodies to echo.
+fn check_peer_ids(c: &Collected<'_>, initiator: IpAddr, responder: IpAddr) -> Result<Option<(Vec<u8>, Vec<u8>)>, String> {
+    match c.id.as_slice() {
+        [] => Ok(None),
+        [ci, cr] => {
+            check_host_id(ci, initiator, "IDci")?;
+            check_host_id(cr, responder, "IDcr")?;
+            Ok(Some((ci.to_vec(), cr.to_vec())))
+        }
+        other => Err(format!("QM1 carries {} ID payloads (0 or 2 allowed)", other.len())),
+    }
+}
+
+fn check_host_id(body: &[u8], addr: IpAddr, which: &str) -> Result<(), String> {
+    let id = IdPayload::parse(body).map_err(|e| format!("{which} is malformed: {e}"))?;
+    if id.protocol != 0 || id.port != 0 {
+        return Err(format!(
+            "{which} limits the SA to protocol {} port {}, but the rule protects all traffic between the hosts",
+            id.protocol, id.port
+        ));
+    }
+    let covers = match (id.id_type, addr) {
+        (id_type::IPV4_ADDR, IpAddr::V4(a)) => id.data == a.octets(),
+        (id_type::IPV6_ADDR, IpAddr::V6(a)) => id.data == a.octets(),
+        (id_type::IPV4_ADDR_SUBNET, IpAddr::V4(a)) => id.data.get(..4) == Some(&a.octets()[..]) && id.data.get(4..) == Some(&[255u8; 4][..]),
+        (id_type::IPV6_ADDR_SUBNET, IpAddr::V6(a)) => id.data.get(..16) == Some(&a.octets()[..]) && id.data.get(16..) == Some(&[255u8; 16][..]),
+        (id_type::IPV4_ADDR_RANGE, IpAddr::V4(a)) => id.data.get(..4) == Some(&a.octets()[..]) && id.data.get(4..) == Some(&a.octets()[..]),
+        (id_type::IPV6_ADDR_RANGE, IpAddr::V6(a)) => id.data.get(..16) == Some(&a.octets()[..]) && id.data.get(16..) == Some(&a.octets()[..]),
+        _ => false,
+    };
+    if covers {
+        Ok(())
+    } else {
+        Err(format!(
+            "{which} ({}) is not the single host {addr}: transport mode protects the traffic of the two IKE hosts only",
+            super::main_mode::identity_text(&id)
+        ))
+    }
+}

@@ -1,0 +1,36 @@
+//! Counters of what the IKE engine received, refused and dropped, for `hostsec stats` and the logs.
+
+/// IKE counters. Every dropped datagram increments exactly one `dropped_*` counter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Datagrams handed to the engine.
+    pub received: u64,
+    /// Datagrams sent (first transmissions, retransmissions and replayed replies).
+    pub sent: u64,
+    /// Requests retransmitted after a timeout.
+    pub retransmitted: u64,
+    /// Retransmitted requests from peers answered with the stored reply.
+    pub duplicates_answered: u64,
+    /// Dropped: not a well-formed ISAKMP message.
+    pub dropped_malformed: u64,
+    /// Dropped: cookies or message ID of no known SA or exchange.
+    pub dropped_unknown_sa: u64,
+    /// Dropped: a message that does not fit the exchange's state (late, out of order or a duplicate reply).
+    pub dropped_unexpected: u64,
+    /// Dropped: an encrypted message that did not decrypt to valid payloads, or whose HASH did not verify.
+    pub dropped_bad_hash: u64,
+    /// Refused: exchange types hostsec does not do (Aggressive Mode, Transaction, unknown).
+    pub refused_exchange: u64,
+    /// Refused: no rule negotiates with the peer.
+    pub refused_no_rule: u64,
+    /// Refused: no proposal met the rule's strength level or settings.
+    pub refused_no_proposal: u64,
+    /// Failed: authentication (HASH or identity) did not verify.
+    pub auth_failed: u64,
+    /// Failed: the peer stopped answering.
+    pub timeouts: u64,
+    /// Main Mode SAs established.
+    pub main_mode_established: u64,
+    /// Quick Mode SA pairs established.
+    pub quick_mode_established: u64,
+}

@@ -1,0 +1,805 @@
+//! The config file (TOML, SPEC §7) to a validated [`Policy`]. Every problem is reported, not just the first,
+//! and each names the file, the line, the rule and the field, and says what is allowed.
+
+use super::address::{AddressSet, AddressSpec};
+use super::duration::parse_duration;
+use super::{
+    Action, Authentication, AutoStart, DefaultAction, Global, IdSpec, Keying, NatTraversal, Policy, PortRange, Rule,
+};
+use crate::crypto::{Secret, StrengthLevel};
+use std::collections::HashSet;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml_edit::{Document, Item, Table, Value};
+
+/// One problem in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file.
+    pub file: String,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// The rule's name (or `#n` for an unnamed rule), when the problem is in a rule.
+    pub rule: Option<String>,
+    /// The field, e.g. `global.listen` or `psk_file`.
+    pub field: Option<String>,
+    /// What is wrong and what is allowed.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(l) = self.line {
+            write!(f, ":{l}")?;
+        }
+        f.write_str(": ")?;
+        if let Some(r) = &self.rule {
+            write!(f, "rule '{r}': ")?;
+        }
+        if let Some(k) = &self.field {
+            write!(f, "field '{k}': ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// Access to files that the config names (PSK files): the daemon and `hostsec config check` read the real
+/// filesystem through [`FsFiles`]; tests supply their own.
+pub trait ConfigFiles {
+    /// Reads a secret file; refuses one that group or others may read.
+    fn read_secret(&self, path: &Path) -> Result<Vec<u8>, String>;
+}
+
+/// [`ConfigFiles`] over the real filesystem.
+pub struct FsFiles;
+
+impl ConfigFiles for FsFiles {
+    fn read_secret(&self, path: &Path) -> Result<Vec<u8>, String> {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(path).map_err(|e| format!("cannot read '{}': {e}", path.display()))?;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(format!(
+                "'{}' is accessible by group or others (mode {mode:04o}); secrets must be private: chmod 600 '{}'",
+                path.display(),
+                path.display()
+            ));
+        }
+        std::fs::read(path).map_err(|e| format!("cannot read '{}': {e}", path.display()))
+    }
+}
+
+const GLOBAL_KEYS: &[&str] = &[
+    "listen",
+    "minimum_strength",
+    "default_action",
+    "nat_traversal",
+    "main_mode_lifetime",
+    "quick_mode_lifetime",
+    "quick_mode_lifetime_kb",
+    "dpd_interval",
+    "control_socket",
+    "key_log",
+];
+
+const RULE_KEYS: &[&str] = &[
+    "name",
+    "enabled",
+    "remote",
+    "local",
+    "protocol",
+    "local_ports",
+    "remote_ports",
+    "action",
+    "authentication",
+    "psk",
+    "psk_file",
+    "certificate",
+    "private_key",
+    "trusted_cas",
+    "crls",
+    "local_id",
+    "remote_id",
+    "keying",
+    "minimum_strength",
+    "nat_traversal",
+    "auto",
+    "pfs",
+];
+
+const KEYWORDS: &[&str] = &["LocalSubnet", "DefaultGateway", "DHCP", "DNS", "WINS"];
+
+struct Ctx<'t> {
+    file: String,
+    text: &'t str,
+    errors: Vec<ConfigError>,
+    warnings: Vec<String>,
+}
+
+impl Ctx<'_> {
+    fn line_of(&self, span: Option<std::ops::Range<usize>>) -> Option<usize> {
+        let start = span?.start.min(self.text.len());
+        Some(self.text.as_bytes()[..start].iter().filter(|b| **b == b'\n').count() + 1)
+    }
+
+    fn error(&mut self, line: Option<usize>, rule: Option<&str>, field: Option<&str>, message: impl Into<String>) {
+        self.errors.push(ConfigError {
+            file: self.file.clone(),
+            line,
+            rule: rule.map(str::to_string),
+            field: field.map(str::to_string),
+            message: message.into(),
+        });
+    }
+
+    fn warn(&mut self, line: Option<usize>, rule: Option<&str>, field: &str, message: impl fmt::Display) {
+        let loc = line.map(|l| format!(":{l}")).unwrap_or_default();
+        let r = rule.map(|r| format!("rule '{r}': ")).unwrap_or_default();
+        self.warnings.push(format!("{}{loc}: {r}field '{field}': {message}", self.file));
+    }
+}
+
+/// A value looked up for a rule: from the rule itself or inherited from `[defaults]`, with its line.
+struct Field<'d> {
+    value: &'d Value,
+    line: Option<usize>,
+}
+
+pub(super) fn parse(file: &str, text: &str, files: &dyn ConfigFiles) -> Result<Policy, Vec<ConfigError>> {
+    let mut cx = Ctx { file: file.to_string(), text, errors: Vec::new(), warnings: Vec::new() };
+    let doc = match Document::parse(text) {
+        Ok(d) => d,
+        Err(e) => {
+            let line = cx.line_of(e.span());
+            cx.error(line, None, None, format!("not valid TOML: {}", e.message()));
+            return Err(cx.errors);
+        }
+    };
+    let root = doc.as_table();
+    for (key, item) in root.iter() {
+        if !matches!(key, "global" | "defaults" | "rule") {
+            let line = cx.line_of(item.span().or_else(|| root.key(key).and_then(|k| k.span())));
+            cx.error(line, None, Some(key), "unknown section; allowed: [global], [defaults], [[rule]]");
+        }
+    }
+
+    let global = match root.get("global") {
+        None => Global::default(),
+        Some(Item::Table(t)) => parse_global(&mut cx, t),
+        Some(other) => {
+            let line = cx.line_of(other.span());
+            cx.error(line, None, Some("global"), "must be a table: [global]");
+            Global::default()
+        }
+    };
+
+    let empty = Table::new();
+    let defaults = match root.get("defaults") {
+        None => &empty,
+        Some(Item::Table(t)) => {
+            check_keys(&mut cx, t, RULE_KEYS, None, "defaults.");
+            if t.contains_key("name") {
+                let line = cx.line_of(t.key("name").and_then(|k| k.span()));
+                cx.error(line, None, Some("defaults.name"), "a name cannot be a default: every rule names itself");
+            }
+            t
+        }
+        Some(other) => {
+            let line = cx.line_of(other.span());
+            cx.error(line, None, Some("defaults"), "must be a table: [defaults]");
+            &empty
+        }
+    };
+
+    let mut rules = Vec::new();
+    match root.get("rule") {
+        None => cx.warnings.push(format!("{file}: no [[rule]]: IPsec is inactive until at least one rule exists")),
+        Some(Item::ArrayOfTables(arr)) => {
+            let mut names = HashSet::new();
+            for (i, t) in arr.iter().enumerate() {
+                if let Some(rule) = parse_rule(&mut cx, i, t, defaults, &global, files) {
+                    if !names.insert(rule.name.clone()) {
+                        cx.error(Some(rule.line), Some(&rule.name), Some("name"), "duplicate rule name; names must be unique");
+                    }
+                    rules.push(rule);
+                }
+            }
+        }
+        Some(other) => {
+            let line = cx.line_of(other.span());
+            cx.error(line, None, Some("rule"), "rules are written as [[rule]] tables");
+        }
+    }
+
+    if cx.errors.is_empty() {
+        Ok(Policy { source: file.to_string(), global, rules, warnings: cx.warnings })
+    } else {
+        Err(cx.errors)
+    }
+}
+
+fn check_keys(cx: &mut Ctx<'_>, t: &Table, allowed: &[&str], rule: Option<&str>, prefix: &str) {
+    for (key, item) in t.iter() {
+        if !allowed.contains(&key) {
+            let line = cx.line_of(t.key(key).and_then(|k| k.span()).or_else(|| item.span()));
+            cx.error(line, rule, Some(&format!("{prefix}{key}")), format!("unknown key; allowed: {}", allowed.join(", ")));
+        }
+    }
+}
+
+fn value_line(cx: &Ctx<'_>, t: &Table, key: &str) -> Option<usize> {
+    cx.line_of(t.get(key).and_then(|i| i.span()).or_else(|| t.key(key).and_then(|k| k.span())))
+}
+
+fn parse_global(cx: &mut Ctx<'_>, t: &Table) -> Global {
+    check_keys(cx, t, GLOBAL_KEYS, None, "global.");
+    let mut g = Global::default();
+    for (key, item) in t.iter() {
+        let line = value_line(cx, t, key);
+        let field = format!("global.{key}");
+        let Some(v) = item.as_value() else {
+            if GLOBAL_KEYS.contains(&key) {
+                cx.error(line, None, Some(&field), "must be a value, not a table");
+            }
+            continue;
+        };
+        let res: Result<(), String> = match key {
+            "listen" => string_list(v).and_then(|l| {
+                g.listen = l
+                    .iter()
+                    .map(|s| s.parse::<IpAddr>().map_err(|_| format!("'{s}' is not an IP address")))
+                    .collect::<Result<_, _>>()?;
+                Ok(())
+            }),
+            "minimum_strength" => str_of(v).and_then(|s| {
+                g.minimum_strength = strength(s)?;
+                Ok(())
+            }),
+            "default_action" => str_of(v).and_then(|s| {
+                g.default_action = match s {
+                    "bypass" => DefaultAction::Bypass,
+                    "block" => DefaultAction::Block,
+                    _ => return Err(format!("'{s}' is not allowed; use \"bypass\" or \"block\"")),
+                };
+                Ok(())
+            }),
+            "nat_traversal" => str_of(v).and_then(|s| {
+                g.nat_traversal = nat(s)?;
+                Ok(())
+            }),
+            "main_mode_lifetime" => lifetime(v, 60, 2879 * 60, "1m to 2879m (Windows' range)").map(|d| g.main_mode_lifetime = d),
+            "quick_mode_lifetime" => {
+                lifetime(v, 5 * 60, 2879 * 60, "5m to 2879m (Windows' range)").map(|d| g.quick_mode_lifetime = d)
+            }
+            "quick_mode_lifetime_kb" => match v.as_integer() {
+                Some(n) if (20_480..=2_147_483_647).contains(&n) => {
+                    g.quick_mode_lifetime_kb = n as u64;
+                    Ok(())
+                }
+                _ => Err("must be an integer from 20480 to 2147483647 (Windows' range)".into()),
+            },
+            "dpd_interval" => str_of(v).and_then(|s| {
+                let d = parse_duration(s)?;
+                if d != Duration::ZERO && d < Duration::from_secs(5) {
+                    return Err(format!("'{s}' is too short; use \"0s\" (off) or at least \"5s\""));
+                }
+                g.dpd_interval = d;
+                Ok(())
+            }),
+            "control_socket" => str_of(v).map(|s| g.control_socket = PathBuf::from(s)),
+            "key_log" => str_of(v).map(|s| g.key_log = Some(PathBuf::from(s))),
+            _ => Ok(()),
+        };
+        if let Err(m) = res {
+            cx.error(line, None, Some(&field), m);
+        }
+    }
+    if g.nat_traversal != NatTraversal::Off {
+        let line = value_line(cx, t, "nat_traversal");
+        cx.warn(line, None, "global.nat_traversal", "NAT traversal is not implemented in this version: SAs with peers behind NAT are refused as with \"off\"");
+    }
+    if g.key_log.is_some() {
+        let line = value_line(cx, t, "key_log");
+        cx.warn(line, None, "global.key_log", "the key log writes IKE and ESP keys to disk so that captures can be decrypted: use it for troubleshooting only");
+    }
+    g
+}
+
+fn parse_rule(
+    cx: &mut Ctx<'_>,
+    index: usize,
+    t: &Table,
+    defaults: &Table,
+    global: &Global,
+    files: &dyn ConfigFiles,
+) -> Option<Rule> {
+    let header_line = cx.line_of(t.span()).or_else(|| t.iter().next().and_then(|(k, _)| value_line(cx, t, k)));
+    let provisional = format!("#{}", index + 1);
+    check_keys(cx, t, RULE_KEYS, Some(&provisional), "");
+    let errors_before = cx.errors.len();
+
+    let get = |cx: &Ctx<'_>, key: &str| -> Option<Field<'_>> {
+        if let Some(v) = t.get(key).and_then(Item::as_value) {
+            return Some(Field { value: v, line: value_line(cx, t, key) });
+        }
+        defaults.get(key).and_then(Item::as_value).map(|v| Field { value: v, line: value_line(cx, defaults, key) })
+    };
+    for key in RULE_KEYS {
+        for (tbl, _) in [(t, ()), (defaults, ())] {
+            if let Some(item) = tbl.get(key) {
+                if item.as_value().is_none() {
+                    let line = value_line(cx, tbl, key);
+                    cx.error(line, Some(&provisional), Some(key), "must be a value, not a table");
+                }
+            }
+        }
+    }
+
+    let name = match get(cx, "name") {
+        None => {
+            cx.error(header_line, Some(&provisional), Some("name"), "missing; every rule needs a unique name");
+            provisional.clone()
+        }
+        Some(f) => match f.value.as_str() {
+            Some(s) if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) => s.to_string(),
+            _ => {
+                cx.error(f.line, Some(&provisional), Some("name"), "must be a non-empty string of letters, digits, '.', '_' and '-'");
+                provisional.clone()
+            }
+        },
+    };
+    let rn = Some(name.as_str());
+    let line = header_line.unwrap_or(0);
+
+    macro_rules! field {
+        ($key:expr, $default:expr, $parse:expr) => {{
+            match get(cx, $key) {
+                None => $default,
+                Some(f) => {
+                    let parsed: Result<_, String> = ($parse)(f.value);
+                    match parsed {
+                        Ok(v) => v,
+                        Err(m) => {
+                            cx.error(f.line, rn, Some($key), m);
+                            $default
+                        }
+                    }
+                }
+            }
+        }};
+    }
+
+    let enabled = field!("enabled", true, |v: &Value| v.as_bool().ok_or_else(|| "must be true or false".to_string()));
+    let remote = match get(cx, "remote") {
+        None => {
+            cx.error(header_line, rn, Some("remote"), "missing; write remote = \"any\" or a list of addresses, ranges and subnets");
+            AddressSet::any()
+        }
+        Some(f) => address_set(f.value).unwrap_or_else(|m| {
+            cx.error(f.line, rn, Some("remote"), m);
+            AddressSet::any()
+        }),
+    };
+    let local = field!("local", AddressSet::any(), address_set);
+    let protocol = field!("protocol", None, |v: &Value| protocol(v).map(Some));
+    let local_ports = field!("local_ports", Vec::new(), ports);
+    let remote_ports = field!("remote_ports", Vec::new(), ports);
+    let action = field!("action", Action::Require, |v: &Value| str_of(v).and_then(|s| match s {
+        "require" => Ok(Action::Require),
+        "request" => Ok(Action::Request),
+        "bypass" => Ok(Action::Bypass),
+        "block" => Ok(Action::Block),
+        _ => Err(format!("'{s}' is not allowed; use \"require\", \"request\", \"bypass\" or \"block\"")),
+    }));
+    let authentication = field!("authentication", Authentication::Psk, |v: &Value| str_of(v).and_then(|s| match s {
+        "psk" => Ok(Authentication::Psk),
+        "certificate" => Ok(Authentication::Certificate),
+        "certificate-then-psk" => Ok(Authentication::CertificateThenPsk),
+        "anonymous" => Ok(Authentication::Anonymous),
+        _ => Err(format!(
+            "'{s}' is not allowed; use \"psk\", \"certificate\", \"certificate-then-psk\" or \"anonymous\" (AuthIP only)"
+        )),
+    }));
+    let keying = field!("keying", Keying::Ike, |v: &Value| str_of(v).and_then(|s| match s {
+        "ike" => Ok(Keying::Ike),
+        "authip" => Ok(Keying::AuthIp),
+        _ => Err(format!("'{s}' is not allowed; use \"ike\" or \"authip\"")),
+    }));
+    let rule_strength = field!("minimum_strength", None, |v: &Value| str_of(v).and_then(strength).map(Some));
+    let nat_traversal = field!("nat_traversal", global.nat_traversal, |v: &Value| str_of(v).and_then(nat));
+    let auto = field!("auto", AutoStart::OnDemand, |v: &Value| str_of(v).and_then(|s| match s {
+        "on-demand" => Ok(AutoStart::OnDemand),
+        "start" => Ok(AutoStart::Start),
+        "none" => Ok(AutoStart::None),
+        _ => Err(format!("'{s}' is not allowed; use \"on-demand\", \"start\" or \"none\"")),
+    }));
+    let pfs = field!("pfs", false, |v: &Value| v.as_bool().ok_or_else(|| "must be true or false".to_string()));
+    let local_id = field!("local_id", IdSpec::Auto, |v: &Value| str_of(v).and_then(|s| id_spec(s, false)));
+    let remote_id = field!("remote_id", IdSpec::Auto, |v: &Value| str_of(v).and_then(|s| id_spec(s, true)));
+    let path = |v: &Value| str_of(v).map(|s| Some(PathBuf::from(s)));
+    let certificate = field!("certificate", None, path);
+    let private_key = field!("private_key", None, path);
+    let path_list = |v: &Value| string_list(v).map(|l| l.into_iter().map(PathBuf::from).collect::<Vec<_>>());
+    let trusted_cas = field!("trusted_cas", Vec::new(), path_list);
+    let crls = field!("crls", Vec::new(), path_list);
+
+    // The pre-shared key: inline or from a private file, never both.
+    let psk_inline = get(cx, "psk").map(|f| (f.line, f.value.as_str().map(str::to_string)));
+    let psk_file = get(cx, "psk_file").map(|f| (f.line, f.value.as_str().map(str::to_string)));
+    let psk = match (psk_inline, psk_file) {
+        (Some((l, _)), Some(_)) => {
+            cx.error(l, rn, Some("psk"), "set either psk or psk_file, not both");
+            None
+        }
+        (Some((l, None)), None) => {
+            cx.error(l, rn, Some("psk"), "must be a string");
+            None
+        }
+        (Some((l, Some(s))), None) => psk_bytes(s.as_bytes()).map_err(|m| cx.error(l, rn, Some("psk"), m)).ok(),
+        (None, Some((l, None))) => {
+            cx.error(l, rn, Some("psk_file"), "must be a path string");
+            None
+        }
+        (None, Some((l, Some(p)))) => match files.read_secret(Path::new(&p)) {
+            Ok(bytes) => psk_bytes(&bytes).map_err(|m| cx.error(l, rn, Some("psk_file"), format!("'{p}': {m}"))).ok(),
+            Err(m) => {
+                cx.error(l, rn, Some("psk_file"), m);
+                None
+            }
+        },
+        (None, None) => None,
+    };
+
+    // Cross-field checks.
+    let field_line = |cx: &Ctx<'_>, key: &str| get(cx, key).and_then(|f| f.line).or(header_line);
+    let minimum_strength = match rule_strength {
+        Some(level) if level < global.minimum_strength => {
+            let l = field_line(cx, "minimum_strength");
+            cx.error(
+                l,
+                rn,
+                Some("minimum_strength"),
+                format!("'{level}' is below the global level '{}'; a rule may raise the level, never lower it", global.minimum_strength),
+            );
+            global.minimum_strength
+        }
+        Some(level) => level,
+        None => global.minimum_strength,
+    };
+    if action.negotiates() {
+        match authentication {
+            Authentication::Psk if psk.is_none() && !cx.errors[errors_before..].iter().any(|e| e.field.as_deref().is_some_and(|f| f.starts_with("psk"))) => {
+                cx.error(header_line, rn, Some("psk"), "authentication = \"psk\" needs a pre-shared key: set psk or psk_file");
+            }
+            Authentication::Certificate | Authentication::CertificateThenPsk => {
+                let l = field_line(cx, "authentication");
+                cx.error(l, rn, Some("authentication"), format!("'{}' is not available in this version of hostsec; use \"psk\"", authentication.name()));
+            }
+            Authentication::Anonymous => {
+                let l = field_line(cx, "authentication");
+                cx.error(l, rn, Some("authentication"), "\"anonymous\" exists only with keying = \"authip\", which this version does not implement; use \"psk\"");
+            }
+            _ => {}
+        }
+        if keying == Keying::AuthIp {
+            let l = field_line(cx, "keying");
+            cx.warn(l, rn, "keying", "AuthIP has no pre-shared key method: this rule negotiates IKEv1 with the PSK, as Windows' default keying does");
+        }
+    }
+    if protocol.is_some() || !local_ports.is_empty() || !remote_ports.is_empty() {
+        let key = if protocol.is_some() { "protocol" } else if !local_ports.is_empty() { "local_ports" } else { "remote_ports" };
+        let l = field_line(cx, key);
+        cx.error(l, rn, Some(key), "traffic selectors (protocol, ports) are not available in this version; remove them to protect all traffic with these peers");
+    }
+    if (!local_ports.is_empty() || !remote_ports.is_empty()) && !matches!(protocol, Some(6) | Some(17)) {
+        let l = field_line(cx, "protocol");
+        cx.error(l, rn, Some("protocol"), "ports need protocol = \"tcp\" or \"udp\"");
+    }
+    if auto == AutoStart::Start && action.negotiates() && remote.single_host().is_none() {
+        let l = field_line(cx, "auto");
+        cx.error(l, rn, Some("auto"), "\"start\" needs a rule whose remote is exactly one address (the peer to start with)");
+    }
+    if auto == AutoStart::OnDemand && action.negotiates() && get(cx, "auto").is_some() {
+        let l = field_line(cx, "auto");
+        cx.warn(l, rn, "auto", "\"on-demand\" needs the ESP datapath, which this version does not have yet: the rule responds and can be started with `hostsec initiate`");
+    }
+    if nat_traversal != NatTraversal::Off && get(cx, "nat_traversal").is_some() {
+        let l = field_line(cx, "nat_traversal");
+        cx.warn(l, rn, "nat_traversal", "NAT traversal is not implemented in this version: SAs with peers behind NAT are refused as with \"off\"");
+    }
+    if let Some(s) = psk.as_ref().filter(|s| s.len() < 16) {
+        let l = field_line(cx, if get(cx, "psk").is_some() { "psk" } else { "psk_file" });
+        cx.warn(l, rn, "psk", format!("the pre-shared key has only {} bytes; use at least 16 random bytes", s.len()));
+    }
+
+    if cx.errors.len() > errors_before {
+        return None;
+    }
+    Some(Rule {
+        name,
+        line,
+        enabled,
+        remote,
+        local,
+        protocol,
+        local_ports,
+        remote_ports,
+        action,
+        authentication,
+        psk,
+        certificate,
+        private_key,
+        trusted_cas,
+        crls,
+        local_id,
+        remote_id,
+        keying,
+        minimum_strength,
+        nat_traversal,
+        auto,
+        pfs,
+        main_mode_lifetime: global.main_mode_lifetime,
+        quick_mode_lifetime: global.quick_mode_lifetime,
+        quick_mode_lifetime_kb: global.quick_mode_lifetime_kb,
+    })
+}
+
+fn str_of(v: &Value) -> Result<&str, String> {
+    v.as_str().ok_or_else(|| "must be a string".to_string())
+}
+
+fn string_list(v: &Value) -> Result<Vec<String>, String> {
+    match v {
+        Value::String(s) => Ok(vec![s.value().clone()]),
+        Value::Array(a) => a
+            .iter()
+            .map(|x| x.as_str().map(str::to_string).ok_or_else(|| "must be a list of strings".to_string()))
+            .collect(),
+        _ => Err("must be a string or a list of strings".into()),
+    }
+}
+
+fn strength(s: &str) -> Result<StrengthLevel, String> {
+    StrengthLevel::from_name(s).ok_or_else(|| format!("'{s}' is not a level; use \"standard\", \"high\" or \"highest\""))
+}
+
+fn nat(s: &str) -> Result<NatTraversal, String> {
+    match s {
+        "off" => Ok(NatTraversal::Off),
+        "remote-behind-nat" => Ok(NatTraversal::RemoteBehindNat),
+        "both-behind-nat" => Ok(NatTraversal::BothBehindNat),
+        _ => Err(format!("'{s}' is not allowed; use \"off\", \"remote-behind-nat\" or \"both-behind-nat\"")),
+    }
+}
+
+fn lifetime(v: &Value, min_s: u64, max_s: u64, allowed: &str) -> Result<Duration, String> {
+    let s = str_of(v)?;
+    let d = parse_duration(s)?;
+    if d.as_secs() < min_s || d.as_secs() > max_s {
+        return Err(format!("'{s}' is out of range; allowed: {allowed}"));
+    }
+    Ok(d)
+}
+
+fn address_set(v: &Value) -> Result<AddressSet, String> {
+    let list = string_list(v)?;
+    if list.iter().any(|s| s.eq_ignore_ascii_case("any")) {
+        if list.len() > 1 {
+            return Err("\"any\" cannot be combined with other addresses".into());
+        }
+        return Ok(AddressSet::any());
+    }
+    if list.is_empty() {
+        return Err("is empty; write \"any\" or list addresses, ranges and subnets".into());
+    }
+    let mut specs = Vec::with_capacity(list.len());
+    for s in &list {
+        if let Some(k) = KEYWORDS.iter().find(|k| k.eq_ignore_ascii_case(s)) {
+            return Err(format!("the keyword '{k}' is not available in this version; list the addresses it stands for"));
+        }
+        specs.push(AddressSpec::parse(s)?);
+    }
+    Ok(AddressSet::from_specs(specs))
+}
+
+fn protocol(v: &Value) -> Result<u8, String> {
+    if let Some(n) = v.as_integer() {
+        return u8::try_from(n).map_err(|_| format!("{n} is not a protocol number (0-255)"));
+    }
+    let s = str_of(v)?;
+    match s {
+        "tcp" => Ok(6),
+        "udp" => Ok(17),
+        "icmp" => Ok(1),
+        "icmpv6" => Ok(58),
+        _ => s.parse::<u8>().map_err(|_| format!("'{s}' is not allowed; use tcp, udp, icmp, icmpv6 or a number 0-255")),
+    }
+}
+
+fn ports(v: &Value) -> Result<Vec<PortRange>, String> {
+    let items: Vec<String> = match v {
+        Value::Array(a) => a
+            .iter()
+            .map(|x| match x {
+                Value::Integer(i) => Ok(i.value().to_string()),
+                Value::String(s) => Ok(s.value().clone()),
+                _ => Err("must be a list of ports (\"631\") or port ranges (\"1000-2000\")".to_string()),
+            })
+            .collect::<Result<_, _>>()?,
+        _ => return Err("must be a list of ports (\"631\") or port ranges (\"1000-2000\")".into()),
+    };
+    items
+        .iter()
+        .map(|s| {
+            let (a, b) = s.split_once('-').unwrap_or((s, s));
+            let first: u16 = a.trim().parse().map_err(|_| format!("'{s}' is not a port or port range (0-65535)"))?;
+            let last: u16 = b.trim().parse().map_err(|_| format!("'{s}' is not a port or port range (0-65535)"))?;
+            if first > last {
+                return Err(format!("port range '{s}' ends before it starts"));
+            }
+            Ok(PortRange { first, last })
+        })
+        .collect()
+}
+
+fn id_spec(s: &str, remote: bool) -> Result<IdSpec, String> {
+    let allowed = if remote { "\"any\", \"dn:…\", \"fqdn:…\" or \"ip:…\"" } else { "\"auto\", \"dn:…\", \"fqdn:…\" or \"ip:…\"" };
+    if (remote && s == "any") || (!remote && s == "auto") {
+        return Ok(IdSpec::Auto);
+    }
+    match s.split_once(':') {
+        Some(("dn", v)) if !v.is_empty() => Ok(IdSpec::Dn(v.to_string())),
+        Some(("fqdn", v)) if !v.is_empty() && !v.contains(char::is_whitespace) => Ok(IdSpec::Fqdn(v.to_string())),
+        Some(("ip", v)) => v.parse().map(IdSpec::Ip).map_err(|_| format!("'{v}' is not an IP address")),
+        _ => Err(format!("'{s}' is not allowed; use {allowed}")),
+    }
+}
+
+/// A PSK from config text: `0x…` is hex (binary keys), anything else is taken as written (a trailing newline of
+/// a file is dropped).
+fn psk_bytes(raw: &[u8]) -> Result<Secret, String> {
+    let mut raw = raw;
+    while let [rest @ .., b'\n' | b'\r'] = raw {
+        raw = rest;
+    }
+    if raw.is_empty() {
+        return Err("the pre-shared key is empty".into());
+    }
+    if let Some(hexpart) = raw.strip_prefix(b"0x") {
+        let bytes = hex::decode(hexpart).map_err(|_| "a key starting with 0x must be hexadecimal".to_string())?;
+        if bytes.is_empty() {
+            return Err("the pre-shared key is empty".into());
+        }
+        return Ok(Secret::new(bytes));
+    }
+    Ok(Secret::from_slice(raw))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    struct MemFiles(HashMap<&'static str, Result<Vec<u8>, String>>);
+    impl ConfigFiles for MemFiles {
+        fn read_secret(&self, path: &Path) -> Result<Vec<u8>, String> {
+            self.0.get(path.to_str().unwrap()).cloned().unwrap_or_else(|| Err(format!("cannot read '{}'", path.display())))
+        }
+    }
+
+    fn files() -> MemFiles {
+        MemFiles(HashMap::from([
+            ("/etc/hostsec/site.psk", Ok(b"file secret 0123456789\n".to_vec())),
+            ("/etc/hostsec/open.psk", Err("'/etc/hostsec/open.psk' is accessible by group or others (mode 0644)".into())),
+        ]))
+    }
+
+    fn parse_ok(text: &str) -> Policy {
+        Policy::from_toml("test.toml", text, &files()).unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    fn parse_err(text: &str) -> Vec<String> {
+        Policy::from_toml("test.toml", text, &files()).unwrap_err().iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn minimal_rule_with_defaults() {
+        let p = parse_ok(
+            r#"
+[global]
+listen = ["198.51.100.1"]
+minimum_strength = "high"
+
+[defaults]
+psk_file = "/etc/hostsec/site.psk"
+
+[[rule]]
+name = "printers"
+remote = ["10.20.1.10-10.20.1.20", "10.20.2.0/24"]
+auto = "none"
+"#,
+        );
+        let r = &p.rules[0];
+        assert_eq!(r.name, "printers");
+        assert_eq!(r.line, 9);
+        assert_eq!(r.psk.as_ref().unwrap().expose(), b"file secret 0123456789");
+        assert_eq!(r.minimum_strength, StrengthLevel::High);
+        assert_eq!(r.action, Action::Require);
+        assert_eq!(p.global.main_mode_lifetime, Duration::from_secs(28800));
+        assert!(r.remote.contains("10.20.2.9".parse().unwrap()));
+        assert_eq!(p.rule_for_peer("198.51.100.1".parse().unwrap(), "10.20.1.15".parse().unwrap()), Some(0));
+        assert_eq!(p.rule_for_peer("198.51.100.1".parse().unwrap(), "10.20.3.1".parse().unwrap()), None);
+    }
+
+    #[test]
+    fn errors_name_file_line_rule_field_and_what_is_allowed() {
+        let errs = parse_err(
+            r#"[global]
+minimum_strength = "high"
+colour = "blue"
+
+[[rule]]
+name = "a"
+remote = ["10.0.0.1/8"]
+psk = "x"
+action = "allow"
+minimum_strength = "standard"
+"#,
+        );
+        let all = errs.join("\n");
+        assert!(all.contains("test.toml:3: field 'global.colour': unknown key; allowed: listen"), "{all}");
+        assert!(all.contains("test.toml:7: rule 'a': field 'remote': subnet '10.0.0.1/8' has host bits set"), "{all}");
+        assert!(all.contains("test.toml:9: rule 'a': field 'action': 'allow' is not allowed; use \"require\""), "{all}");
+        assert!(all.contains("test.toml:10: rule 'a': field 'minimum_strength': 'standard' is below the global level 'high'"), "{all}");
+    }
+
+    #[test]
+    fn psk_rules() {
+        let both = parse_err("[[rule]]\nname = \"a\"\nremote = \"any\"\npsk = \"abc\"\npsk_file = \"/etc/hostsec/site.psk\"\n");
+        assert!(both[0].contains("either psk or psk_file"), "{both:?}");
+        let open = parse_err("[[rule]]\nname = \"a\"\nremote = \"any\"\npsk_file = \"/etc/hostsec/open.psk\"\n");
+        assert!(open[0].contains("test.toml:4: rule 'a': field 'psk_file':") && open[0].contains("group or others"), "{open:?}");
+        let none = parse_err("[[rule]]\nname = \"a\"\nremote = \"any\"\n");
+        assert!(none[0].contains("needs a pre-shared key"), "{none:?}");
+        let hexkey = parse_ok("[[rule]]\nname = \"a\"\nremote = \"any\"\npsk = \"0x00ff10\"\n");
+        assert_eq!(hexkey.rules[0].psk.as_ref().unwrap().expose(), &[0, 0xff, 0x10]);
+        assert!(hexkey.warnings.iter().any(|w| w.contains("only 3 bytes")));
+        let bypass = parse_ok("[[rule]]\nname = \"dns\"\nremote = \"192.0.2.53\"\naction = \"bypass\"\n");
+        assert!(bypass.rules[0].psk.is_none());
+    }
+
+    #[test]
+    fn duplicate_names_and_bad_toml() {
+        let dup = parse_err("[[rule]]\nname = \"a\"\nremote = \"any\"\npsk = \"k\"\n[[rule]]\nname = \"a\"\nremote = \"any\"\npsk = \"k\"\n");
+        assert!(dup.iter().any(|e| e.contains("test.toml:5: rule 'a': field 'name': duplicate")), "{dup:?}");
+        let bad = parse_err("[global\n");
+        assert!(bad[0].starts_with("test.toml:1: not valid TOML"), "{bad:?}");
+    }
+
+    #[test]
+    fn precedence_most_specific_then_block() {
+        let p = parse_ok(
+            r#"
+[defaults]
+psk = "0123456789abcdef"
+[[rule]]
+name = "net"
+remote = "198.51.100.0/24"
+[[rule]]
+name = "host"
+remote = "198.51.100.7"
+[[rule]]
+name = "host-block"
+remote = "198.51.100.7"
+action = "block"
+"#,
+        );
+        let l: IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(p.governing_rule(l, "198.51.100.7".parse().unwrap()), Some(2));
+        assert_eq!(p.rule_for_peer(l, "198.51.100.7".parse().unwrap()), None);
+        assert_eq!(p.rule_for_peer(l, "198.51.100.8".parse().unwrap()), Some(0));
+    }
+}
