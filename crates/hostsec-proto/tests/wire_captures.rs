@@ -9,7 +9,7 @@ use hostsec_proto::wire::{
     AttrValue, CertPayload, CertRequestPayload, DeletePayload, Header, IdPayload, NatOaPayload,
     NotifyPayload, Payloads, SaPayload, WireError,
 };
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -125,7 +125,14 @@ struct Udp {
 /// the MF flag at random) is reported on its own at the end, as tshark dissects it.
 #[derive(Default)]
 struct Reassembly {
-    pending: BTreeMap<Vec<u8>, (BTreeMap<usize, (usize, Vec<u8>)>, Option<usize>)>,
+    pending: BTreeMap<Vec<u8>, Fragments>,
+}
+
+/// The fragments of one datagram so far: (frame, bytes) by offset, and the total length once the last is seen.
+#[derive(Default)]
+struct Fragments {
+    parts: BTreeMap<usize, (usize, Vec<u8>)>,
+    total: Option<usize>,
 }
 
 impl Reassembly {
@@ -142,13 +149,13 @@ impl Reassembly {
             return Some(data.to_vec());
         }
         let entry = self.pending.entry(key.clone()).or_default();
-        entry.0.insert(offset, (frame, data.to_vec()));
+        entry.parts.insert(offset, (frame, data.to_vec()));
         if !more {
-            entry.1 = Some(offset + data.len());
+            entry.total = Some(offset + data.len());
         }
-        let total = entry.1?;
+        let total = entry.total?;
         let mut out = Vec::with_capacity(total);
-        for (&off, (_, part)) in &entry.0 {
+        for (&off, (_, part)) in &entry.parts {
             if off != out.len() {
                 return None;
             }
@@ -162,10 +169,12 @@ impl Reassembly {
 
     /// The first fragments of datagrams that never completed, with their frames.
     fn leftovers(self) -> impl Iterator<Item = (usize, u8, Vec<u8>)> {
-        self.pending.into_iter().filter_map(|(key, (parts, _))| {
-            let (frame, data) = parts.into_iter().next().filter(|(off, _)| *off == 0)?.1;
-            Some((frame, *key.get(1)?, data))
-        })
+        self.pending
+            .into_iter()
+            .filter_map(|(key, Fragments { parts, .. })| {
+                let (frame, data) = parts.into_iter().next().filter(|(off, _)| *off == 0)?.1;
+                Some((frame, *key.get(1)?, data))
+            })
     }
 }
 
