@@ -17,9 +17,7 @@ fn dh(c: &mut Criterion) {
     let mut keygen = c.benchmark_group("dh_keygen");
     keygen.sample_size(20);
     for group in DhGroup::ALL {
-        keygen.bench_function(group.name(), |b| {
-            b.iter(|| DhKeyPair::generate(black_box(group), &mut rng).unwrap())
-        });
+        keygen.bench_function(group.name(), |b| b.iter(|| DhKeyPair::generate(black_box(group), &mut rng).unwrap()));
     }
     keygen.finish();
 
@@ -40,9 +38,7 @@ fn dh(c: &mut Criterion) {
     for group in DhGroup::ALL {
         let peer = DhKeyPair::generate(group, &mut rng).unwrap();
         validate.bench_function(group.name(), |b| {
-            b.iter(|| {
-                validate_public_value(black_box(group), black_box(peer.public_value())).unwrap()
-            })
+            b.iter(|| validate_public_value(black_box(group), black_box(peer.public_value())).unwrap())
         });
     }
     validate.finish();
@@ -55,9 +51,7 @@ fn prf_and_hash(c: &mut Criterion) {
     let mut group = c.benchmark_group("prf_256B");
     group.throughput(Throughput::Bytes(data.len() as u64));
     for alg in [HashAlg::Sha1, HashAlg::Sha256, HashAlg::Sha384] {
-        group.bench_function(alg.name(), |b| {
-            b.iter(|| prf(alg, black_box(&key), &[black_box(&data)]))
-        });
+        group.bench_function(alg.name(), |b| b.iter(|| prf(alg, black_box(&key), &[black_box(&data)])));
     }
     group.finish();
     let mut group = c.benchmark_group("hash_256B");
@@ -72,11 +66,7 @@ fn cbc(c: &mut Criterion) {
     let iv = [0x11u8; 16];
     let mut group = c.benchmark_group("cbc_encrypt_256B");
     group.throughput(Throughput::Bytes(256));
-    for cipher in [
-        IkeCipher::AesCbc128,
-        IkeCipher::AesCbc192,
-        IkeCipher::AesCbc256,
-    ] {
+    for cipher in [IkeCipher::AesCbc128, IkeCipher::AesCbc192, IkeCipher::AesCbc256] {
         let key = vec![0x22u8; cipher.key_len()];
         let mut buf = [0u8; 256];
         // Includes the AES key schedule: cbc_encrypt takes the raw key, as the IKE code calls it per message.

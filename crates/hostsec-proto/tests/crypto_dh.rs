@@ -117,18 +117,8 @@ fn rfc5903_ecp_vectors() {
         validate_public_value(v.group, &gr).unwrap();
         // RFC 5903 §9: the shared secret is the x coordinate of g^ir.
         let girx = h(v.gir.0);
-        assert_eq!(
-            initiator.agree(&gr).unwrap().expose(),
-            girx,
-            "{}: initiator's g^ir",
-            v.group
-        );
-        assert_eq!(
-            responder.agree(&gi).unwrap().expose(),
-            girx,
-            "{}: responder's g^ir",
-            v.group
-        );
+        assert_eq!(initiator.agree(&gr).unwrap().expose(), girx, "{}: initiator's g^ir", v.group);
+        assert_eq!(responder.agree(&gi).unwrap().expose(), girx, "{}: responder's g^ir", v.group);
         // g^ir itself is a point on the curve, so it passes as a public value too.
         validate_public_value(v.group, &concat(&girx, &h(v.gir.1))).unwrap();
     }
@@ -263,17 +253,8 @@ fn group14_rejects_out_of_range_values() {
     assert_eq!(rejected(group, &[]), "wrong length");
     // agree() applies the same checks.
     let pair = DhKeyPair::generate(group, &mut ChaCha20Rng::seed_from_u64(1)).unwrap();
-    for bad in [
-        small(0, 256),
-        small(1, 256),
-        add_small(&p, -1),
-        p.clone(),
-        small(2, 255),
-    ] {
-        assert!(matches!(
-            pair.agree(&bad),
-            Err(CryptoError::InvalidPublicValue { .. })
-        ));
+    for bad in [small(0, 256), small(1, 256), add_small(&p, -1), p.clone(), small(2, 255)] {
+        assert!(matches!(pair.agree(&bad), Err(CryptoError::InvalidPublicValue { .. })));
     }
 }
 
@@ -286,25 +267,13 @@ fn group24_rejects_values_outside_the_subgroup() {
     assert_eq!(rejected(group, &add_small(&p, -1)), "not below p-1");
     assert_eq!(rejected(group, &p), "not below p-1");
     assert_eq!(rejected(group, &add_small(&p, 1)), "not below p-1");
-    assert_eq!(
-        rejected(group, &small(2, 256)),
-        "not in the prime-order subgroup"
-    );
-    assert_eq!(
-        rejected(group, &add_small(&p, -2)),
-        "not in the prime-order subgroup"
-    );
+    assert_eq!(rejected(group, &small(2, 256)), "not in the prime-order subgroup");
+    assert_eq!(rejected(group, &add_small(&p, -2)), "not in the prime-order subgroup");
     // yA + 1 is in range but (overwhelmingly likely) not of order q.
-    assert_eq!(
-        rejected(group, &add_small(&h(YA), 1)),
-        "not in the prime-order subgroup"
-    );
+    assert_eq!(rejected(group, &add_small(&h(YA), 1)), "not in the prime-order subgroup");
     assert_eq!(rejected(group, &h(YA)[1..]), "wrong length");
     let a = DhKeyPair::from_private_bytes_for_test(group, &h(XA)).unwrap();
-    assert!(matches!(
-        a.agree(&small(2, 256)),
-        Err(CryptoError::InvalidPublicValue { .. })
-    ));
+    assert!(matches!(a.agree(&small(2, 256)), Err(CryptoError::InvalidPublicValue { .. })));
 }
 
 // RFC 5114 §2.6/§2.7 (the same curves as groups 19/20): the generators, and the field primes.
@@ -318,55 +287,31 @@ const P384_GY: &str = "3617DE4A 96262C6F 5D9E98BF 9292DC29 F8F41DBD 289A147C
 
 #[test]
 fn ecp_validation_edge_cases() {
-    for (group, gx, gy) in [
-        (DhGroup::Ecp256, P256_GX, P256_GY),
-        (DhGroup::Ecp384, P384_GX, P384_GY),
-    ] {
+    for (group, gx, gy) in [(DhGroup::Ecp256, P256_GX, P256_GY), (DhGroup::Ecp384, P384_GX, P384_GY)] {
         let (gx, gy) = (h(gx), h(gy));
         let n = gx.len();
         validate_public_value(group, &concat(&gx, &gy)).unwrap();
         // Off the curve: y + 1, and (1, 1).
-        assert_eq!(
-            rejected(group, &concat(&gx, &add_small(&gy, 1))),
-            "not a point on the curve"
-        );
-        assert_eq!(
-            rejected(group, &concat(&small(1, n), &small(1, n))),
-            "not a point on the curve"
-        );
+        assert_eq!(rejected(group, &concat(&gx, &add_small(&gy, 1))), "not a point on the curve");
+        assert_eq!(rejected(group, &concat(&small(1, n), &small(1, n))), "not a point on the curve");
         // The all-zero body (what the point at infinity would look like) and wrong lengths.
         assert_eq!(rejected(group, &vec![0u8; 2 * n]), "all zero");
         assert_eq!(rejected(group, &gx), "wrong length");
-        assert_eq!(
-            rejected(group, &concat(&[0x04], &concat(&gx, &gy))),
-            "wrong length"
-        );
+        assert_eq!(rejected(group, &concat(&[0x04], &concat(&gx, &gy))), "wrong length");
         assert_eq!(rejected(group, &[]), "wrong length");
         // agree() refuses the same points.
         let pair = DhKeyPair::generate(group, &mut ChaCha20Rng::seed_from_u64(3)).unwrap();
-        assert!(matches!(
-            pair.agree(&concat(&gx, &add_small(&gy, 1))),
-            Err(CryptoError::InvalidPublicValue { .. })
-        ));
-        assert!(matches!(
-            pair.agree(&vec![0u8; 2 * n]),
-            Err(CryptoError::InvalidPublicValue { .. })
-        ));
+        assert!(matches!(pair.agree(&concat(&gx, &add_small(&gy, 1))), Err(CryptoError::InvalidPublicValue { .. })));
+        assert!(matches!(pair.agree(&vec![0u8; 2 * n]), Err(CryptoError::InvalidPublicValue { .. })));
         assert!(pair.agree(&concat(&gx, &gy)).is_ok());
     }
     // A coordinate equal to the field prime is not reduced: rejected even though it is 32 bytes.
     let p = h(P256_P);
-    assert_eq!(
-        rejected(DhGroup::Ecp256, &concat(&p, &h(P256_GY))),
-        "not a point on the curve"
-    );
+    assert_eq!(rejected(DhGroup::Ecp256, &concat(&p, &h(P256_GY))), "not a point on the curve");
     // A P-384 point is the wrong length for P-256 and the other way round.
     let p384_g = concat(&h(P384_GX), &h(P384_GY));
     assert_eq!(rejected(DhGroup::Ecp256, &p384_g), "wrong length");
-    assert_eq!(
-        rejected(DhGroup::Ecp384, &concat(&h(P256_GX), &h(P256_GY))),
-        "wrong length"
-    );
+    assert_eq!(rejected(DhGroup::Ecp384, &concat(&h(P256_GX), &h(P256_GY))), "wrong length");
 }
 
 #[test]
@@ -385,16 +330,8 @@ fn test_import_rejects_out_of_range_private_values() {
 fn debug_output_shows_no_private_value() {
     let pair = DhKeyPair::from_private_bytes_for_test(DhGroup::Ecp256, &h(P256_I)).unwrap();
     let text = format!("{pair:?}");
-    assert!(
-        text.contains(&hex::encode(h(P256_GIX))),
-        "the public value is shown: {text}"
-    );
-    assert!(
-        !text.to_lowercase().contains(&hex::encode(h(P256_I))),
-        "the private value is not: {text}"
-    );
+    assert!(text.contains(&hex::encode(h(P256_GIX))), "the public value is shown: {text}");
+    assert!(!text.to_lowercase().contains(&hex::encode(h(P256_I))), "the private value is not: {text}");
     let secret = pair.agree(&concat(&h(P256_GRX), &h(P256_GRY))).unwrap();
-    assert!(!format!("{secret:?}")
-        .to_lowercase()
-        .contains(&hex::encode(h(P256_GIRX))));
+    assert!(!format!("{secret:?}").to_lowercase().contains(&hex::encode(h(P256_GIRX))));
 }

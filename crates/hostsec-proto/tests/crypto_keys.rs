@@ -2,18 +2,12 @@
 //! KEYMAT lengths, and the IV cut for SHA-384. Expected values are built from `prf`/`hash` by the RFC 2409
 //! formulas, spelled out here independently of `keys.rs`.
 
-use hostsec_proto::crypto::keys::{
-    derive_phase1, exchange_iv, keymat, skeyid_psk, skeyid_signature,
-};
+use hostsec_proto::crypto::keys::{derive_phase1, exchange_iv, keymat, skeyid_psk, skeyid_signature};
 use hostsec_proto::crypto::prf::{hash, prf};
 use hostsec_proto::crypto::{HashAlg, IkeCipher, Secret};
 
 const HASHES: [HashAlg; 3] = [HashAlg::Sha1, HashAlg::Sha256, HashAlg::Sha384];
-const CIPHERS: [IkeCipher; 3] = [
-    IkeCipher::AesCbc128,
-    IkeCipher::AesCbc192,
-    IkeCipher::AesCbc256,
-];
+const CIPHERS: [IkeCipher; 3] = [IkeCipher::AesCbc128, IkeCipher::AesCbc192, IkeCipher::AesCbc256];
 
 /// RFC 2409 appendix B, written out: Ka = SKEYID_e cut when long enough, else K1 = prf(SKEYID_e, 0x00),
 /// Kn = prf(SKEYID_e, Kn-1), concatenated and cut.
@@ -42,27 +36,14 @@ fn ka_for_every_hash_and_cipher() {
             let keys = derive_phase1(alg, cipher, skeyid, &g_xy, &cky_i, &cky_r, b"gxi", b"gxr");
             assert_eq!(keys.skeyid_e.len(), alg.output_len());
             assert_eq!(keys.ka.len(), cipher.key_len(), "{alg}/{cipher}");
-            assert_eq!(
-                keys.ka.expose(),
-                expected_ka(alg, keys.skeyid_e.expose(), cipher.key_len()),
-                "{alg}/{cipher}"
-            );
+            assert_eq!(keys.ka.expose(), expected_ka(alg, keys.skeyid_e.expose(), cipher.key_len()), "{alg}/{cipher}");
             // SHA-1 with AES-192/256 is where the expansion applies.
             let expands = alg.output_len() < cipher.key_len();
-            assert_eq!(
-                expands,
-                alg == HashAlg::Sha1 && cipher != IkeCipher::AesCbc128
-            );
+            assert_eq!(expands, alg == HashAlg::Sha1 && cipher != IkeCipher::AesCbc128);
             if expands {
-                assert_ne!(
-                    &keys.ka.expose()[..alg.output_len()],
-                    keys.skeyid_e.expose()
-                );
+                assert_ne!(&keys.ka.expose()[..alg.output_len()], keys.skeyid_e.expose());
             }
-            assert_eq!(
-                keys.initial_iv.to_vec(),
-                hash(alg, &[b"gxi", b"gxr"]).as_bytes()[..16].to_vec()
-            );
+            assert_eq!(keys.initial_iv.to_vec(), hash(alg, &[b"gxi", b"gxr"]).as_bytes()[..16].to_vec());
         }
     }
 }
@@ -70,14 +51,8 @@ fn ka_for_every_hash_and_cipher() {
 #[test]
 fn skeyid_formulas() {
     for alg in HASHES {
-        assert_eq!(
-            skeyid_psk(alg, b"secret", b"N1", b"N2").expose(),
-            prf(alg, b"secret", &[b"N1N2"]).as_bytes()
-        );
-        assert_eq!(
-            skeyid_signature(alg, b"N1", b"N2", b"gxy").expose(),
-            prf(alg, b"N1N2", &[b"gxy"]).as_bytes()
-        );
+        assert_eq!(skeyid_psk(alg, b"secret", b"N1", b"N2").expose(), prf(alg, b"secret", &[b"N1N2"]).as_bytes());
+        assert_eq!(skeyid_signature(alg, b"N1", b"N2", b"gxy").expose(), prf(alg, b"N1N2", &[b"gxy"]).as_bytes());
     }
 }
 
@@ -86,11 +61,7 @@ fn exchange_iv_is_cut_to_the_block() {
     let last = [0xabu8; 16];
     for alg in HASHES {
         let iv = exchange_iv(alg, &last, 0x0102_0304);
-        assert_eq!(
-            iv.to_vec(),
-            hash(alg, &[&last, &[1, 2, 3, 4]]).as_bytes()[..16].to_vec(),
-            "{alg}"
-        );
+        assert_eq!(iv.to_vec(), hash(alg, &[&last, &[1, 2, 3, 4]]).as_bytes()[..16].to_vec(), "{alg}");
     }
 }
 
@@ -105,22 +76,9 @@ fn keymat_lengths_and_prefixes() {
             let k2 = prf(alg, &d, &[k1.as_bytes(), &seed]);
             let k3 = prf(alg, &d, &[k2.as_bytes(), &seed]);
             let expected = [k1.as_bytes(), k2.as_bytes(), k3.as_bytes()].concat();
-            for len in [
-                0,
-                1,
-                20,
-                alg.output_len(),
-                alg.output_len() + 1,
-                2 * alg.output_len() + 5,
-                expected.len(),
-            ] {
+            for len in [0, 1, 20, alg.output_len(), alg.output_len() + 1, 2 * alg.output_len() + 5, expected.len()] {
                 let got: Secret = keymat(alg, &d, g, 3, &spi, b"ni", b"nr", len);
-                assert_eq!(
-                    got.expose(),
-                    &expected[..len],
-                    "{alg}, {len} bytes, PFS {}",
-                    g.is_some()
-                );
+                assert_eq!(got.expose(), &expected[..len], "{alg}, {len} bytes, PFS {}", g.is_some());
             }
         }
     }

@@ -21,7 +21,12 @@ fn hmac_rfc2202_and_rfc4231() {
         (HashAlg::Sha1, vec![0xaa; 20], &[0xdd; 50], "125d7342b9ac11cd91a39af48aa17b4f63f175d3"),
         (HashAlg::Sha1, vec![0xaa; 80], LARGE_KEY_DATA, "aa4ae5e15272d00e95705637ce8a3b55ed402112"),
         // RFC 4231 §4.2, §4.3 and §4.7 (test cases 1, 2 and 6).
-        (HashAlg::Sha256, vec![0x0b; 20], b"Hi There", "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"),
+        (
+            HashAlg::Sha256,
+            vec![0x0b; 20],
+            b"Hi There",
+            "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7",
+        ),
         (
             HashAlg::Sha384,
             vec![0x0b; 20],
@@ -40,7 +45,12 @@ fn hmac_rfc2202_and_rfc4231() {
             b"what do ya want for nothing?",
             "af45d2e376484031617f78d2b58a6b1b9c7ef464f5a01b47e42ec3736322445e8e2240ca5e69e2c78b3239ecfab21649",
         ),
-        (HashAlg::Sha256, vec![0xaa; 131], LARGE_KEY_DATA, "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"),
+        (
+            HashAlg::Sha256,
+            vec![0xaa; 131],
+            LARGE_KEY_DATA,
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54",
+        ),
         (
             HashAlg::Sha384,
             vec![0xaa; 131],
@@ -73,11 +83,7 @@ fn sha_fips180_examples() {
     ];
     for (alg, want) in cases {
         assert_eq!(hex::encode(hash(alg, &[b"abc"])), want, "{alg}");
-        assert_eq!(
-            hex::encode(hash(alg, &[b"a", b"", b"bc"])),
-            want,
-            "{alg}: in parts"
-        );
+        assert_eq!(hex::encode(hash(alg, &[b"a", b"", b"bc"])), want, "{alg}: in parts");
     }
 }
 
@@ -92,15 +98,8 @@ fn hash_matches_aws_lc_rs_digest_across_splits() {
         for len in [0, 1, 55, 56, 64, 111, 112, 128, 512, 1000] {
             let want = aws_lc_rs::digest::digest(reference, &data[..len]);
             let (a, b) = data[..len].split_at(len / 3);
-            assert_eq!(
-                hash(alg, &[a, b]).as_bytes(),
-                want.as_ref(),
-                "{alg}, {len} bytes"
-            );
-            assert_eq!(
-                hash(alg, &[]).as_bytes(),
-                aws_lc_rs::digest::digest(reference, b"").as_ref()
-            );
+            assert_eq!(hash(alg, &[a, b]).as_bytes(), want.as_ref(), "{alg}, {len} bytes");
+            assert_eq!(hash(alg, &[]).as_bytes(), aws_lc_rs::digest::digest(reference, b"").as_ref());
         }
     }
 }
@@ -109,10 +108,7 @@ fn hash_matches_aws_lc_rs_digest_across_splits() {
 fn digest_basics() {
     let mut d = prf(HashAlg::Sha256, b"key", &[b"data"]);
     assert_eq!(d.as_ref(), d.as_bytes());
-    assert_eq!(
-        format!("{d:?}"),
-        format!("Digest({})", hex::encode(d.as_bytes()))
-    );
+    assert_eq!(format!("{d:?}"), format!("Digest({})", hex::encode(d.as_bytes())));
     assert!(!d.is_empty());
     d.zeroize();
     assert!(d.is_empty());
@@ -132,10 +128,7 @@ fn verify_mac_compares_whole_values() {
     // Lengths differ: a truncated MAC or one with a byte appended.
     assert!(!verify_mac(mac.as_bytes(), &mac.as_bytes()[..16]));
     assert!(!verify_mac(&mac.as_bytes()[..16], mac.as_bytes()));
-    assert!(!verify_mac(
-        mac.as_bytes(),
-        &[mac.as_bytes(), &[0]].concat()
-    ));
+    assert!(!verify_mac(mac.as_bytes(), &[mac.as_bytes(), &[0]].concat()));
     // Nothing verifies against nothing.
     assert!(!verify_mac(&[], &[]));
 }
@@ -149,10 +142,8 @@ struct CbcCase {
 }
 
 fn cbc_cases() -> Vec<CbcCase> {
-    let sp800_38a_plaintext = h(
-        "6bc1bee22e409f96e93d7e117393172a ae2d8a571e03ac9c9eb76fac45af8e51
-        30c81c46a35ce411e5fbc1191a0a52ef f69f2445df4f9b17ad2b417be66c3710",
-    );
+    let sp800_38a_plaintext = h("6bc1bee22e409f96e93d7e117393172a ae2d8a571e03ac9c9eb76fac45af8e51
+        30c81c46a35ce411e5fbc1191a0a52ef f69f2445df4f9b17ad2b417be66c3710");
     vec![
         // RFC 3602 §4, cases #1 to #4 (AES-128).
         CbcCase {
@@ -211,26 +202,11 @@ fn aes_cbc_published_cases() {
         let (key, iv, ct) = (h(case.key), h(case.iv), h(case.ciphertext));
         let mut buf = case.plaintext.clone();
         let last = cbc_encrypt(case.cipher, &key, &iv, &mut buf).unwrap();
-        assert_eq!(
-            hex::encode(&buf),
-            hex::encode(&ct),
-            "{} encrypt",
-            case.cipher
-        );
-        assert_eq!(
-            last.to_vec(),
-            ct[ct.len() - 16..],
-            "{}: the last ciphertext block is returned",
-            case.cipher
-        );
+        assert_eq!(hex::encode(&buf), hex::encode(&ct), "{} encrypt", case.cipher);
+        assert_eq!(last.to_vec(), ct[ct.len() - 16..], "{}: the last ciphertext block is returned", case.cipher);
         let last = cbc_decrypt(case.cipher, &key, &iv, &mut buf).unwrap();
         assert_eq!(buf, case.plaintext, "{} decrypt", case.cipher);
-        assert_eq!(
-            last.to_vec(),
-            ct[ct.len() - 16..],
-            "{}: the block captured before decryption",
-            case.cipher
-        );
+        assert_eq!(last.to_vec(), ct[ct.len() - 16..], "{}: the block captured before decryption", case.cipher);
     }
 }
 
@@ -251,36 +227,14 @@ fn aes_cbc_rejects_bad_lengths() {
     let key = [0u8; 16];
     let iv = [0u8; 16];
     let mut block = [0u8; 32];
-    let bad_length =
-        |r: Result<[u8; 16], CryptoError>| matches!(r, Err(CryptoError::InvalidLength(_)));
+    let bad_length = |r: Result<[u8; 16], CryptoError>| matches!(r, Err(CryptoError::InvalidLength(_)));
     for f in [cbc_encrypt, cbc_decrypt] {
-        assert!(bad_length(f(
-            IkeCipher::AesCbc128,
-            &key,
-            &iv,
-            &mut block[..15]
-        )));
-        assert!(bad_length(f(
-            IkeCipher::AesCbc128,
-            &key,
-            &iv,
-            &mut block[..17]
-        )));
+        assert!(bad_length(f(IkeCipher::AesCbc128, &key, &iv, &mut block[..15])));
+        assert!(bad_length(f(IkeCipher::AesCbc128, &key, &iv, &mut block[..17])));
         assert!(bad_length(f(IkeCipher::AesCbc128, &key, &iv, &mut [])));
-        assert!(bad_length(f(
-            IkeCipher::AesCbc128,
-            &key,
-            &iv[..8],
-            &mut block
-        )));
-        assert!(
-            bad_length(f(IkeCipher::AesCbc256, &key, &iv, &mut block)),
-            "16-byte key for AES-256"
-        );
-        assert!(
-            bad_length(f(IkeCipher::AesCbc128, &[0u8; 32], &iv, &mut block)),
-            "32-byte key for AES-128"
-        );
+        assert!(bad_length(f(IkeCipher::AesCbc128, &key, &iv[..8], &mut block)));
+        assert!(bad_length(f(IkeCipher::AesCbc256, &key, &iv, &mut block)), "16-byte key for AES-256");
+        assert!(bad_length(f(IkeCipher::AesCbc128, &[0u8; 32], &iv, &mut block)), "32-byte key for AES-128");
         assert!(f(IkeCipher::AesCbc128, &key, &iv, &mut block).is_ok());
     }
 }

@@ -6,8 +6,8 @@
 
 use hostsec_proto::wire::consts::{payload, IKE_PORT, NATT_PORT};
 use hostsec_proto::wire::{
-    AttrValue, CertPayload, CertRequestPayload, DeletePayload, Header, IdPayload, NatOaPayload,
-    NotifyPayload, Payloads, SaPayload, WireError,
+    AttrValue, CertPayload, CertRequestPayload, DeletePayload, Header, IdPayload, NatOaPayload, NotifyPayload,
+    Payloads, SaPayload, WireError,
 };
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -35,9 +35,7 @@ fn read_frames(path: &Path) -> Result<Vec<Frame>, String> {
     let mut bytes = std::fs::read(path).map_err(|e| e.to_string())?;
     if path.extension().is_some_and(|e| e == "gz") {
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&bytes[..])
-            .read_to_end(&mut out)
-            .map_err(|e| e.to_string())?;
+        flate2::read::GzDecoder::new(&bytes[..]).read_to_end(&mut out).map_err(|e| e.to_string())?;
         bytes = out;
     }
     let mut frames = Vec::new();
@@ -60,14 +58,8 @@ fn read_frames(path: &Path) -> Result<Vec<Frame>, String> {
                 Block::Packet(pb) => (usize::from(pb.interface_id), pb.data.into_owned()),
                 _ => continue,
             };
-            let linktype = *linktypes
-                .get(interface)
-                .ok_or("packet on an undeclared interface")?;
-            frames.push(Frame {
-                number: frames.len() + 1,
-                linktype,
-                data,
-            });
+            let linktype = *linktypes.get(interface).ok_or("packet on an undeclared interface")?;
+            frames.push(Frame { number: frames.len() + 1, linktype, data });
         }
     } else {
         let mut reader = pcap_file::pcap::PcapReader::new(&bytes[..]).map_err(|e| e.to_string())?;
@@ -75,11 +67,7 @@ fn read_frames(path: &Path) -> Result<Vec<Frame>, String> {
         // Raw packets: the fuzzer-made tcpdump captures have records longer than the snap length.
         while let Some(packet) = reader.next_raw_packet() {
             let packet = packet.map_err(|e| e.to_string())?;
-            frames.push(Frame {
-                number: frames.len() + 1,
-                linktype,
-                data: packet.data.into_owned(),
-            });
+            frames.push(Frame { number: frames.len() + 1, linktype, data: packet.data.into_owned() });
         }
     }
     Ok(frames)
@@ -137,14 +125,7 @@ struct Fragments {
 
 impl Reassembly {
     /// Adds a fragment (offset in bytes, more-fragments flag); returns the whole payload once complete.
-    fn add(
-        &mut self,
-        key: Vec<u8>,
-        frame: usize,
-        offset: usize,
-        more: bool,
-        data: &[u8],
-    ) -> Option<Vec<u8>> {
+    fn add(&mut self, key: Vec<u8>, frame: usize, offset: usize, more: bool, data: &[u8]) -> Option<Vec<u8>> {
         if offset == 0 && !more {
             return Some(data.to_vec());
         }
@@ -169,12 +150,10 @@ impl Reassembly {
 
     /// The first fragments of datagrams that never completed, with their frames.
     fn leftovers(self) -> impl Iterator<Item = (usize, u8, Vec<u8>)> {
-        self.pending
-            .into_iter()
-            .filter_map(|(key, Fragments { parts, .. })| {
-                let (frame, data) = parts.into_iter().next().filter(|(off, _)| *off == 0)?.1;
-                Some((frame, *key.get(1)?, data))
-            })
+        self.pending.into_iter().filter_map(|(key, Fragments { parts, .. })| {
+            let (frame, data) = parts.into_iter().next().filter(|(off, _)| *off == 0)?.1;
+            Some((frame, *key.get(1)?, data))
+        })
     }
 }
 
@@ -213,11 +192,7 @@ fn ip_payload(ip: &[u8], frame: usize, frags: &mut Reassembly) -> Option<(u8, Ve
                         let mut key = vec![6, next];
                         key.extend(ip.get(at + 4..at + 8)?);
                         key.extend(ip.get(8..40)?);
-                        fragment = Some((
-                            key,
-                            usize::from(offset_flags & 0xfff8),
-                            offset_flags & 1 != 0,
-                        ));
+                        fragment = Some((key, usize::from(offset_flags & 0xfff8), offset_flags & 1 != 0));
                         at += 8;
                     }
                     _ => break,
@@ -225,9 +200,7 @@ fn ip_payload(ip: &[u8], frame: usize, frags: &mut Reassembly) -> Option<(u8, Ve
             }
             let data = ip.get(at..end)?;
             match fragment {
-                Some((key, offset, more)) => {
-                    Some((next, frags.add(key, frame, offset, more, data)?))
-                }
+                Some((key, offset, more)) => Some((next, frags.add(key, frame, offset, more, data)?)),
                 None => Some((next, data.to_vec())),
             }
         }
@@ -240,22 +213,11 @@ fn udp_of(frame: usize, proto: u8, payload: &[u8]) -> Option<Udp> {
     if proto != 17 {
         return None;
     }
-    let be16 = |at: usize| {
-        Some(u16::from_be_bytes(
-            payload.get(at..at + 2)?.try_into().ok()?,
-        ))
-    };
+    let be16 = |at: usize| Some(u16::from_be_bytes(payload.get(at..at + 2)?.try_into().ok()?));
     // A UDP length beyond the captured bytes (fuzzed captures): keep what is there.
-    let end = usize::from(be16(4)?)
-        .clamp(8, payload.len().max(8))
-        .min(payload.len());
+    let end = usize::from(be16(4)?).clamp(8, payload.len().max(8)).min(payload.len());
     let data = payload.get(8..end).unwrap_or_default().to_vec();
-    Some(Udp {
-        frame,
-        src_port: be16(0)?,
-        dst_port: be16(2)?,
-        payload: data,
-    })
+    Some(Udp { frame, src_port: be16(0)?, dst_port: be16(2)?, payload: data })
 }
 
 /// The UDP datagrams of a capture file, in frame order; a `.dat` file is one raw UDP payload (ike-scan test data),
@@ -263,17 +225,8 @@ fn udp_of(frame: usize, proto: u8, payload: &[u8]) -> Option<Udp> {
 fn datagrams(path: &Path) -> Result<Vec<Udp>, String> {
     if path.extension().is_some_and(|e| e == "dat") {
         let payload = std::fs::read(path).map_err(|e| e.to_string())?;
-        let port = if payload.starts_with(&[0; 4]) {
-            NATT_PORT
-        } else {
-            IKE_PORT
-        };
-        return Ok(vec![Udp {
-            frame: 1,
-            src_port: port,
-            dst_port: port,
-            payload,
-        }]);
+        let port = if payload.starts_with(&[0; 4]) { NATT_PORT } else { IKE_PORT };
+        return Ok(vec![Udp { frame: 1, src_port: port, dst_port: port, payload }]);
     }
     let mut frags = Reassembly::default();
     let mut out = Vec::new();
@@ -283,11 +236,7 @@ fn datagrams(path: &Path) -> Result<Vec<Udp>, String> {
             out.extend(udp_of(f.number, proto, &payload));
         }
     }
-    out.extend(
-        frags
-            .leftovers()
-            .filter_map(|(frame, proto, payload)| udp_of(frame, proto, &payload)),
-    );
+    out.extend(frags.leftovers().filter_map(|(frame, proto, payload)| udp_of(frame, proto, &payload)));
     out.sort_by_key(|u| u.frame);
     Ok(out)
 }
@@ -299,9 +248,7 @@ fn isakmp_of(udp: &Udp) -> Option<(&[u8], bool)> {
     if natt {
         return udp.payload.strip_prefix(&[0u8; 4][..]).map(|m| (m, true));
     }
-    [udp.src_port, udp.dst_port]
-        .contains(&IKE_PORT)
-        .then_some((&udp.payload[..], false))
+    [udp.src_port, udp.dst_port].contains(&IKE_PORT).then_some((&udp.payload[..], false))
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -325,9 +272,7 @@ struct Truth {
 }
 
 fn field<'a>(words: &[&'a str], key: &str) -> Option<&'a str> {
-    words
-        .iter()
-        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+    words.iter().find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
 }
 
 fn parse_truth_line(line: &str) -> Option<(usize, Truth)> {
@@ -335,10 +280,7 @@ fn parse_truth_line(line: &str) -> Option<(usize, Truth)> {
     let frame = words.first()?.parse().ok()?;
     let isakmp = words.iter().position(|w| *w == "ISAKMP")?;
     let version = words.get(isakmp + 1)?.strip_prefix('v')?;
-    let hex = |s: Option<&str>| {
-        s.and_then(|s| s.strip_prefix("0x"))
-            .and_then(|s| u64::from_str_radix(s, 16).ok())
-    };
+    let hex = |s: Option<&str>| s.and_then(|s| s.strip_prefix("0x")).and_then(|s| u64::from_str_radix(s, 16).ok());
     // IKEv2 lines list the payloads inside SK in brackets: only the top level counts here.
     let mut top_level = String::new();
     let mut depth = 0usize;
@@ -354,10 +296,7 @@ fn parse_truth_line(line: &str) -> Option<(usize, Truth)> {
         "-" => vec![],
         list => list
             .split(',')
-            .map(|p| {
-                p.rsplit_once('(')
-                    .and_then(|(_, n)| n.trim_end_matches(')').parse().ok())
-            })
+            .map(|p| p.rsplit_once('(').and_then(|(_, n)| n.trim_end_matches(')').parse().ok()))
             .collect::<Option<Vec<u8>>>()?,
     };
     let truth = Truth {
@@ -370,10 +309,7 @@ fn parse_truth_line(line: &str) -> Option<(usize, Truth)> {
         rspi: field(&words, "rspi")?.to_string(),
         body: field(&words, "body")?.to_string(),
         payloads,
-        np: field(&words, "np")?
-            .split('>')
-            .map(|n| n.parse().ok())
-            .collect(),
+        np: field(&words, "np")?.split('>').map(|n| n.parse().ok()).collect(),
         natt: words.contains(&"NAT-T"),
         malformed: words.contains(&"MALFORMED"),
     };
@@ -387,20 +323,10 @@ fn read_truth(path: &Path) -> Result<(BTreeMap<usize, Truth>, Vec<usize>), Strin
     let mut undissected = Vec::new();
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         if line.contains(" ISAKMP ") {
-            let (frame, truth) =
-                parse_truth_line(line).ok_or_else(|| format!("unreadable line: {line}"))?;
-            assert!(
-                lines.insert(frame, truth).is_none(),
-                "two ISAKMP lines for frame {frame} in {}",
-                path.display()
-            );
+            let (frame, truth) = parse_truth_line(line).ok_or_else(|| format!("unreadable line: {line}"))?;
+            assert!(lines.insert(frame, truth).is_none(), "two ISAKMP lines for frame {frame} in {}", path.display());
         } else if line.contains("not-dissected-as-ISAKMP/ESP") {
-            undissected.push(
-                line.split_whitespace()
-                    .next()
-                    .and_then(|f| f.parse().ok())
-                    .ok_or("bad frame")?,
-            );
+            undissected.push(line.split_whitespace().next().and_then(|f| f.parse().ok()).ok_or("bad frame")?);
         }
     }
     Ok((lines, undissected))
@@ -447,9 +373,7 @@ fn parse_typed(kind: u8, body: &[u8]) -> Result<bool, WireError> {
     match kind {
         payload::ID => IdPayload::parse(body).map(|_| true),
         payload::NOTIFY => NotifyPayload::parse(body).map(|_| true),
-        payload::DELETE => {
-            DeletePayload::parse(body).map(|d| d.spis().count() == usize::from(d.spi_count))
-        }
+        payload::DELETE => DeletePayload::parse(body).map(|d| d.spis().count() == usize::from(d.spi_count)),
         payload::CERT => CertPayload::parse(body).map(|_| true),
         payload::CR => CertRequestPayload::parse(body).map(|_| true),
         payload::NAT_OA | payload::NAT_OA_DRAFT => NatOaPayload::parse(body).map(|_| true),
@@ -463,113 +387,56 @@ fn known_malformed(file: &str, frame: usize) -> Option<(Vec<u8>, Option<WireErro
     match (file, frame) {
         // Cisco IOS MM3/MM4 with NAT-D numbered 15 (draft-ietf-ipsec-nat-t-ike-07). tshark takes 15 for GDOI SAK
         // and gives up; skipping by length reads both NAT-D payloads and ends cleanly.
-        ("tcpdump-ISAKMP_sa_setup.pcap", 3 | 4) => {
-            Some((vec![4, 10, 13, 13, 13, 13, 15, 15], None))
-        }
+        ("tcpdump-ISAKMP_sa_setup.pcap", 3 | 4) => Some((vec![4, 10, 13, 13, 13, 13, 15, 15], None)),
         // The last notification points at a third one that is not there.
-        ("tcpdump-isakmp-no-none-np.pcapng", 1) => Some((
-            vec![11, 11],
-            Some(WireError::Truncated {
-                what: "payload",
-                need: 4,
-                have: 0,
-            }),
-        )),
+        ("tcpdump-isakmp-no-none-np.pcapng", 1) => {
+            Some((vec![11, 11], Some(WireError::Truncated { what: "payload", need: 4, have: 0 })))
+        }
         // A VID payload whose length (3) does not even cover its generic header.
-        ("zeek-spicy-ipsec-ipsec-ikev1-payload-bad-length.pcap", 1) => Some((
-            vec![1],
-            Some(WireError::BadLength {
-                what: "payload",
-                len: 3,
-            }),
-        )),
+        ("zeek-spicy-ipsec-ipsec-ikev1-payload-bad-length.pcap", 1) => {
+            Some((vec![1], Some(WireError::BadLength { what: "payload", len: 3 })))
+        }
         _ => None,
     }
 }
 
-fn check_message(
-    file: &str,
-    frame: usize,
-    msg: &[u8],
-    natt: bool,
-    truth: &Truth,
-    tally: &mut Tally,
-) {
+fn check_message(file: &str, frame: usize, msg: &[u8], natt: bool, truth: &Truth, tally: &mut Tally) {
     let at = format!("{file} frame {frame}");
     assert_eq!(truth.natt, natt, "{at}: non-ESP marker");
     tally.messages += 1;
     let parsed = Header::split(msg);
     if truth.major != Some(1) {
         // IKEv2, and fuzzed version bytes: refused by version.
-        assert!(
-            matches!(parsed, Err(WireError::BadVersion(_))),
-            "{at}: major {:?} gave {parsed:?}",
-            truth.major
-        );
+        assert!(matches!(parsed, Err(WireError::BadVersion(_))), "{at}: major {:?} gave {parsed:?}", truth.major);
         tally.refused_header += 1;
         return;
     }
     tally.ikev1 += 1;
-    let fits = truth
-        .length
-        .is_some_and(|l| l >= Header::LEN as u64 && l <= msg.len() as u64);
+    let fits = truth.length.is_some_and(|l| l >= Header::LEN as u64 && l <= msg.len() as u64);
     if !fits {
         // tshark could not read the length, or it runs past the datagram (fuzzed captures).
-        assert!(
-            parsed.is_err(),
-            "{at}: length {:?} of a {}-byte datagram accepted",
-            truth.length,
-            msg.len()
-        );
+        assert!(parsed.is_err(), "{at}: length {:?} of a {}-byte datagram accepted", truth.length, msg.len());
         tally.refused_header += 1;
         return;
     }
     let (header, body) = parsed.unwrap_or_else(|e| panic!("{at}: {e}"));
-    assert_eq!(
-        Some(header.exchange_type),
-        truth.exchange,
-        "{at}: exchange type"
-    );
-    assert_eq!(
-        Some(header.message_id),
-        truth.message_id,
-        "{at}: message id"
-    );
+    assert_eq!(Some(header.exchange_type), truth.exchange, "{at}: exchange type");
+    assert_eq!(Some(header.message_id), truth.message_id, "{at}: message id");
     assert_eq!(Some(header.flags), truth.flags, "{at}: flags");
     assert_eq!(Some(u64::from(header.length)), truth.length, "{at}: length");
-    assert_eq!(
-        hex::encode(header.initiator_cookie),
-        truth.ispi,
-        "{at}: CKY-I"
-    );
-    assert_eq!(
-        hex::encode(header.responder_cookie),
-        truth.rspi,
-        "{at}: CKY-R"
-    );
-    assert_eq!(
-        truth.np.first().copied().flatten(),
-        Some(header.next_payload),
-        "{at}: first payload"
-    );
+    assert_eq!(hex::encode(header.initiator_cookie), truth.ispi, "{at}: CKY-I");
+    assert_eq!(hex::encode(header.responder_cookie), truth.rspi, "{at}: CKY-R");
+    assert_eq!(truth.np.first().copied().flatten(), Some(header.next_payload), "{at}: first payload");
 
     if let Some(size) = truth.body.strip_prefix("encrypted:") {
         assert!(header.is_encrypted(), "{at}: E flag");
-        assert_eq!(
-            size.parse::<usize>().ok(),
-            Some(body.len()),
-            "{at}: ciphertext length"
-        );
+        assert_eq!(size.parse::<usize>().ok(), Some(body.len()), "{at}: ciphertext length");
         tally.encrypted += 1;
         return;
     }
     if truth.body == "decrypted" {
         // Only tshark had the keys; the ciphertext is checked by length alone.
-        assert!(
-            header.is_encrypted() && body.len() % 8 == 0,
-            "{at}: ciphertext of {} bytes",
-            body.len()
-        );
+        assert!(header.is_encrypted() && body.len() % 8 == 0, "{at}: ciphertext of {} bytes", body.len());
         tally.encrypted += 1;
         return;
     }
@@ -583,19 +450,10 @@ fn check_message(
     let kinds: Vec<u8> = ok.iter().map(|p| p.kind).collect();
     let well_formed = truth.np.last() == Some(&Some(0)) && !truth.malformed;
     if well_formed {
-        assert_eq!(
-            ok.len(),
-            items.len(),
-            "{at}: chain error {:?}",
-            items.last()
-        );
+        assert_eq!(ok.len(), items.len(), "{at}: chain error {:?}", items.last());
         assert_eq!(kinds, truth.payloads, "{at}: payload types");
         // RFC 2408 §3.1: the message length covers the payloads; in cleartext nothing follows them.
-        assert!(
-            chain.remainder().is_empty(),
-            "{at}: {} bytes after the chain",
-            chain.remainder().len()
-        );
+        assert!(chain.remainder().is_empty(), "{at}: {} bytes after the chain", chain.remainder().len());
     } else {
         let error = items.get(ok.len()).and_then(|r| r.as_ref().err());
         match known_malformed(file, frame) {
@@ -606,15 +464,8 @@ fn check_message(
             None => {
                 // tshark and we agree up to where the first of us stopped, and we stop only on an error.
                 let common = kinds.len().min(truth.payloads.len());
-                assert_eq!(
-                    kinds[..common],
-                    truth.payloads[..common],
-                    "{at}: payload types"
-                );
-                assert!(
-                    error.is_some() || kinds.len() >= truth.payloads.len(),
-                    "{at}: stopped early"
-                );
+                assert_eq!(kinds[..common], truth.payloads[..common], "{at}: payload types");
+                assert!(error.is_some() || kinds.len() >= truth.payloads.len(), "{at}: stopped early");
             }
         }
         tally.malformed_chains += 1;
@@ -654,21 +505,14 @@ fn captured_ikev1_messages_match_tshark() {
         .map(|e| e.expect("directory entry").path())
         .filter(|p| {
             let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-            [".pcap", ".pcapng", ".cap", ".pcapng.gz", ".dat"]
-                .iter()
-                .any(|ext| name.ends_with(ext))
+            [".pcap", ".pcapng", ".cap", ".pcapng.gz", ".dat"].iter().any(|ext| name.ends_with(ext))
         })
         .collect();
     entries.sort();
     for path in entries {
-        let file = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .expect("utf-8 name")
-            .to_string();
+        let file = path.file_name().and_then(|n| n.to_str()).expect("utf-8 name").to_string();
         let truth_path = dir.join("ground-truth").join(format!("{file}.txt"));
-        let (truth, undissected) =
-            read_truth(&truth_path).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let (truth, undissected) = read_truth(&truth_path).unwrap_or_else(|e| panic!("{file}: {e}"));
         let udps = datagrams(&path).unwrap_or_else(|e| panic!("{file}: {e}"));
         tally.files += 1;
         let mut seen = Vec::new();
@@ -686,34 +530,20 @@ fn captured_ikev1_messages_match_tshark() {
                 None if undissected.contains(&udp.frame) && msg.len() >= Header::LEN => {
                     // tshark did not take it for ISAKMP (e.g. a zero length field): nor do we.
                     let parsed = Header::split(msg);
-                    let chain_ok = parsed
-                        .as_ref()
-                        .is_ok_and(|(h, b)| Payloads::new(h.next_payload, b).all(|p| p.is_ok()));
-                    assert!(
-                        !chain_ok,
-                        "{file} frame {}: tshark refused what we parse: {parsed:?}",
-                        udp.frame
-                    );
+                    let chain_ok =
+                        parsed.as_ref().is_ok_and(|(h, b)| Payloads::new(h.next_payload, b).all(|p| p.is_ok()));
+                    assert!(!chain_ok, "{file} frame {}: tshark refused what we parse: {parsed:?}", udp.frame);
                 }
                 None => {}
             }
         }
         let missing: Vec<_> = truth.keys().filter(|f| !seen.contains(f)).collect();
-        assert!(
-            missing.is_empty(),
-            "{file}: ISAKMP frames {missing:?} of the ground truth not found in the capture"
-        );
+        assert!(missing.is_empty(), "{file}: ISAKMP frames {missing:?} of the ground truth not found in the capture");
     }
     eprintln!("captures: {tally:?}");
     // The corpus as described in INDEX.md: a vacuous pass would mean the reader broke.
-    assert!(
-        tally.files >= 75 && tally.ikev1 >= 150 && tally.cleartext >= 70,
-        "{tally:?}"
-    );
-    assert!(
-        tally.encrypted >= 70 && tally.sa_payloads >= 40 && tally.malformed_chains >= 4,
-        "{tally:?}"
-    );
+    assert!(tally.files >= 75 && tally.ikev1 >= 150 && tally.cleartext >= 70, "{tally:?}");
+    assert!(tally.encrypted >= 70 && tally.sa_payloads >= 40 && tally.malformed_chains >= 4, "{tally:?}");
 }
 
 #[test]
@@ -722,8 +552,7 @@ fn malformed_ike_scan_packet_is_refused() {
         eprintln!("SKIPPED: ../shared/captures not present (set HOSTSEC_CAPTURES to its path)");
         return;
     };
-    let msg =
-        std::fs::read(dir.join("ike-scan-pkt-malformed.dat")).expect("ike-scan-pkt-malformed.dat");
+    let msg = std::fs::read(dir.join("ike-scan-pkt-malformed.dat")).expect("ike-scan-pkt-malformed.dat");
     // Version 3.2 (tshark: v3.2, MALFORMED).
     assert_eq!(Header::parse(&msg), Err(WireError::BadVersion(0x32)));
 }

@@ -3,10 +3,9 @@
 
 use hostsec_proto::wire::consts::{id_type, payload, DOI_IPSEC};
 use hostsec_proto::wire::{
-    AttrValue, AttributeRepr, CertPayload, CertRepr, CertRequestPayload, CertRequestRepr,
-    DeletePayload, DeleteRepr, Emit, Header, IdPayload, IdRepr, NatOaPayload, NatOaRepr,
-    NotifyPayload, NotifyRepr, PayloadWriter, Payloads, ProposalRepr, SaPayload, SaRepr,
-    TransformRepr, WireError, MAX_DELETE_SPIS,
+    AttrValue, AttributeRepr, CertPayload, CertRepr, CertRequestPayload, CertRequestRepr, DeletePayload, DeleteRepr,
+    Emit, Header, IdPayload, IdRepr, NatOaPayload, NatOaRepr, NotifyPayload, NotifyRepr, PayloadWriter, Payloads,
+    ProposalRepr, SaPayload, SaRepr, TransformRepr, WireError, MAX_DELETE_SPIS,
 };
 use proptest::prelude::*;
 use std::net::IpAddr;
@@ -30,49 +29,26 @@ fn attribute() -> impl Strategy<Value = AttributeRepr> {
 }
 
 fn transform() -> impl Strategy<Value = TransformRepr> {
-    (
-        any::<u8>(),
-        any::<u8>(),
-        proptest::collection::vec(attribute(), 0..8),
-    )
-        .prop_map(|(number, transform_id, attributes)| TransformRepr {
-            number,
-            transform_id,
-            attributes,
-        })
+    (any::<u8>(), any::<u8>(), proptest::collection::vec(attribute(), 0..8))
+        .prop_map(|(number, transform_id, attributes)| TransformRepr { number, transform_id, attributes })
 }
 
 fn proposal() -> impl Strategy<Value = ProposalRepr> {
-    (
-        any::<u8>(),
-        any::<u8>(),
-        bytes(16),
-        proptest::collection::vec(transform(), 0..5),
-    )
-        .prop_map(|(number, protocol_id, spi, transforms)| ProposalRepr {
-            number,
-            protocol_id,
-            spi,
-            transforms,
-        })
+    (any::<u8>(), any::<u8>(), bytes(16), proptest::collection::vec(transform(), 0..5))
+        .prop_map(|(number, protocol_id, spi, transforms)| ProposalRepr { number, protocol_id, spi, transforms })
 }
 
 fn sa() -> impl Strategy<Value = SaRepr> {
     // Under the IPsec DOI only SIT_IDENTITY_ONLY (or 0) is parsed; other DOIs carry any situation.
     let doi_situation = prop_oneof![
         (Just(DOI_IPSEC), 0u32..=1),
-        (
-            any::<u32>().prop_filter("not IPsec", |d| *d != DOI_IPSEC),
-            any::<u32>()
-        ),
+        (any::<u32>().prop_filter("not IPsec", |d| *d != DOI_IPSEC), any::<u32>()),
     ];
-    (doi_situation, proptest::collection::vec(proposal(), 0..4)).prop_map(
-        |((doi, situation), proposals)| SaRepr {
-            doi,
-            situation,
-            proposals,
-        },
-    )
+    (doi_situation, proptest::collection::vec(proposal(), 0..4)).prop_map(|((doi, situation), proposals)| SaRepr {
+        doi,
+        situation,
+        proposals,
+    })
 }
 
 fn id() -> impl Strategy<Value = IdRepr> {
@@ -85,25 +61,17 @@ fn id() -> impl Strategy<Value = IdRepr> {
         Just((id_type::IPV6_ADDR_RANGE, 32)),
     ]
     .prop_flat_map(|(t, len)| (Just(t), proptest::collection::vec(any::<u8>(), len)));
-    let other = (
-        any::<u8>().prop_filter("free-form type", |t| ![1, 4, 5, 6, 7, 8].contains(t)),
-        bytes(64),
-    );
-    (prop_oneof![address, other], any::<u8>(), any::<u16>()).prop_map(
-        |((id_type, data), protocol, port)| IdRepr {
-            id_type,
-            protocol,
-            port,
-            data,
-        },
-    )
+    let other = (any::<u8>().prop_filter("free-form type", |t| ![1, 4, 5, 6, 7, 8].contains(t)), bytes(64));
+    (prop_oneof![address, other], any::<u8>(), any::<u16>()).prop_map(|((id_type, data), protocol, port)| IdRepr {
+        id_type,
+        protocol,
+        port,
+        data,
+    })
 }
 
 fn ip() -> impl Strategy<Value = IpAddr> {
-    prop_oneof![
-        any::<[u8; 4]>().prop_map(IpAddr::from),
-        any::<[u8; 16]>().prop_map(IpAddr::from),
-    ]
+    prop_oneof![any::<[u8; 4]>().prop_map(IpAddr::from), any::<[u8; 16]>().prop_map(IpAddr::from),]
 }
 
 /// Parses everything below an SA payload, the way the IKE layer walks it.

@@ -8,8 +8,8 @@
 
 use hostsec_proto::wire::consts::{exchange, payload, protocol, DOI_IPSEC, ISAKMP_VERSION};
 use hostsec_proto::wire::{
-    AttrValue, CertPayload, CertRepr, CertRequestPayload, CertRequestRepr, Emit, Header, IdPayload,
-    IdRepr, NotifyPayload, NotifyRepr, PayloadWriter, Payloads, RawPayload, SaPayload, SaRepr,
+    AttrValue, CertPayload, CertRepr, CertRequestPayload, CertRequestRepr, Emit, Header, IdPayload, IdRepr,
+    NotifyPayload, NotifyRepr, PayloadWriter, Payloads, RawPayload, SaPayload, SaRepr,
 };
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -32,10 +32,7 @@ fn vector_path(dir: &str) -> Option<PathBuf> {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     [
         manifest.join("tests/vectors").join(format!("{dir}.json")),
-        manifest
-            .join("../../../shared/vectors")
-            .join(dir)
-            .join("vector.json"),
+        manifest.join("../../../shared/vectors").join(dir).join("vector.json"),
     ]
     .into_iter()
     .find(|p| p.is_file())
@@ -48,10 +45,7 @@ fn load(path: &Path) -> Value {
 
 /// The vectors, or `None` (with SKIPPED printed) when none is present. Some but not all present is an error.
 fn vectors() -> Option<Vec<(&'static str, Value)>> {
-    let found: Vec<_> = VECTORS
-        .iter()
-        .filter_map(|d| vector_path(d).map(|p| (*d, load(&p))))
-        .collect();
+    let found: Vec<_> = VECTORS.iter().filter_map(|d| vector_path(d).map(|p| (*d, load(&p)))).collect();
     if found.is_empty() {
         eprintln!("SKIPPED: no strongSwan vectors in tests/vectors/ nor ../shared/vectors");
         return None;
@@ -65,9 +59,7 @@ fn hex_field(v: &Value, path: &[&str]) -> Vec<u8> {
     for key in path {
         at = &at[*key];
     }
-    let s = at
-        .as_str()
-        .unwrap_or_else(|| panic!("{path:?} is not a string"));
+    let s = at.as_str().unwrap_or_else(|| panic!("{path:?} is not a string"));
     hex::decode(s).unwrap_or_else(|e| panic!("{path:?}: {e}"))
 }
 
@@ -101,10 +93,7 @@ fn chosen_attributes(sa_body: &[u8]) -> (u8, BTreeMap<u16, u64>) {
     let sa = SaPayload::parse(sa_body).expect("SA");
     let proposals: Vec<_> = sa.proposals().collect::<Result<_, _>>().expect("proposals");
     assert_eq!(proposals.len(), 1);
-    let transforms: Vec<_> = proposals[0]
-        .transforms()
-        .collect::<Result<_, _>>()
-        .expect("transforms");
+    let transforms: Vec<_> = proposals[0].transforms().collect::<Result<_, _>>().expect("transforms");
     assert_eq!(transforms.len(), 1);
     let attributes = transforms[0]
         .attributes()
@@ -120,12 +109,7 @@ fn json_attributes(v: &Value) -> BTreeMap<u16, u64> {
     v.as_object()
         .expect("attribute map")
         .iter()
-        .map(|(k, v)| {
-            (
-                k.parse().expect("attribute type"),
-                v.as_u64().expect("attribute value"),
-            )
-        })
+        .map(|(k, v)| (k.parse().expect("attribute type"), v.as_u64().expect("attribute value")))
         .collect()
 }
 
@@ -134,22 +118,14 @@ fn round_trip(p: &RawPayload<'_>, at: &str) -> bool {
     let again = match p.kind {
         payload::SA => emit_vec(&SaRepr::parse(p.body).expect(at)),
         payload::ID => emit_vec(&IdRepr::from_view(&IdPayload::parse(p.body).expect(at))),
-        payload::NOTIFY => emit_vec(&NotifyRepr::from_view(
-            &NotifyPayload::parse(p.body).expect(at),
-        )),
+        payload::NOTIFY => emit_vec(&NotifyRepr::from_view(&NotifyPayload::parse(p.body).expect(at))),
         payload::CERT => {
             let c = CertPayload::parse(p.body).expect(at);
-            emit_vec(&CertRepr {
-                encoding: c.encoding,
-                data: c.data.to_vec(),
-            })
+            emit_vec(&CertRepr { encoding: c.encoding, data: c.data.to_vec() })
         }
         payload::CR => {
             let c = CertRequestPayload::parse(p.body).expect(at);
-            emit_vec(&CertRequestRepr {
-                encoding: c.encoding,
-                authority: c.authority.to_vec(),
-            })
+            emit_vec(&CertRequestRepr { encoding: c.encoding, authority: c.authority.to_vec() })
         }
         _ => return false,
     };
@@ -184,24 +160,12 @@ fn messages_parse_as_strongswan_sent_them() {
             let (header, body) = Header::split(&msg).expect(&at);
             assert_eq!(header.length as usize, msg.len(), "{at}");
             assert_eq!(header.version, ISAKMP_VERSION, "{at}");
-            assert_eq!(
-                hex::encode(header.initiator_cookie),
-                v["phase1"]["CKY_I"],
-                "{at}"
-            );
+            assert_eq!(hex::encode(header.initiator_cookie), v["phase1"]["CKY_I"], "{at}");
             let quick = label.starts_with("QM");
-            let expected_exchange = if quick {
-                exchange::QUICK_MODE
-            } else {
-                exchange::IDENTITY_PROTECTION
-            };
+            let expected_exchange = if quick { exchange::QUICK_MODE } else { exchange::IDENTITY_PROTECTION };
             assert_eq!(header.exchange_type, expected_exchange, "{at}");
             if quick {
-                assert_eq!(
-                    u64::from(header.message_id),
-                    v["phase2"]["message_id"].as_u64().expect("mid"),
-                    "{at}"
-                );
+                assert_eq!(u64::from(header.message_id), v["phase2"]["message_id"].as_u64().expect("mid"), "{at}");
             } else {
                 assert_eq!(header.message_id, 0, "{at}");
             }
@@ -221,8 +185,7 @@ fn messages_parse_as_strongswan_sent_them() {
                 (body.to_vec(), vec![])
             };
             let mut chain = Payloads::new(header.next_payload, &chain_bytes);
-            let payloads: Vec<RawPayload<'_>> =
-                chain.by_ref().collect::<Result<_, _>>().expect(&at);
+            let payloads: Vec<RawPayload<'_>> = chain.by_ref().collect::<Result<_, _>>().expect(&at);
             assert_eq!(chain.remainder(), &padding[..], "{at}: padding");
             let kinds: Vec<u8> = payloads.iter().map(|p| p.kind).collect();
             assert_eq!(kinds, expected, "{at}: payload types");
@@ -255,12 +218,7 @@ fn messages_parse_as_strongswan_sent_them() {
 
 /// The payload bodies that the vector lists on their own (SAi_b, Ni_b, IDii_b...) are where they should be.
 fn check_known_values(v: &Value, label: &str, payloads: &[RawPayload<'_>], at: &str) {
-    let body_of = |kind: u8| {
-        payloads
-            .iter()
-            .find(|p| p.kind == kind)
-            .map(|p| p.body.to_vec())
-    };
+    let body_of = |kind: u8| payloads.iter().find(|p| p.kind == kind).map(|p| p.body.to_vec());
     let mut checks: Vec<(u8, Vec<u8>)> = Vec::new();
     match label {
         "MM1" => checks.push((payload::SA, hex_field(v, &["phase1", "SAi_b"]))),
@@ -274,70 +232,36 @@ fn check_known_values(v: &Value, label: &str, payloads: &[RawPayload<'_>], at: &
             checks.push((payload::NONCE, hex_field(v, &["phase1", "Nr_b"])));
         }
         "MM5" | "MM6" => {
-            let (id, cert) = if label == "MM5" {
-                ("IDii_b", "CERT_I")
-            } else {
-                ("IDir_b", "CERT_R")
-            };
+            let (id, cert) = if label == "MM5" { ("IDii_b", "CERT_I") } else { ("IDir_b", "CERT_R") };
             checks.push((payload::ID, hex_field(v, &["phase1", id])));
             if v["phase1"].get(cert).is_some() {
                 let cert_body = body_of(payload::CERT).expect(at);
                 let c = CertPayload::parse(&cert_body).expect(at);
-                assert_eq!(
-                    u64::from(c.encoding),
-                    v["phase1"][format!("{cert}_encoding")].as_u64().expect(at)
-                );
+                assert_eq!(u64::from(c.encoding), v["phase1"][format!("{cert}_encoding")].as_u64().expect(at));
                 assert_eq!(c.data, hex_field(v, &["phase1", cert]), "{at}: certificate");
             }
             if let Some(n) = body_of(payload::NOTIFY) {
                 // INITIAL-CONTACT about the new ISAKMP SA: its SPI is CKY-I | CKY-R (RFC 2407 §4.6.3.3).
                 let n = NotifyPayload::parse(&n).expect(at);
-                assert_eq!(
-                    (n.doi, n.protocol_id),
-                    (DOI_IPSEC, protocol::ISAKMP),
-                    "{at}"
-                );
-                let cookies = [
-                    hex_field(v, &["phase1", "CKY_I"]),
-                    hex_field(v, &["phase1", "CKY_R"]),
-                ]
-                .concat();
+                assert_eq!((n.doi, n.protocol_id), (DOI_IPSEC, protocol::ISAKMP), "{at}");
+                let cookies = [hex_field(v, &["phase1", "CKY_I"]), hex_field(v, &["phase1", "CKY_R"])].concat();
                 assert_eq!(n.spi, cookies, "{at}: notification SPI");
             }
         }
         "QM1" | "QM2" => {
-            let (sa, nonce, ke) = if label == "QM1" {
-                ("SA_i_b", "Ni_b", "KEi")
-            } else {
-                ("SA_r_b", "Nr_b", "KEr")
-            };
+            let (sa, nonce, ke) = if label == "QM1" { ("SA_i_b", "Ni_b", "KEi") } else { ("SA_r_b", "Nr_b", "KEr") };
             checks.push((payload::SA, hex_field(v, &["phase2", sa])));
             checks.push((payload::NONCE, hex_field(v, &["phase2", nonce])));
             if v["phase2"].get(ke).is_some() {
                 checks.push((payload::KE, hex_field(v, &["phase2", ke])));
             }
-            let ids: Vec<_> = payloads
-                .iter()
-                .filter(|p| p.kind == payload::ID)
-                .map(|p| p.body)
-                .collect();
-            assert_eq!(
-                ids,
-                [
-                    hex_field(v, &["phase2", "IDci_b"]),
-                    hex_field(v, &["phase2", "IDcr_b"])
-                ],
-                "{at}"
-            );
+            let ids: Vec<_> = payloads.iter().filter(|p| p.kind == payload::ID).map(|p| p.body).collect();
+            assert_eq!(ids, [hex_field(v, &["phase2", "IDci_b"]), hex_field(v, &["phase2", "IDcr_b"])], "{at}");
         }
         _ => {}
     }
     for (kind, expected) in checks {
-        assert_eq!(
-            body_of(kind).as_ref(),
-            Some(&expected),
-            "{at}: payload {kind}"
-        );
+        assert_eq!(body_of(kind).as_ref(), Some(&expected), "{at}: payload {kind}");
     }
 }
 
@@ -345,12 +269,7 @@ fn check_known_values(v: &Value, label: &str, payloads: &[RawPayload<'_>], at: &
 fn sa_payloads_round_trip_and_hold_the_chosen_transform() {
     let Some(vectors) = vectors() else { return };
     for (name, v) in &vectors {
-        for (phase, key) in [
-            ("phase1", "SAi_b"),
-            ("phase1", "SAr_b"),
-            ("phase2", "SA_i_b"),
-            ("phase2", "SA_r_b"),
-        ] {
+        for (phase, key) in [("phase1", "SAi_b"), ("phase1", "SAr_b"), ("phase2", "SA_i_b"), ("phase2", "SA_r_b")] {
             let body = hex_field(v, &[phase, key]);
             let repr = SaRepr::parse(&body).unwrap_or_else(|e| panic!("{name} {key}: {e}"));
             assert_eq!((repr.doi, repr.situation), (DOI_IPSEC, 1), "{name} {key}");
@@ -360,48 +279,20 @@ fn sa_payloads_round_trip_and_hold_the_chosen_transform() {
         // Phase 1: the responder's single transform is the one the vector says was chosen.
         let (transform_id, attrs) = chosen_attributes(&hex_field(v, &["phase1", "SAr_b"]));
         assert_eq!(transform_id, hostsec_proto::wire::consts::KEY_IKE, "{name}");
-        assert_eq!(
-            attrs,
-            json_attributes(&v["phase1"]["selected_transform"]),
-            "{name}"
-        );
+        assert_eq!(attrs, json_attributes(&v["phase1"]["selected_transform"]), "{name}");
         // Phase 2: ESP with the responder's SPI, and the chosen transform.
         let sa_r = SaRepr::parse(&hex_field(v, &["phase2", "SA_r_b"])).expect("SA_r_b");
         assert_eq!(sa_r.proposals[0].protocol_id, protocol::ESP, "{name}");
-        assert_eq!(
-            sa_r.proposals[0].spi,
-            hex_field(v, &["phase2", "SPI_r"]),
-            "{name}"
-        );
+        assert_eq!(sa_r.proposals[0].spi, hex_field(v, &["phase2", "SPI_r"]), "{name}");
         let (transform_id, attrs) = chosen_attributes(&hex_field(v, &["phase2", "SA_r_b"]));
-        assert_eq!(
-            u64::from(transform_id),
-            v["phase2"]["selected_transform_id"].as_u64().expect("id"),
-            "{name}"
-        );
-        assert_eq!(
-            attrs,
-            json_attributes(&v["phase2"]["selected_transform_attrs"]),
-            "{name}"
-        );
+        assert_eq!(u64::from(transform_id), v["phase2"]["selected_transform_id"].as_u64().expect("id"), "{name}");
+        assert_eq!(attrs, json_attributes(&v["phase2"]["selected_transform_attrs"]), "{name}");
         // strongSwan sends its lifetimes as basic attributes (both below 65536 s).
         let sa_i_body = hex_field(v, &["phase1", "SAi_b"]);
         let sa_i = SaPayload::parse(&sa_i_body).expect("SAi_b");
-        let p = sa_i
-            .proposals()
-            .next()
-            .expect("proposal")
-            .expect("proposal");
-        let t = p
-            .transforms()
-            .next()
-            .expect("transform")
-            .expect("transform");
-        assert!(
-            t.attributes()
-                .all(|a| matches!(a.map(|a| a.value), Ok(AttrValue::Basic(_)))),
-            "{name}"
-        );
+        let p = sa_i.proposals().next().expect("proposal").expect("proposal");
+        let t = p.transforms().next().expect("transform").expect("transform");
+        assert!(t.attributes().all(|a| matches!(a.map(|a| a.value), Ok(AttrValue::Basic(_)))), "{name}");
     }
 }
 
@@ -409,12 +300,7 @@ fn sa_payloads_round_trip_and_hold_the_chosen_transform() {
 fn vector_ids_parse() {
     let Some(vectors) = vectors() else { return };
     for (name, v) in &vectors {
-        for (phase, key) in [
-            ("phase1", "IDii_b"),
-            ("phase1", "IDir_b"),
-            ("phase2", "IDci_b"),
-            ("phase2", "IDcr_b"),
-        ] {
+        for (phase, key) in [("phase1", "IDii_b"), ("phase1", "IDir_b"), ("phase2", "IDci_b"), ("phase2", "IDcr_b")] {
             let body = hex_field(v, &[phase, key]);
             let id = IdPayload::parse(&body).unwrap_or_else(|e| panic!("{name} {key}: {e}"));
             // RFC 2407 §4.6.2: strongSwan leaves protocol and port at 0 ("any").

@@ -41,21 +41,14 @@ impl DhKeyPair {
                 (PrivateValue::Ecp(key), public)
             }
         };
-        Ok(DhKeyPair {
-            group,
-            private,
-            public,
-        })
+        Ok(DhKeyPair { group, private, public })
     }
 
     /// Builds a key pair from a known private value, for known-answer tests (RFC 5903 §8, RFC 5114 appendix A)
     /// only: production code draws private values with [`DhKeyPair::generate`]. MODP: big-endian exponent,
     /// 1 < x < p-1 (group 24: 1 <= x < q); ECP: the scalar, exactly the curve's length, 1 <= d < n.
     #[doc(hidden)]
-    pub fn from_private_bytes_for_test(
-        group: DhGroup,
-        private: &[u8],
-    ) -> Result<Self, CryptoError> {
+    pub fn from_private_bytes_for_test(group: DhGroup, private: &[u8]) -> Result<Self, CryptoError> {
         let (private, public) = match group {
             DhGroup::Modp2048 | DhGroup::Modp2048s256 => {
                 let (exponent, public) = modp::from_private_bytes(group, private)?;
@@ -66,11 +59,7 @@ impl DhKeyPair {
                 (PrivateValue::Ecp(key), public)
             }
         };
-        Ok(DhKeyPair {
-            group,
-            private,
-            public,
-        })
+        Ok(DhKeyPair { group, private, public })
     }
 
     /// The group.

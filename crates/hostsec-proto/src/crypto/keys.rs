@@ -90,27 +90,12 @@ pub fn derive_phase1(
 ) -> Phase1Keys {
     let key = skeyid.expose();
     let skeyid_d = into_secret(prf::prf(hash, key, &[g_xy, cky_i, cky_r, &[0]]));
-    let skeyid_a = into_secret(prf::prf(
-        hash,
-        key,
-        &[skeyid_d.expose(), g_xy, cky_i, cky_r, &[1]],
-    ));
-    let skeyid_e = into_secret(prf::prf(
-        hash,
-        key,
-        &[skeyid_a.expose(), g_xy, cky_i, cky_r, &[2]],
-    ));
+    let skeyid_a = into_secret(prf::prf(hash, key, &[skeyid_d.expose(), g_xy, cky_i, cky_r, &[1]]));
+    let skeyid_e = into_secret(prf::prf(hash, key, &[skeyid_a.expose(), g_xy, cky_i, cky_r, &[2]]));
     let ka = encryption_key(hash, cipher, &skeyid_e);
     // RFC 2409 appendix B: the IV of the first encrypted message is hash(g^xi | g^xr), cut to the block size.
     let initial_iv = cut_to_block(&prf::hash(hash, &[g_xi, g_xr]));
-    Phase1Keys {
-        skeyid,
-        skeyid_d,
-        skeyid_a,
-        skeyid_e,
-        ka,
-        initial_iv,
-    }
+    Phase1Keys { skeyid, skeyid_d, skeyid_a, skeyid_e, ka, initial_iv }
 }
 
 /// HASH_I = prf(SKEYID, g^xi | g^xr | CKY-I | CKY-R | SAi_b | IDii_b) and HASH_R (same with the roles swapped
@@ -126,20 +111,13 @@ pub fn auth_hash(
     sai_b: &[u8],
     id_b: &[u8],
 ) -> Digest {
-    prf::prf(
-        hash,
-        skeyid,
-        &[g_x_own, g_x_peer, cky_own, cky_peer, sai_b, id_b],
-    )
+    prf::prf(hash, skeyid, &[g_x_own, g_x_peer, cky_own, cky_peer, sai_b, id_b])
 }
 
 /// The IV of a Quick Mode or Informational exchange: hash(last phase-1 CBC block | M-ID) cut to the block size.
 pub fn exchange_iv(hash: HashAlg, last_phase1_block: &[u8; 16], message_id: u32) -> [u8; 16] {
     // RFC 2409 appendix B: the M-ID goes in as it is on the wire, in network byte order.
-    cut_to_block(&prf::hash(
-        hash,
-        &[last_phase1_block, &message_id.to_be_bytes()],
-    ))
+    cut_to_block(&prf::hash(hash, &[last_phase1_block, &message_id.to_be_bytes()]))
 }
 
 /// KEYMAT for one direction of an ESP SA (RFC 2409 §5.5): K1 = prf(SKEYID_d, [g(qm)^xy |] protocol | SPI |
@@ -165,11 +143,7 @@ pub fn keymat(
     let mut k = prf::prf(hash, skeyid_d, &[g, &protocol, spi, ni_b, nr_b]);
     out.extend_from_slice(k.as_bytes());
     while out.len() < len {
-        let next = prf::prf(
-            hash,
-            skeyid_d,
-            &[k.as_bytes(), g, &protocol, spi, ni_b, nr_b],
-        );
+        let next = prf::prf(hash, skeyid_d, &[k.as_bytes(), g, &protocol, spi, ni_b, nr_b]);
         k.zeroize();
         k = next;
         out.extend_from_slice(k.as_bytes());

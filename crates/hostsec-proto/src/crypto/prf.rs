@@ -89,27 +89,15 @@ pub fn hash(hash: HashAlg, parts: &[&[u8]]) -> Digest {
     let mut out = [0u8; DIGEST_CAPACITY];
     // The aws-lc SHA functions cannot fail for valid pointers: an error here is a broken library, not input.
     let ok = match hash {
-        HashAlg::Sha1 => stream_hash::<ffi::SHA_CTX>(
-            ffi::SHA1_Init,
-            ffi::SHA1_Update,
-            ffi::SHA1_Final,
-            parts,
-            &mut out,
-        ),
-        HashAlg::Sha256 => stream_hash::<ffi::SHA256_CTX>(
-            ffi::SHA256_Init,
-            ffi::SHA256_Update,
-            ffi::SHA256_Final,
-            parts,
-            &mut out,
-        ),
-        HashAlg::Sha384 => stream_hash::<ffi::SHA512_CTX>(
-            ffi::SHA384_Init,
-            ffi::SHA384_Update,
-            ffi::SHA384_Final,
-            parts,
-            &mut out,
-        ),
+        HashAlg::Sha1 => {
+            stream_hash::<ffi::SHA_CTX>(ffi::SHA1_Init, ffi::SHA1_Update, ffi::SHA1_Final, parts, &mut out)
+        }
+        HashAlg::Sha256 => {
+            stream_hash::<ffi::SHA256_CTX>(ffi::SHA256_Init, ffi::SHA256_Update, ffi::SHA256_Final, parts, &mut out)
+        }
+        HashAlg::Sha384 => {
+            stream_hash::<ffi::SHA512_CTX>(ffi::SHA384_Init, ffi::SHA384_Update, ffi::SHA384_Final, parts, &mut out)
+        }
     };
     assert!(ok, "aws-lc SHA function failed");
     Digest::from_output(&out[..hash.output_len()])

@@ -198,10 +198,20 @@ impl Endpoint {
                 if hdr.responder_cookie == [0; 8] {
                     let cky_r = self.fresh_cookie();
                     let mut cx = ctx!(self, now);
-                    send_plain_notify(&mut cx, local, remote, hdr.initiator_cookie, cky_r, notify::INVALID_EXCHANGE_TYPE);
+                    send_plain_notify(
+                        &mut cx,
+                        local,
+                        remote,
+                        hdr.initiator_cookie,
+                        cky_r,
+                        notify::INVALID_EXCHANGE_TYPE,
+                    );
                 }
             }
-            exchange::AUTHIP_MAIN_MODE | exchange::AUTHIP_QUICK_MODE | exchange::AUTHIP_EXTENDED_MODE | exchange::AUTHIP_NOTIFY => {
+            exchange::AUTHIP_MAIN_MODE
+            | exchange::AUTHIP_QUICK_MODE
+            | exchange::AUTHIP_EXTENDED_MODE
+            | exchange::AUTHIP_NOTIFY => {
                 self.stats.refused_exchange += 1;
                 info!(peer = %remote, "ignored an AuthIP message (exchange {}): this version negotiates IKEv1, which Windows sends alongside", hdr.exchange_type);
             }
@@ -232,9 +242,11 @@ impl Endpoint {
         if self.answer_duplicate(id, datagram) {
             return;
         }
-        let Some(IkeSa { mut core, phase1, quick_modes }) = self.sas.remove(&id) else { return };
+        let Some(IkeSa { mut core, phase1, quick_modes }) = self.sas.remove(&id) else {
+            return;
+        };
         let mm = match phase1 {
-            Phase1::Negotiating(mm) => mm,
+            Phase1::Negotiating(mm) => *mm,
             established => {
                 self.sas.insert(id, IkeSa { core, phase1: established, quick_modes });
                 self.stats.dropped_unexpected += 1;
@@ -244,7 +256,7 @@ impl Endpoint {
         };
         let Some(rule) = self.policy.rule(&core.rule).cloned() else {
             let reason = format!("rule '{}' was removed", core.rule);
-            self.sas.insert(id, IkeSa { core, phase1: Phase1::Negotiating(mm), quick_modes });
+            self.sas.insert(id, IkeSa { core, phase1: Phase1::Negotiating(Box::new(mm)), quick_modes });
             self.fail_sa(now, id, Failure { reason, notify: None, auth: false });
             return;
         };
@@ -256,9 +268,9 @@ impl Endpoint {
             Ok(Step::Drop(mm, why)) => {
                 self.stats.dropped_unexpected += 1;
                 debug!(peer = %remote, "dropped a Main Mode message: {why}");
-                Phase1::Negotiating(mm)
+                Phase1::Negotiating(Box::new(mm))
             }
-            Ok(Step::Next(mm)) => Phase1::Negotiating(mm),
+            Ok(Step::Next(mm)) => Phase1::Negotiating(Box::new(mm)),
             Ok(Step::Up(est)) => {
                 self.sas.insert(id, IkeSa { core, phase1: Phase1::Established(est), quick_modes });
                 self.on_established(now, id);
@@ -275,7 +287,14 @@ impl Endpoint {
         self.schedule(id);
     }
 
-    fn respond_main_mode(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, hdr: &Header, datagram: &[u8]) {
+    fn respond_main_mode(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        hdr: &Header,
+        datagram: &[u8],
+    ) {
         if hdr.flags & flags::ENCRYPTION != 0 || hdr.message_id != 0 {
             self.stats.dropped_malformed += 1;
             debug!(peer = %remote, "dropped a first Main Mode message that is encrypted or has a message ID");
@@ -298,19 +317,29 @@ impl Endpoint {
         let Some(rule_idx) = self.policy.rule_for_peer(local.ip(), remote.ip()) else {
             self.stats.refused_no_rule += 1;
             let why = match self.policy.governing_rule(local.ip(), remote.ip()) {
-                Some(i) => format!("rule '{}' applies to it with action {}", self.policy.rules[i].name, self.policy.rules[i].action.name()),
+                Some(i) => format!(
+                    "rule '{}' applies to it with action {}",
+                    self.policy.rules[i].name,
+                    self.policy.rules[i].action.name()
+                ),
                 None => "no enabled require/request rule covers it".to_string(),
             };
             warn!(peer = %remote, "refused Main Mode from {}: {why}", remote.ip());
             let mut cx = ctx!(self, now);
-            cx.events.push_back(Event::NegotiationFailed { request: None, rule: None, peer: remote, phase: "main mode", reason: format!("refused: {why}") });
+            cx.events.push_back(Event::NegotiationFailed {
+                request: None,
+                rule: None,
+                peer: remote,
+                phase: "main mode",
+                reason: format!("refused: {why}"),
+            });
             send_plain_notify(&mut cx, local, remote, hdr.initiator_cookie, cky_r, notify::NO_PROPOSAL_CHOSEN);
             return;
         };
         let rule = self.policy.rules[rule_idx].clone();
         let id = self.next_sa;
         self.next_sa += 1;
-        let mut core = SaCore::new(id, &rule.name, Role::Responder, local, remote, hdr.initiator_cookie, cky_r);
+        let mut core = SaCore::new(&rule.name, Role::Responder, local, remote, hdr.initiator_cookie, cky_r);
         let result = {
             let mut cx = ctx!(self, now);
             MainMode::respond(&mut cx, &mut core, &rule, datagram, sa_body)
@@ -319,7 +348,7 @@ impl Endpoint {
             Ok(mm) => {
                 self.by_cookie.insert(cky_r, id);
                 self.half_open.insert((remote, hdr.initiator_cookie), id);
-                self.sas.insert(id, IkeSa { core, phase1: Phase1::Negotiating(mm), quick_modes: BTreeMap::new() });
+                self.sas.insert(id, IkeSa { core, phase1: Phase1::Negotiating(Box::new(mm)), quick_modes: BTreeMap::new() });
                 debug!(peer = %remote, rule = %rule.name, "answered MM1");
                 self.schedule(id);
             }
@@ -330,14 +359,22 @@ impl Endpoint {
                 if let Some(n) = f.notify {
                     send_plain_notify(&mut cx, local, remote, hdr.initiator_cookie, cky_r, n);
                 }
-                cx.events.push_back(Event::NegotiationFailed { request: None, rule: Some(rule.name.clone()), peer: remote, phase: "main mode", reason: f.reason });
+                cx.events.push_back(Event::NegotiationFailed {
+                    request: None,
+                    rule: Some(rule.name.clone()),
+                    peer: remote,
+                    phase: "main mode",
+                    reason: f.reason,
+                });
             }
         }
     }
 
     /// Answers a retransmitted request with the stored reply; `false` when `datagram` is not one.
     fn answer_duplicate(&mut self, id: SaId, datagram: &[u8]) -> bool {
-        let Some(sa) = self.sas.get(&id) else { return false };
+        let Some(sa) = self.sas.get(&id) else {
+            return false;
+        };
         match &sa.core.reply {
             Some(r) if r.request_digest == request_digest(datagram) => {
                 self.stats.duplicates_answered += 1;
@@ -368,13 +405,17 @@ impl Endpoint {
     }
 
     fn on_established(&mut self, now: Instant, id: SaId) {
-        let Some(sa) = self.sas.get_mut(&id) else { return };
+        let Some(sa) = self.sas.get_mut(&id) else {
+            return;
+        };
         self.half_open.remove(&(sa.core.peer, sa.core.cky_i));
         sa.core.retransmit = None;
         sa.core.idle_deadline = sa.core.reply.as_ref().map(|_| now + self.timing.keep_reply);
         self.stats.main_mode_established += 1;
         let info = sa.info(now);
-        let Phase1::Established(est) = &sa.phase1 else { return };
+        let Phase1::Established(est) = &sa.phase1 else {
+            return;
+        };
         info!(
             peer = %sa.core.peer,
             rule = %sa.core.rule,
@@ -401,11 +442,13 @@ impl Endpoint {
     /// The peer restarted: every other SA with it is stale (RFC 2407 §4.6.3.3). They are removed without DELETE:
     /// the peer no longer knows them.
     fn honour_initial_contact(&mut self, now: Instant, keep: SaId, peer_ip: IpAddr) {
-        let stale: Vec<SaId> = self.sas.iter().filter(|(i, sa)| **i != keep && sa.core.peer.ip() == peer_ip).map(|(i, _)| *i).collect();
+        let stale: Vec<SaId> =
+            self.sas.iter().filter(|(i, sa)| **i != keep && sa.core.peer.ip() == peer_ip).map(|(i, _)| *i).collect();
         for id in stale {
             self.remove_sa(now, id, "the peer restarted (INITIAL-CONTACT)");
         }
-        let kids: Vec<u32> = self.children.iter().filter(|(_, c)| c.info.peer.ip() == peer_ip).map(|(s, _)| *s).collect();
+        let kids: Vec<u32> =
+            self.children.iter().filter(|(_, c)| c.info.peer.ip() == peer_ip).map(|(s, _)| *s).collect();
         for spi in kids {
             self.remove_child(spi, "the peer restarted (INITIAL-CONTACT)");
         }
@@ -434,7 +477,13 @@ impl Endpoint {
             requests.push(None);
         }
         for request in requests {
-            self.events.push_back(Event::NegotiationFailed { request, rule: Some(c.rule.clone()), peer: c.peer, phase: "main mode", reason: f.reason.clone() });
+            self.events.push_back(Event::NegotiationFailed {
+                request,
+                rule: Some(c.rule.clone()),
+                peer: c.peer,
+                phase: "main mode",
+                reason: f.reason.clone(),
+            });
         }
     }
 
@@ -468,7 +517,8 @@ impl Endpoint {
         let c = &sa.core;
         info!(peer = %c.peer, rule = %c.rule, "Main Mode SA deleted: {reason}");
         let mut requests = c.waiting.clone();
-        requests.extend(sa.quick_modes.values().filter(|q| !matches!(q.state, QmState::Done)).filter_map(|q| q.request));
+        requests
+            .extend(sa.quick_modes.values().filter(|q| !matches!(q.state, QmState::Done)).filter_map(|q| q.request));
         for request in requests {
             self.events.push_back(Event::NegotiationFailed {
                 request: Some(request),
@@ -491,7 +541,9 @@ impl Endpoint {
 
     fn start_quick_mode(&mut self, now: Instant, id: SaId, request: Option<RequestId>) {
         let spi = self.fresh_spi();
-        let Some(sa) = self.sas.get_mut(&id) else { return };
+        let Some(sa) = self.sas.get_mut(&id) else {
+            return;
+        };
         let msg_id = loop {
             let mut b = [0u8; 4];
             self.rng.fill_bytes(&mut b);
@@ -500,7 +552,9 @@ impl Endpoint {
                 break m;
             }
         };
-        let Some(rule) = self.policy.rule(&sa.core.rule) else { return };
+        let Some(rule) = self.policy.rule(&sa.core.rule) else {
+            return;
+        };
         let result = match &sa.phase1 {
             Phase1::Established(est) => {
                 let mut cx = ctx!(self, now);
@@ -515,7 +569,13 @@ impl Endpoint {
             }
             Err(reason) => {
                 warn!(peer = %sa.core.peer, rule = %sa.core.rule, "Quick Mode could not start: {reason}");
-                self.events.push_back(Event::NegotiationFailed { request, rule: Some(sa.core.rule.clone()), peer: sa.core.peer, phase: "quick mode", reason });
+                self.events.push_back(Event::NegotiationFailed {
+                    request,
+                    rule: Some(sa.core.rule.clone()),
+                    peer: sa.core.peer,
+                    phase: "quick mode",
+                    reason,
+                });
             }
         }
         self.schedule(id);
@@ -532,7 +592,9 @@ impl Endpoint {
             debug!(peer = %remote, "dropped a Quick Mode message that is not encrypted or has message ID 0");
             return;
         }
-        let Some(sa) = self.sas.get_mut(&id) else { return };
+        let Some(sa) = self.sas.get_mut(&id) else {
+            return;
+        };
         let Phase1::Established(est) = &sa.phase1 else {
             self.stats.dropped_unexpected += 1;
             debug!(peer = %remote, "dropped a Quick Mode message before Main Mode completed");
@@ -565,11 +627,23 @@ impl Endpoint {
                 self.reserved_spis.remove(&spi);
                 warn!(peer = %sa.core.peer, rule = %sa.core.rule, "Quick Mode failed: {reason}");
                 if let Some(t) = n {
-                    let repr = NotifyRepr { doi: DOI_IPSEC, protocol_id: protocol::ISAKMP, notify_type: t, spi: sa.core.isakmp_spi(), data: Vec::new() };
+                    let repr = NotifyRepr {
+                        doi: DOI_IPSEC,
+                        protocol_id: protocol::ISAKMP,
+                        notify_type: t,
+                        spi: sa.core.isakmp_spi(),
+                        data: Vec::new(),
+                    };
                     let mut cx = ctx!(self, now);
                     let _ = sa.core.send_informational(&mut cx, est, &[(payload::NOTIFY, &repr)]);
                 }
-                self.events.push_back(Event::NegotiationFailed { request, rule: Some(sa.core.rule.clone()), peer: sa.core.peer, phase: "quick mode", reason });
+                self.events.push_back(Event::NegotiationFailed {
+                    request,
+                    rule: Some(sa.core.rule.clone()),
+                    peer: sa.core.peer,
+                    phase: "quick mode",
+                    reason,
+                });
             }
         }
         self.schedule(id);
@@ -577,8 +651,12 @@ impl Endpoint {
 
     fn respond_quick_mode(&mut self, now: Instant, id: SaId, hdr: &Header, datagram: &[u8]) {
         let spi = self.fresh_spi();
-        let Some(sa) = self.sas.get_mut(&id) else { return };
-        let Phase1::Established(est) = &sa.phase1 else { return };
+        let Some(sa) = self.sas.get_mut(&id) else {
+            return;
+        };
+        let Phase1::Established(est) = &sa.phase1 else {
+            return;
+        };
         if sa.quick_modes.len() >= MAX_QUICK_MODES_PER_SA {
             self.stats.dropped_unexpected += 1;
             warn!(peer = %sa.core.peer, "dropped a new Quick Mode: {MAX_QUICK_MODES_PER_SA} already run under this Main Mode SA");
@@ -605,10 +683,22 @@ impl Endpoint {
             Err(r) => {
                 self.stats.refused_no_proposal += 1;
                 warn!(peer = %sa.core.peer, rule = %sa.core.rule, "Quick Mode refused: {}", r.reason);
-                let repr = NotifyRepr { doi: DOI_IPSEC, protocol_id: protocol::ISAKMP, notify_type: r.notify, spi: sa.core.isakmp_spi(), data: Vec::new() };
+                let repr = NotifyRepr {
+                    doi: DOI_IPSEC,
+                    protocol_id: protocol::ISAKMP,
+                    notify_type: r.notify,
+                    spi: sa.core.isakmp_spi(),
+                    data: Vec::new(),
+                };
                 let mut cx = ctx!(self, now);
                 let _ = sa.core.send_informational(&mut cx, est, &[(payload::NOTIFY, &repr)]);
-                self.events.push_back(Event::NegotiationFailed { request: None, rule: Some(sa.core.rule.clone()), peer: sa.core.peer, phase: "quick mode", reason: r.reason });
+                self.events.push_back(Event::NegotiationFailed {
+                    request: None,
+                    rule: Some(sa.core.rule.clone()),
+                    peer: sa.core.peer,
+                    phase: "quick mode",
+                    reason: r.reason,
+                });
             }
         }
     }
@@ -648,7 +738,9 @@ impl Endpoint {
             debug!(peer = %remote, "dropped an Informational message for unknown cookies");
             return;
         };
-        let Some(sa) = self.sas.get_mut(&id) else { return };
+        let Some(sa) = self.sas.get_mut(&id) else {
+            return;
+        };
         let Phase1::Established(est) = &sa.phase1 else {
             self.stats.dropped_unexpected += 1;
             return;
@@ -676,17 +768,29 @@ impl Endpoint {
     }
 
     fn apply_informational(&mut self, now: Instant, id: SaId, remote: SocketAddr, item: InfoItem) {
-        let Some(sa) = self.sas.get_mut(&id) else { return };
+        let Some(sa) = self.sas.get_mut(&id) else {
+            return;
+        };
         let peer_ip = sa.core.peer.ip();
         match item {
-            InfoItem::DeleteIsakmp(i, r) if (i, r) == (sa.core.cky_i, sa.core.cky_r) => self.remove_sa(now, id, "the peer deleted it"),
-            InfoItem::DeleteIsakmp(..) => debug!(peer = %remote, "ignored a DELETE for another ISAKMP SA"),
+            InfoItem::DeleteIsakmp(i, r) if (i, r) == (sa.core.cky_i, sa.core.cky_r) => {
+                self.remove_sa(now, id, "the peer deleted it")
+            }
+            InfoItem::DeleteIsakmp(..) => {
+                debug!(peer = %remote, "ignored a DELETE for another ISAKMP SA")
+            }
             InfoItem::DeleteEsp(spis) => {
                 for spi_out in spis {
-                    let found = self.children.iter().find(|(_, c)| c.info.spi_out == spi_out && c.info.peer.ip() == peer_ip).map(|(s, _)| *s);
+                    let found = self
+                        .children
+                        .iter()
+                        .find(|(_, c)| c.info.spi_out == spi_out && c.info.peer.ip() == peer_ip)
+                        .map(|(s, _)| *s);
                     match found {
                         Some(spi_in) => self.remove_child(spi_in, "the peer deleted it"),
-                        None => debug!(peer = %remote, "ignored a DELETE for unknown ESP SPI {spi_out:08x}"),
+                        None => {
+                            debug!(peer = %remote, "ignored a DELETE for unknown ESP SPI {spi_out:08x}")
+                        }
                     }
                 }
             }
@@ -705,7 +809,36 @@ impl Endpoint {
                 }
             }
             InfoItem::RuThereAck(_) => {}
-            InfoItem::Notify(t) => info!(peer = %remote, "notification: {}", informational::explain_peer_error(t)),
+            InfoItem::Notify { kind, protocol: proto, spi } => {
+                let text = informational::explain_peer_error(kind);
+                info!(peer = %remote, "notification: {text}");
+                if (1..=notify::MAX_ERROR).contains(&kind) {
+                    // An authenticated error ends the Quick Modes we started under this SA: the one whose SPI it
+                    // names, or all of them when it names none.
+                    let named = (proto == protocol::ESP)
+                        .then(|| <[u8; 4]>::try_from(spi.as_slice()).ok().map(u32::from_be_bytes))
+                        .flatten();
+                    let failed: Vec<u32> = sa
+                        .quick_modes
+                        .iter()
+                        .filter(|(_, q)| q.is_waiting_for_reply() && named.is_none_or(|s| s == q.spi_in))
+                        .map(|(m, _)| *m)
+                        .collect();
+                    for mid in failed {
+                        if let Some(q) = sa.quick_modes.remove(&mid) {
+                            self.reserved_spis.remove(&q.spi_in);
+                            warn!(peer = %sa.core.peer, rule = %sa.core.rule, "Quick Mode failed: {text}");
+                            self.events.push_back(Event::NegotiationFailed {
+                                request: q.request,
+                                rule: Some(sa.core.rule.clone()),
+                                peer: sa.core.peer,
+                                phase: "quick mode",
+                                reason: text.clone(),
+                            });
+                        }
+                    }
+                }
+            }
         }
     }
 
@@ -721,9 +854,9 @@ impl Endpoint {
             }
         };
         let target = self.by_cookie.get(&hdr.initiator_cookie).copied().filter(|id| {
-            self.sas
-                .get(id)
-                .is_some_and(|sa| sa.core.role == Role::Initiator && sa.core.peer.ip() == remote.ip() && sa.established().is_none())
+            self.sas.get(id).is_some_and(|sa| {
+                sa.core.role == Role::Initiator && sa.core.peer.ip() == remote.ip() && sa.established().is_none()
+            })
         });
         for t in types {
             let text = informational::explain_peer_error(t);
@@ -738,10 +871,21 @@ impl Endpoint {
     /// Starts negotiating under `rule` with `peer` (the rule's single remote host when `None`), from `local`
     /// (the address and port the daemon's IKE socket uses towards the peer). The outcome comes as
     /// [`Event::RequestDone`] or [`Event::NegotiationFailed`] carrying the returned id.
-    pub fn initiate(&mut self, now: Instant, rule_name: &str, peer: Option<IpAddr>, local: SocketAddr) -> Result<RequestId, InitiateError> {
-        let rule = self.policy.rule(rule_name).cloned().ok_or_else(|| InitiateError::UnknownRule(rule_name.to_string()))?;
+    pub fn initiate(
+        &mut self,
+        now: Instant,
+        rule_name: &str,
+        peer: Option<IpAddr>,
+        local: SocketAddr,
+    ) -> Result<RequestId, InitiateError> {
+        let rule =
+            self.policy.rule(rule_name).cloned().ok_or_else(|| InitiateError::UnknownRule(rule_name.to_string()))?;
         if !rule.enabled || !rule.action.negotiates() {
-            let why = if rule.enabled { format!("its action is {}", rule.action.name()) } else { "it is disabled".to_string() };
+            let why = if rule.enabled {
+                format!("its action is {}", rule.action.name())
+            } else {
+                "it is disabled".to_string()
+            };
             return Err(InitiateError::DoesNotNegotiate { rule: rule.name, why });
         }
         let peer_ip = match peer {
@@ -779,9 +923,10 @@ impl Endpoint {
         let id = self.next_sa;
         self.next_sa += 1;
         let cky_i = self.fresh_cookie();
-        let mut core = SaCore::new(id, &rule.name, Role::Initiator, local, peer, cky_i, [0; 8]);
+        let mut core = SaCore::new(&rule.name, Role::Initiator, local, peer, cky_i, [0; 8]);
         core.waiting.push(request);
-        core.send_initial_contact = !self.contacted.contains(&peer.ip()) && !self.sas.values().any(|s| s.core.peer.ip() == peer.ip());
+        core.send_initial_contact =
+            !self.contacted.contains(&peer.ip()) && !self.sas.values().any(|s| s.core.peer.ip() == peer.ip());
         let result = {
             let mut cx = ctx!(self, now);
             MainMode::start(&mut cx, &mut core, rule)
@@ -790,12 +935,18 @@ impl Endpoint {
             Ok(mm) => {
                 info!(peer = %peer, rule = %rule.name, "initiating Main Mode");
                 self.by_cookie.insert(cky_i, id);
-                self.sas.insert(id, IkeSa { core, phase1: Phase1::Negotiating(mm), quick_modes: BTreeMap::new() });
+                self.sas.insert(id, IkeSa { core, phase1: Phase1::Negotiating(Box::new(mm)), quick_modes: BTreeMap::new() });
                 self.schedule(id);
             }
             Err(f) => {
                 warn!(peer = %peer, rule = %rule.name, "Main Mode could not start: {}", f.reason);
-                self.events.push_back(Event::NegotiationFailed { request: Some(request), rule: Some(rule.name.clone()), peer, phase: "main mode", reason: f.reason });
+                self.events.push_back(Event::NegotiationFailed {
+                    request: Some(request),
+                    rule: Some(rule.name.clone()),
+                    peer,
+                    phase: "main mode",
+                    reason: f.reason,
+                });
             }
         }
     }
@@ -804,8 +955,10 @@ impl Endpoint {
     /// notifications. Returns how many SAs (Main Mode and Quick Mode) were deleted.
     pub fn terminate(&mut self, now: Instant, rule: Option<&str>, peer: Option<IpAddr>) -> usize {
         let matches = |r: &str, p: IpAddr| rule.is_none_or(|x| x == r) && peer.is_none_or(|x| x == p);
-        let kids: Vec<u32> = self.children.values().filter(|c| matches(&c.info.rule, c.info.peer.ip())).map(|c| c.info.spi_in).collect();
-        let sas: Vec<SaId> = self.sas.iter().filter(|(_, sa)| matches(&sa.core.rule, sa.core.peer.ip())).map(|(id, _)| *id).collect();
+        let kids: Vec<u32> =
+            self.children.values().filter(|c| matches(&c.info.rule, c.info.peer.ip())).map(|c| c.info.spi_in).collect();
+        let sas: Vec<SaId> =
+            self.sas.iter().filter(|(_, sa)| matches(&sa.core.rule, sa.core.peer.ip())).map(|(id, _)| *id).collect();
         let count = kids.len() + sas.len();
         for spi in kids {
             self.delete_child_with_notice(now, spi, "terminated by the administrator");
@@ -818,9 +971,12 @@ impl Endpoint {
 
     /// Deletes an ESP SA pair, telling the peer under an established ISAKMP SA with it (if one is left).
     fn delete_child_with_notice(&mut self, now: Instant, spi_in: u32, reason: &str) {
-        let Some(c) = self.children.get(&spi_in) else { return };
+        let Some(c) = self.children.get(&spi_in) else {
+            return;
+        };
         let peer_ip = c.info.peer.ip();
-        let carrier = self.sas.values().filter(|sa| sa.core.peer.ip() == peer_ip).rev().find(|sa| sa.established().is_some());
+        let carrier =
+            self.sas.values().filter(|sa| sa.core.peer.ip() == peer_ip).rev().find(|sa| sa.established().is_some());
         if let Some(sa) = carrier {
             if let Phase1::Established(est) = &sa.phase1 {
                 let d = informational::delete_esp(&[spi_in]);
@@ -851,7 +1007,12 @@ impl Endpoint {
             self.timers.pop();
             match key {
                 TimerKey::Sa(id) => {
-                    let due = self.sas.get_mut(&id).filter(|sa| sa.core.scheduled == Some(t)).map(|sa| sa.core.scheduled = None).is_some();
+                    let due = self
+                        .sas
+                        .get_mut(&id)
+                        .filter(|sa| sa.core.scheduled == Some(t))
+                        .map(|sa| sa.core.scheduled = None)
+                        .is_some();
                     if due {
                         self.sa_timers(now, id);
                         self.schedule(id);
@@ -868,7 +1029,9 @@ impl Endpoint {
 
     fn sa_timers(&mut self, now: Instant, id: SaId) {
         let tries = self.timing.retransmit_tries;
-        let Some(sa) = self.sas.get_mut(&id) else { return };
+        let Some(sa) = self.sas.get_mut(&id) else {
+            return;
+        };
         // Main Mode request retransmission.
         if let Some(r) = sa.core.retransmit.as_mut().filter(|r| r.deadline <= now) {
             match r.on_deadline(now, tries) {
@@ -905,24 +1068,42 @@ impl Endpoint {
             return;
         }
         // Quick Modes: retransmissions, give-ups, and finished ones forgotten.
-        let due: Vec<u32> = sa.quick_modes.iter().filter(|(_, q)| q.next_deadline().is_some_and(|d| d <= now)).map(|(m, _)| *m).collect();
+        let due: Vec<u32> = sa
+            .quick_modes
+            .iter()
+            .filter(|(_, q)| q.next_deadline().is_some_and(|d| d <= now))
+            .map(|(m, _)| *m)
+            .collect();
         for mid in due {
-            let Some(qm) = sa.quick_modes.get_mut(&mid) else { continue };
+            let Some(qm) = sa.quick_modes.get_mut(&mid) else {
+                continue;
+            };
             if let Some(r) = qm.retransmit.as_mut().filter(|r| r.deadline <= now) {
                 match r.on_deadline(now, tries) {
                     Some(msg) => {
                         self.stats.retransmitted += 1;
                         self.stats.sent += 1;
-                        self.out.push_back(Transmit { local: sa.core.local, remote: sa.core.peer, payload: msg.to_vec() });
+                        self.out.push_back(Transmit {
+                            local: sa.core.local,
+                            remote: sa.core.peer,
+                            payload: msg.to_vec(),
+                        });
                     }
                     None => {
                         self.stats.timeouts += 1;
                         let (request, spi) = (qm.request, qm.spi_in);
                         sa.quick_modes.remove(&mid);
                         self.reserved_spis.remove(&spi);
-                        let reason = "the peer did not complete the Quick Mode (no answer to our retransmissions)".to_string();
+                        let reason =
+                            "the peer did not complete the Quick Mode (no answer to our retransmissions)".to_string();
                         warn!(peer = %sa.core.peer, rule = %sa.core.rule, "Quick Mode failed: {reason}");
-                        self.events.push_back(Event::NegotiationFailed { request, rule: Some(sa.core.rule.clone()), peer: sa.core.peer, phase: "quick mode", reason });
+                        self.events.push_back(Event::NegotiationFailed {
+                            request,
+                            rule: Some(sa.core.rule.clone()),
+                            peer: sa.core.peer,
+                            phase: "quick mode",
+                            reason,
+                        });
                         continue;
                     }
                 }
@@ -934,7 +1115,9 @@ impl Endpoint {
     }
 
     fn schedule(&mut self, id: SaId) {
-        let Some(sa) = self.sas.get_mut(&id) else { return };
+        let Some(sa) = self.sas.get_mut(&id) else {
+            return;
+        };
         let next = sa.next_deadline();
         if next != sa.core.scheduled {
             sa.core.scheduled = next;

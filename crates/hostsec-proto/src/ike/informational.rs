@@ -22,15 +22,26 @@ pub(crate) enum InfoItem {
     RuThere(u32),
     /// A DPD answer.
     RuThereAck(u32),
-    /// Any other notification: its type and, for the log, its name.
-    Notify(u16),
+    /// Any other notification: its type, protocol and SPI.
+    Notify {
+        /// Notify message type.
+        kind: u16,
+        /// Protocol ID.
+        protocol: u8,
+        /// SPI.
+        spi: Vec<u8>,
+    },
 }
 
 /// Decrypts and authenticates an Informational message under `est` and lists what it asks for. `Err` means the
 /// message is not authentic (or not well-formed) and must be dropped.
 pub(crate) fn read_encrypted(est: &Established, hdr: &Header, datagram: &[u8]) -> Result<Vec<InfoItem>, String> {
     let hash = est.suite.hash;
-    let crypt = Crypt { cipher: est.suite.cipher, key: est.keys.ka.expose(), iv: exchange_iv(hash, &est.last_block, hdr.message_id) };
+    let crypt = Crypt {
+        cipher: est.suite.cipher,
+        key: est.keys.ka.expose(),
+        iv: exchange_iv(hash, &est.last_block, hdr.message_id),
+    };
     let (plain, _) = decrypt_body(datagram, &crypt).map_err(|e| e.to_string())?;
     let c = collect(hdr.next_payload, &plain).map_err(|e| format!("did not decrypt to valid payloads: {e}"))?;
     let (h, covered) = after_first_hash(&plain, &c).map_err(|e| e.to_string())?;
@@ -51,7 +62,7 @@ pub(crate) fn read_encrypted(est: &Established, hdr: &Header, datagram: &[u8]) -
                 Some(s) => InfoItem::RuThereAck(s),
                 None => continue,
             },
-            t => InfoItem::Notify(t),
+            t => InfoItem::Notify { kind: t, protocol: n.protocol_id, spi: n.spi.to_vec() },
         });
     }
     for d in &c.delete {
@@ -92,7 +103,12 @@ pub(crate) fn delete_isakmp(cky_i: [u8; 8], cky_r: [u8; 8]) -> DeleteRepr {
 
 /// A DELETE payload for ESP SAs (our inbound SPIs).
 pub(crate) fn delete_esp(spis: &[u32]) -> DeleteRepr {
-    DeleteRepr { doi: DOI_IPSEC, protocol_id: protocol::ESP, spi_size: 4, spis: spis.iter().map(|s| s.to_be_bytes().to_vec()).collect() }
+    DeleteRepr {
+        doi: DOI_IPSEC,
+        protocol_id: protocol::ESP,
+        spi_size: 4,
+        spis: spis.iter().map(|s| s.to_be_bytes().to_vec()).collect(),
+    }
 }
 
 /// The name of a notification type, for logs.
@@ -135,9 +151,15 @@ pub(crate) fn notify_name(t: u16) -> String {
 /// What an error notification from the peer means for an administrator.
 pub(crate) fn explain_peer_error(t: u16) -> String {
     let hint = match t {
-        notify::NO_PROPOSAL_CHOSEN => "the peer accepts none of our proposals: compare its algorithms with this rule's minimum_strength",
-        notify::INVALID_ID_INFORMATION => "the peer does not accept our identity (check local_id here and the peer's remote identity)",
-        notify::AUTHENTICATION_FAILED | notify::INVALID_HASH_INFORMATION => "the peer could not authenticate us: the pre-shared keys probably differ",
+        notify::NO_PROPOSAL_CHOSEN => {
+            "the peer accepts none of our proposals: compare its algorithms with this rule's minimum_strength"
+        }
+        notify::INVALID_ID_INFORMATION => {
+            "the peer does not accept our identity (check local_id here and the peer's remote identity)"
+        }
+        notify::AUTHENTICATION_FAILED | notify::INVALID_HASH_INFORMATION => {
+            "the peer could not authenticate us: the pre-shared keys probably differ"
+        }
         notify::INVALID_KEY_INFORMATION => "the peer rejected our key exchange value",
         notify::INVALID_EXCHANGE_TYPE | notify::UNSUPPORTED_EXCHANGE_TYPE => "the peer does not do this exchange type",
         _ => "",

@@ -142,16 +142,23 @@ impl MainMode {
 
     /// Starts Main Mode as initiator: sends MM1 with the rule's proposals.
     pub fn start(cx: &mut Ctx<'_>, sa: &mut SaCore, rule: &Rule) -> Result<MainMode, Failure> {
-        let offer = main_mode_offer(rule.minimum_strength, &[AuthMethod::Psk], rule.main_mode_lifetime);
+        let offer = main_mode_offer(&rule.main_mode_offer(), &[AuthMethod::Psk], rule.main_mode_lifetime);
         let sai_b = emit_vec(&offer);
-        let msg = build_plain(sa.header(crate::wire::consts::exchange::IDENTITY_PROTECTION, 0), &[(payload::SA, &offer)])
-            .map_err(|e| Failure::new(format!("cannot build MM1: {e}"), None))?;
+        let msg =
+            build_plain(sa.header(crate::wire::consts::exchange::IDENTITY_PROTECTION, 0), &[(payload::SA, &offer)])
+                .map_err(|e| Failure::new(format!("cannot build MM1: {e}"), None))?;
         send_request(cx, sa, msg);
         Ok(MainMode::I1(WaitSa { offer, sai_b }))
     }
 
     /// Answers MM1 as responder: chooses a proposal and sends MM2, or refuses with the reasons.
-    pub fn respond(cx: &mut Ctx<'_>, sa: &mut SaCore, rule: &Rule, datagram: &[u8], sa_body: &[u8]) -> Result<MainMode, Failure> {
+    pub fn respond(
+        cx: &mut Ctx<'_>,
+        sa: &mut SaCore,
+        rule: &Rule,
+        datagram: &[u8],
+        sa_body: &[u8],
+    ) -> Result<MainMode, Failure> {
         let sel = choose_main_mode(sa_body, rule.minimum_strength, &[AuthMethod::Psk]).map_err(|why| {
             let mut reason = format!("no Main Mode proposal of the peer meets rule '{}' (level {}): {}", rule.name, rule.minimum_strength, why.join("; "));
             if why.iter().any(|w| w.contains("DH group 2 ")) {
@@ -159,14 +166,22 @@ impl MainMode {
             }
             Failure::new(reason, Some(notify::NO_PROPOSAL_CHOSEN))
         })?;
-        let msg = build_plain(sa.header(crate::wire::consts::exchange::IDENTITY_PROTECTION, 0), &[(payload::SA, &sel.reply)])
-            .map_err(|e| Failure::new(format!("cannot build MM2: {e}"), None))?;
+        let msg =
+            build_plain(sa.header(crate::wire::consts::exchange::IDENTITY_PROTECTION, 0), &[(payload::SA, &sel.reply)])
+                .map_err(|e| Failure::new(format!("cannot build MM2: {e}"), None))?;
         send_reply(cx, sa, datagram, msg);
         Ok(MainMode::R2(WaitKeR { sai_b: sa_body.to_vec(), choice: sel.choice }))
     }
 
     /// Handles the next Main Mode message (`datagram` is cut to the header's length).
-    pub fn handle(self, cx: &mut Ctx<'_>, sa: &mut SaCore, rule: &Rule, hdr: &Header, datagram: &[u8]) -> Result<Step, Failure> {
+    pub fn handle(
+        self,
+        cx: &mut Ctx<'_>,
+        sa: &mut SaCore,
+        rule: &Rule,
+        hdr: &Header,
+        datagram: &[u8],
+    ) -> Result<Step, Failure> {
         let encrypted = hdr.flags & crate::wire::consts::flags::ENCRYPTION != 0;
         match self {
             MainMode::I1(s) if !encrypted => s.on_mm2(cx, sa, rule, hdr, datagram),
@@ -175,7 +190,11 @@ impl MainMode {
             MainMode::R2(s) if !encrypted => s.on_mm3(cx, sa, rule, hdr, datagram),
             MainMode::R4(s) if encrypted => s.on_mm5(cx, sa, rule, hdr, datagram),
             other => {
-                let why = format!("{} message does not fit state {}", if encrypted { "an encrypted" } else { "a cleartext" }, other.state_name());
+                let why = format!(
+                    "{} message does not fit state {}",
+                    if encrypted { "an encrypted" } else { "a cleartext" },
+                    other.state_name()
+                );
                 Ok(Step::Drop(other, why))
             }
         }
@@ -183,7 +202,14 @@ impl MainMode {
 }
 
 impl WaitSa {
-    fn on_mm2(self, cx: &mut Ctx<'_>, sa: &mut SaCore, _rule: &Rule, hdr: &Header, datagram: &[u8]) -> Result<Step, Failure> {
+    fn on_mm2(
+        self,
+        cx: &mut Ctx<'_>,
+        sa: &mut SaCore,
+        _rule: &Rule,
+        hdr: &Header,
+        datagram: &[u8],
+    ) -> Result<Step, Failure> {
         let body = &datagram[Header::LEN..];
         let c = match collect(hdr.next_payload, body) {
             Ok(c) => c,
@@ -192,8 +218,9 @@ impl WaitSa {
         let [sa_body] = c.sa.as_slice() else {
             return Ok(Step::Drop(MainMode::I1(self), "MM2 without exactly one SA payload".into()));
         };
-        let choice = accept_main_mode_reply(sa_body, &self.offer)
-            .map_err(|e| Failure::new(format!("the peer's Main Mode answer is unacceptable: {e}"), Some(notify::BAD_PROPOSAL_SYNTAX)))?;
+        let choice = accept_main_mode_reply(sa_body, &self.offer).map_err(|e| {
+            Failure::new(format!("the peer's Main Mode answer is unacceptable: {e}"), Some(notify::BAD_PROPOSAL_SYNTAX))
+        })?;
         sa.cky_r = hdr.responder_cookie;
         let dh = DhKeyPair::generate(choice.suite.group, cx.rng).map_err(|e| Failure::new(format!("DH: {e}"), None))?;
         let ni = cx.nonce();
@@ -208,7 +235,14 @@ impl WaitSa {
 }
 
 impl WaitKeI {
-    fn on_mm4(self, cx: &mut Ctx<'_>, sa: &mut SaCore, rule: &Rule, hdr: &Header, datagram: &[u8]) -> Result<Step, Failure> {
+    fn on_mm4(
+        self,
+        cx: &mut Ctx<'_>,
+        sa: &mut SaCore,
+        rule: &Rule,
+        hdr: &Header,
+        datagram: &[u8],
+    ) -> Result<Step, Failure> {
         let body = &datagram[Header::LEN..];
         let c = match collect(hdr.next_payload, body) {
             Ok(c) => c,
@@ -218,33 +252,60 @@ impl WaitKeI {
             return Ok(Step::Drop(MainMode::I3(self), "MM4 without exactly one KE and one NONCE".into()));
         };
         check_nonce(nr).map_err(|r| Failure::new(r, Some(notify::PAYLOAD_MALFORMED)))?;
-        let g_xy = self.dh.agree(ke).map_err(|e| Failure::new(format!("the peer's key exchange value is invalid: {e}"), Some(notify::INVALID_KEY_INFORMATION)))?;
+        let g_xy = self.dh.agree(ke).map_err(|e| {
+            Failure::new(
+                format!("the peer's key exchange value is invalid: {e}"),
+                Some(notify::INVALID_KEY_INFORMATION),
+            )
+        })?;
         let psk = rule_psk(rule)?;
         let hash = self.choice.suite.hash;
         let skeyid = skeyid_psk(hash, psk, &self.ni, nr);
         let g_xi = self.dh.public_value().to_vec();
-        let keys = derive_phase1(hash, self.choice.suite.cipher, skeyid, g_xy.expose(), &sa.cky_i, &sa.cky_r, &g_xi, ke);
+        let keys =
+            derive_phase1(hash, self.choice.suite.cipher, skeyid, g_xy.expose(), &sa.cky_i, &sa.cky_r, &g_xi, ke);
         let id = local_identity(rule, sa.local.ip());
         let id_b = emit_vec(&id);
         let hash_i = auth_hash(hash, keys.skeyid.expose(), &g_xi, ke, &sa.cky_i, &sa.cky_r, &self.sai_b, &id_b);
         let hash_i = hash_i.as_bytes().to_vec();
         let mut spi = sa.cky_i.to_vec();
         spi.extend_from_slice(&sa.cky_r);
-        let ic = NotifyRepr { doi: DOI_IPSEC, protocol_id: protocol::ISAKMP, notify_type: notify::INITIAL_CONTACT, spi, data: Vec::new() };
+        let ic = NotifyRepr {
+            doi: DOI_IPSEC,
+            protocol_id: protocol::ISAKMP,
+            notify_type: notify::INITIAL_CONTACT,
+            spi,
+            data: Vec::new(),
+        };
         let mut payloads: Vec<(u8, &dyn Emit)> = vec![(payload::ID, &id), (payload::HASH, &hash_i)];
         if sa.send_initial_contact {
             payloads.push((payload::NOTIFY, &ic));
         }
         let crypt = Crypt { cipher: self.choice.suite.cipher, key: keys.ka.expose(), iv: keys.initial_iv };
-        let (msg, iv) = build_encrypted(sa.header(crate::wire::consts::exchange::IDENTITY_PROTECTION, 0), None, &payloads, &crypt)
-            .map_err(|e| Failure::new(format!("cannot build MM5: {e}"), None))?;
+        let (msg, iv) =
+            build_encrypted(sa.header(crate::wire::consts::exchange::IDENTITY_PROTECTION, 0), None, &payloads, &crypt)
+                .map_err(|e| Failure::new(format!("cannot build MM5: {e}"), None))?;
         send_request(cx, sa, msg);
-        Ok(Step::Next(MainMode::I5(WaitAuthI { sai_b: self.sai_b, choice: self.choice, keys, g_xi, g_xr: ke.to_vec(), iv })))
+        Ok(Step::Next(MainMode::I5(WaitAuthI {
+            sai_b: self.sai_b,
+            choice: self.choice,
+            keys,
+            g_xi,
+            g_xr: ke.to_vec(),
+            iv,
+        })))
     }
 }
 
 impl WaitAuthI {
-    fn on_mm6(self, cx: &mut Ctx<'_>, sa: &mut SaCore, rule: &Rule, hdr: &Header, datagram: &[u8]) -> Result<Step, Failure> {
+    fn on_mm6(
+        self,
+        cx: &mut Ctx<'_>,
+        sa: &mut SaCore,
+        rule: &Rule,
+        hdr: &Header,
+        datagram: &[u8],
+    ) -> Result<Step, Failure> {
         let crypt = Crypt { cipher: self.choice.suite.cipher, key: self.keys.ka.expose(), iv: self.iv };
         let (plain, last) = match decrypt_body(datagram, &crypt) {
             Ok(x) => x,
@@ -257,9 +318,12 @@ impl WaitAuthI {
             return Err(Failure::auth("MM6 lacks the ID or HASH payload"));
         };
         let hash = self.choice.suite.hash;
-        let expect = auth_hash(hash, self.keys.skeyid.expose(), &self.g_xr, &self.g_xi, &sa.cky_r, &sa.cky_i, &self.sai_b, id_b);
+        let expect =
+            auth_hash(hash, self.keys.skeyid.expose(), &self.g_xr, &self.g_xi, &sa.cky_r, &sa.cky_i, &self.sai_b, id_b);
         if !verify_mac(expect.as_bytes(), hash_r) {
-            return Err(Failure::auth("HASH_R from the peer does not verify: the pre-shared keys of the two sides differ"));
+            return Err(Failure::auth(
+                "HASH_R from the peer does not verify: the pre-shared keys of the two sides differ",
+            ));
         }
         let peer_id = check_peer_identity(rule, id_b, sa.peer.ip())?;
         sa.retransmit = None;
@@ -268,7 +332,14 @@ impl WaitAuthI {
 }
 
 impl WaitKeR {
-    fn on_mm3(self, cx: &mut Ctx<'_>, sa: &mut SaCore, rule: &Rule, hdr: &Header, datagram: &[u8]) -> Result<Step, Failure> {
+    fn on_mm3(
+        self,
+        cx: &mut Ctx<'_>,
+        sa: &mut SaCore,
+        rule: &Rule,
+        hdr: &Header,
+        datagram: &[u8],
+    ) -> Result<Step, Failure> {
         let body = &datagram[Header::LEN..];
         let c = match collect(hdr.next_payload, body) {
             Ok(c) => c,
@@ -278,23 +349,46 @@ impl WaitKeR {
             return Ok(Step::Drop(MainMode::R2(self), "MM3 without exactly one KE and one NONCE".into()));
         };
         check_nonce(ni).map_err(|r| Failure::new(r, Some(notify::PAYLOAD_MALFORMED)))?;
-        let dh = DhKeyPair::generate(self.choice.suite.group, cx.rng).map_err(|e| Failure::new(format!("DH: {e}"), None))?;
-        let g_xy = dh.agree(ke).map_err(|e| Failure::new(format!("the peer's key exchange value is invalid: {e}"), Some(notify::INVALID_KEY_INFORMATION)))?;
+        let dh =
+            DhKeyPair::generate(self.choice.suite.group, cx.rng).map_err(|e| Failure::new(format!("DH: {e}"), None))?;
+        let g_xy = dh.agree(ke).map_err(|e| {
+            Failure::new(
+                format!("the peer's key exchange value is invalid: {e}"),
+                Some(notify::INVALID_KEY_INFORMATION),
+            )
+        })?;
         let nr = cx.nonce();
         let psk = rule_psk(rule)?;
         let hash = self.choice.suite.hash;
         let skeyid = skeyid_psk(hash, psk, ni, &nr);
         let g_xr = dh.public_value().to_vec();
-        let keys = derive_phase1(hash, self.choice.suite.cipher, skeyid, g_xy.expose(), &sa.cky_i, &sa.cky_r, ke, &g_xr);
-        let msg = build_plain(sa.header(crate::wire::consts::exchange::IDENTITY_PROTECTION, 0), &[(payload::KE, &g_xr), (payload::NONCE, &nr)])
-            .map_err(|e| Failure::new(format!("cannot build MM4: {e}"), None))?;
+        let keys =
+            derive_phase1(hash, self.choice.suite.cipher, skeyid, g_xy.expose(), &sa.cky_i, &sa.cky_r, ke, &g_xr);
+        let msg = build_plain(
+            sa.header(crate::wire::consts::exchange::IDENTITY_PROTECTION, 0),
+            &[(payload::KE, &g_xr), (payload::NONCE, &nr)],
+        )
+        .map_err(|e| Failure::new(format!("cannot build MM4: {e}"), None))?;
         send_reply(cx, sa, datagram, msg);
-        Ok(Step::Next(MainMode::R4(WaitAuthR { sai_b: self.sai_b, choice: self.choice, keys, g_xi: ke.to_vec(), g_xr })))
+        Ok(Step::Next(MainMode::R4(WaitAuthR {
+            sai_b: self.sai_b,
+            choice: self.choice,
+            keys,
+            g_xi: ke.to_vec(),
+            g_xr,
+        })))
     }
 }
 
 impl WaitAuthR {
-    fn on_mm5(self, cx: &mut Ctx<'_>, sa: &mut SaCore, rule: &Rule, hdr: &Header, datagram: &[u8]) -> Result<Step, Failure> {
+    fn on_mm5(
+        self,
+        cx: &mut Ctx<'_>,
+        sa: &mut SaCore,
+        rule: &Rule,
+        hdr: &Header,
+        datagram: &[u8],
+    ) -> Result<Step, Failure> {
         let crypt = Crypt { cipher: self.choice.suite.cipher, key: self.keys.ka.expose(), iv: self.keys.initial_iv };
         let (plain, iv) = match decrypt_body(datagram, &crypt) {
             Ok(x) => x,
@@ -307,15 +401,27 @@ impl WaitAuthR {
             return Err(Failure::auth("MM5 lacks the ID or HASH payload"));
         };
         let hash = self.choice.suite.hash;
-        let expect = auth_hash(hash, self.keys.skeyid.expose(), &self.g_xi, &self.g_xr, &sa.cky_i, &sa.cky_r, &self.sai_b, id_b);
+        let expect =
+            auth_hash(hash, self.keys.skeyid.expose(), &self.g_xi, &self.g_xr, &sa.cky_i, &sa.cky_r, &self.sai_b, id_b);
         if !verify_mac(expect.as_bytes(), hash_i) {
-            return Err(Failure::auth("HASH_I from the peer does not verify: the pre-shared keys of the two sides differ"));
+            return Err(Failure::auth(
+                "HASH_I from the peer does not verify: the pre-shared keys of the two sides differ",
+            ));
         }
         let peer_id = check_peer_identity(rule, id_b, sa.peer.ip())?;
         sa.peer_initial_contact = c.notify.iter().any(|n| n.notify_type == notify::INITIAL_CONTACT);
         let id = local_identity(rule, sa.local.ip());
         let id_r = emit_vec(&id);
-        let hash_r = auth_hash(hash, self.keys.skeyid.expose(), &self.g_xr, &self.g_xi, &sa.cky_r, &sa.cky_i, &self.sai_b, &id_r);
+        let hash_r = auth_hash(
+            hash,
+            self.keys.skeyid.expose(),
+            &self.g_xr,
+            &self.g_xi,
+            &sa.cky_r,
+            &sa.cky_i,
+            &self.sai_b,
+            &id_r,
+        );
         let hash_r = hash_r.as_bytes().to_vec();
         let crypt = Crypt { cipher: self.choice.suite.cipher, key: self.keys.ka.expose(), iv };
         let (msg, last) = build_encrypted(
@@ -330,19 +436,18 @@ impl WaitAuthR {
     }
 }
 
-fn established(cx: &Ctx<'_>, choice: MainModeChoice, keys: Phase1Keys, last_block: [u8; 16], peer_id: String, rule: &Rule) -> Established {
+fn established(
+    cx: &Ctx<'_>,
+    choice: MainModeChoice,
+    keys: Phase1Keys,
+    last_block: [u8; 16],
+    peer_id: String,
+    rule: &Rule,
+) -> Established {
     // The lifetime is the shorter of the peer's proposal and ours (RFC 2407 §4.5 lets the responder lower it).
     let ours = rule.main_mode_lifetime;
     let lifetime = choice.lifetime_s.map_or(ours, |s| ours.min(Duration::from_secs(s.max(60))));
-    Established {
-        suite: choice.suite,
-        auth: choice.auth,
-        keys,
-        last_block,
-        since: cx.now,
-        expires: cx.now + lifetime,
-        peer_id,
-    }
+    Established { suite: choice.suite, auth: choice.auth, keys, last_block, expires: cx.now + lifetime, peer_id }
 }
 
 fn send_request(cx: &mut Ctx<'_>, sa: &mut SaCore, msg: Vec<u8>) {
@@ -356,14 +461,10 @@ fn send_reply(cx: &mut Ctx<'_>, sa: &mut SaCore, request: &[u8], msg: Vec<u8>) {
     cx.send(sa.local, sa.peer, msg);
 }
 
-
-
-
 fn rule_psk(rule: &Rule) -> Result<&[u8], Failure> {
-    rule.psk
-        .as_ref()
-        .map(|s| s.expose())
-        .ok_or_else(|| Failure::new(format!("rule '{}' has no pre-shared key", rule.name), Some(notify::AUTHENTICATION_FAILED)))
+    rule.psk.as_ref().map(|s| s.expose()).ok_or_else(|| {
+        Failure::new(format!("rule '{}' has no pre-shared key", rule.name), Some(notify::AUTHENTICATION_FAILED))
+    })
 }
 
 /// The identity we send: the configured one, else our address (ID_IPV4_ADDR / ID_IPV6_ADDR).
@@ -377,7 +478,9 @@ pub(crate) fn local_identity(rule: &Rule, local: IpAddr) -> IdRepr {
 
 /// Checks the peer's phase-1 identity against the rule's `remote_id`; returns it as text.
 fn check_peer_identity(rule: &Rule, id_b: &[u8], peer: IpAddr) -> Result<String, Failure> {
-    let id = IdPayload::parse(id_b).map_err(|e| Failure::new(format!("the peer's ID payload is malformed: {e}"), Some(notify::INVALID_ID_INFORMATION)))?;
+    let id = IdPayload::parse(id_b).map_err(|e| {
+        Failure::new(format!("the peer's ID payload is malformed: {e}"), Some(notify::INVALID_ID_INFORMATION))
+    })?;
     let text = identity_text(&id);
     let ok = match &rule.remote_id {
         IdSpec::Auto => true,
@@ -387,7 +490,10 @@ fn check_peer_identity(rule: &Rule, id_b: &[u8], peer: IpAddr) -> Result<String,
     };
     if !ok {
         return Err(Failure {
-            reason: format!("the peer (at {peer}) identified as {text}, but rule '{}' accepts only {}", rule.name, rule.remote_id),
+            reason: format!(
+                "the peer (at {peer}) identified as {text}, but rule '{}' accepts only {}",
+                rule.name, rule.remote_id
+            ),
             notify: Some(notify::INVALID_ID_INFORMATION),
             auth: true,
         });
@@ -405,7 +511,8 @@ fn id_ip(id: &IdPayload<'_>) -> Option<IpAddr> {
 
 /// An identity as text for logs and `hostsec sas`.
 pub(crate) fn identity_text(id: &IdPayload<'_>) -> String {
-    let printable = |d: &[u8]| String::from_utf8_lossy(d).chars().filter(|c| !c.is_control()).take(255).collect::<String>();
+    let printable =
+        |d: &[u8]| String::from_utf8_lossy(d).chars().filter(|c| !c.is_control()).take(255).collect::<String>();
     match id.id_type {
         id_type::IPV4_ADDR | id_type::IPV6_ADDR => id_ip(id).map_or_else(|| "ip:?".into(), |a| format!("ip:{a}")),
         id_type::FQDN => format!("fqdn:{}", printable(id.data)),

@@ -10,6 +10,9 @@ use crate::wire::{DeletePayload, Emit, Header, NotifyPayload, PayloadWriter, Pay
 /// Largest message hostsec builds or accepts (without IKE fragmentation).
 pub(crate) const MAX_MESSAGE: usize = 16 * 1024;
 
+/// The HASH that leads an authenticated message: its length and how it is computed over the payloads after it.
+pub(crate) type LeadingHash<'f> = (usize, &'f dyn Fn(&[u8]) -> Digest);
+
 /// Why an inbound message could not be used, before any protocol meaning is considered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum FrameError {
@@ -119,7 +122,7 @@ pub(crate) struct Crypt<'k> {
 /// block (the next IV of the exchange).
 pub(crate) fn build_encrypted(
     mut hdr: Header,
-    hash: Option<(usize, &dyn Fn(&[u8]) -> Digest)>,
+    hash: Option<LeadingHash<'_>>,
     payloads: &[(u8, &dyn Emit)],
     crypt: &Crypt<'_>,
 ) -> Result<(Vec<u8>, [u8; 16]), WireError> {
@@ -197,19 +200,6 @@ pub(crate) fn emit_vec(e: &dyn Emit) -> Vec<u8> {
         v.clear();
     }
     v
-}
-
-/// A payload body given as bytes that were already emitted (or received, to echo them).
-pub(crate) struct RawBody<'a>(pub &'a [u8]);
-
-impl Emit for RawBody<'_> {
-    fn buffer_len(&self) -> usize {
-        self.0.len()
-    }
-    fn emit(&self, out: &mut [u8]) -> Result<(), WireError> {
-        out.copy_from_slice(self.0);
-        Ok(())
-    }
 }
 
 /// Checks a nonce's length: 8 to 256 bytes (RFC 2409 §5).

@@ -1,7 +1,9 @@
 //! Proposals: strength levels turned into SA payloads (what we offer), the choice among a peer's offers (first
 //! one that meets the rule, with a reason for each one that does not), and the check of a peer's answer.
 
-use crate::crypto::{AuthMethod, DhGroup, EspCipher, EspIntegrity, EspTransform, HashAlg, IkeCipher, MainModeSuite, StrengthLevel};
+use crate::crypto::{
+    AuthMethod, DhGroup, EspCipher, EspIntegrity, EspTransform, HashAlg, IkeCipher, MainModeSuite, StrengthLevel,
+};
 use crate::wire::consts::{
     auth_method, dh_group, encap_mode, esp_transform, ike_attr, ike_encr, ike_hash, ipsec_attr, ipsec_auth, life_type,
     protocol, DOI_IPSEC, KEY_IKE, SIT_IDENTITY_ONLY,
@@ -37,10 +39,10 @@ pub(crate) struct QuickModeChoice {
 
 /// The Main Mode SA payload hostsec offers: one ISAKMP proposal, one transform per suite of the level and per
 /// authentication method (in the given order of preference).
-pub(crate) fn main_mode_offer(level: StrengthLevel, auths: &[AuthMethod], lifetime: Duration) -> SaRepr {
+pub(crate) fn main_mode_offer(suites: &[MainModeSuite], auths: &[AuthMethod], lifetime: Duration) -> SaRepr {
     let mut transforms = Vec::new();
     for auth in auths {
-        for suite in level.main_mode_suites() {
+        for &suite in suites {
             let number = (transforms.len() + 1).min(255) as u8;
             transforms.push(TransformRepr {
                 number,
@@ -202,7 +204,11 @@ pub(crate) struct MainModeSelection {
 
 /// Chooses the first transform of the peer's Main Mode offer that meets `level` and uses one of `auths`.
 /// `Err` lists each transform and why it fell short.
-pub(crate) fn choose_main_mode(sa_body: &[u8], level: StrengthLevel, auths: &[AuthMethod]) -> Result<MainModeSelection, Vec<String>> {
+pub(crate) fn choose_main_mode(
+    sa_body: &[u8],
+    level: StrengthLevel,
+    auths: &[AuthMethod],
+) -> Result<MainModeSelection, Vec<String>> {
     let sa = SaRepr::parse(sa_body).map_err(|e| vec![format!("malformed SA payload: {e}")])?;
     if sa.doi != DOI_IPSEC {
         return Err(vec![format!("DOI {} is not the IPsec DOI", sa.doi)]);
@@ -225,7 +231,12 @@ pub(crate) fn choose_main_mode(sa_body: &[u8], level: StrengthLevel, auths: &[Au
                         why.push(format!("transform {} ({desc}): {e}", t.number));
                     } else if !auths.contains(&c.auth) {
                         let names: Vec<&str> = auths.iter().map(|a| a.name()).collect();
-                        why.push(format!("transform {} ({desc}): authentication {} is not what the rule uses ({})", t.number, c.auth, names.join(", ")));
+                        why.push(format!(
+                            "transform {} ({desc}): authentication {} is not what the rule uses ({})",
+                            t.number,
+                            c.auth,
+                            names.join(", ")
+                        ));
                     } else {
                         let reply = SaRepr {
                             doi: sa.doi,
@@ -269,15 +280,14 @@ pub(crate) fn accept_main_mode_reply(sa_body: &[u8], offered: &SaRepr) -> Result
 /// The Quick Mode SA payload hostsec offers: one ESP proposal with our inbound SPI and one transform per ESP
 /// transform of the level, each with the PFS group when there is one.
 pub(crate) fn quick_mode_offer(
-    level: StrengthLevel,
+    esp: &[EspTransform],
     spi: [u8; 4],
     pfs: Option<DhGroup>,
     lifetime: Duration,
     lifetime_kb: u64,
 ) -> SaRepr {
-    let transforms = level
-        .esp_transforms()
-        .into_iter()
+    let transforms = esp
+        .iter()
         .enumerate()
         .map(|(i, t)| {
             let mut attributes = vec![
@@ -289,7 +299,8 @@ pub(crate) fn quick_mode_offer(
             if let Some(g) = pfs {
                 attributes.push(AttributeRepr::Basic { kind: ipsec_attr::GROUP_DESCRIPTION, value: g.id() });
             }
-            attributes.push(AttributeRepr::Basic { kind: ipsec_attr::ENCAPSULATION_MODE, value: encap_mode::TRANSPORT });
+            attributes
+                .push(AttributeRepr::Basic { kind: ipsec_attr::ENCAPSULATION_MODE, value: encap_mode::TRANSPORT });
             if let Some(a) = t.integrity.auth_alg() {
                 attributes.push(AttributeRepr::Basic { kind: ipsec_attr::AUTH_ALGORITHM, value: a });
             }
@@ -322,7 +333,9 @@ pub(crate) fn read_esp_transform(t: &TransformRepr) -> Result<QuickModeChoice, S
             (ipsec_attr::AUTH_ALGORITHM, Some(v)) => auth = Some(v as u16),
             (ipsec_attr::KEY_LENGTH, Some(v)) => key_bits = Some(v as u16),
             (ipsec_attr::EXTENDED_SEQUENCE_NUMBER, Some(0)) => {}
-            (ipsec_attr::EXTENDED_SEQUENCE_NUMBER, _) => return Err("extended sequence numbers are not supported".into()),
+            (ipsec_attr::EXTENDED_SEQUENCE_NUMBER, _) => {
+                return Err("extended sequence numbers are not supported".into())
+            }
             (ipsec_attr::KEY_ROUNDS, _) => return Err("the key rounds attribute is not supported".into()),
             (k, _) => return Err(format!("unknown attribute type {k}")),
         }
@@ -330,9 +343,15 @@ pub(crate) fn read_esp_transform(t: &TransformRepr) -> Result<QuickModeChoice, S
     let cipher = EspCipher::from_wire(t.transform_id, key_bits).ok_or_else(|| match t.transform_id {
         esp_transform::DES | esp_transform::TRIPLE_DES => "DES and 3DES are never accepted".to_string(),
         esp_transform::NULL => "NULL encryption is never accepted".to_string(),
-        esp_transform::AES_CBC | esp_transform::AES_GCM_16 if key_bits.is_none() => "AES without a key length".to_string(),
-        esp_transform::AES_CBC | esp_transform::AES_GCM_16 => format!("AES with a {}-bit key is not supported", key_bits.unwrap_or(0)),
-        esp_transform::AES_GCM_8 | esp_transform::AES_GCM_12 => "AES-GCM with a short ICV is not supported (use the 16-octet ICV)".to_string(),
+        esp_transform::AES_CBC | esp_transform::AES_GCM_16 if key_bits.is_none() => {
+            "AES without a key length".to_string()
+        }
+        esp_transform::AES_CBC | esp_transform::AES_GCM_16 => {
+            format!("AES with a {}-bit key is not supported", key_bits.unwrap_or(0))
+        }
+        esp_transform::AES_GCM_8 | esp_transform::AES_GCM_12 => {
+            "AES-GCM with a short ICV is not supported (use the 16-octet ICV)".to_string()
+        }
         esp_transform::NULL_AUTH_AES_GMAC => "AES-GMAC without encryption is never accepted".to_string(),
         other => format!("ESP transform {other} is not supported"),
     })?;
@@ -419,7 +438,10 @@ pub(crate) fn choose_quick_mode(
     for p in &sa.proposals {
         // Proposals sharing a number form one AND-bundle (RFC 2408 §4.2): ESP with AH or IPComp.
         if sa.proposals.iter().filter(|q| q.number == p.number).count() > 1 {
-            why.push(format!("proposal {}: a bundle of several protocols (AH/IPComp with ESP) is refused: hostsec uses ESP alone", p.number));
+            why.push(format!(
+                "proposal {}: a bundle of several protocols (AH/IPComp with ESP) is refused: hostsec uses ESP alone",
+                p.number
+            ));
             continue;
         }
         match p.protocol_id {
@@ -450,7 +472,9 @@ pub(crate) fn choose_quick_mode(
                 Some(e)
             } else if c.encap != encap_mode::TRANSPORT {
                 Some(match c.encap {
-                    encap_mode::TUNNEL => "tunnel mode is refused: hostsec protects hosts in transport mode only".to_string(),
+                    encap_mode::TUNNEL => {
+                        "tunnel mode is refused: hostsec protects hosts in transport mode only".to_string()
+                    }
                     encap_mode::UDP_TRANSPORT | encap_mode::UDP_TRANSPORT_DRAFT => {
                         "UDP-encapsulated transport needs NAT traversal, which is off for this rule".to_string()
                     }
@@ -497,7 +521,8 @@ pub(crate) fn accept_quick_mode_reply(sa_body: &[u8], offered: &SaRepr) -> Resul
     if p.protocol_id != protocol::ESP {
         return Err(format!("the answer is for protocol {}, not ESP", p.protocol_id));
     }
-    let spi = <[u8; 4]>::try_from(p.spi.as_slice()).map_err(|_| format!("the answer's SPI has {} bytes", p.spi.len()))?;
+    let spi =
+        <[u8; 4]>::try_from(p.spi.as_slice()).map_err(|_| format!("the answer's SPI has {} bytes", p.spi.len()))?;
     let [t] = p.transforms.as_slice() else {
         return Err(format!("the answer holds {} transforms instead of one", p.transforms.len()));
     };
@@ -527,7 +552,11 @@ mod tests {
 
     #[test]
     fn responder_picks_first_acceptable_and_explains_the_rest() {
-        let offer = main_mode_offer(StrengthLevel::Standard, &[AuthMethod::Psk], Duration::from_secs(28800));
+        let offer = main_mode_offer(
+            &StrengthLevel::Standard.main_mode_suites(),
+            &[AuthMethod::Psk],
+            Duration::from_secs(28800),
+        );
         let body = emit(&offer);
         let sel = choose_main_mode(&body, StrengthLevel::Standard, &[AuthMethod::Psk]).unwrap();
         assert_eq!(sel.choice.suite, StrengthLevel::Standard.main_mode_suites()[0]);
@@ -578,7 +607,13 @@ mod tests {
 
     #[test]
     fn quick_mode_choice_and_refusals() {
-        let offer = quick_mode_offer(StrengthLevel::Standard, [1, 2, 3, 4], Some(DhGroup::Ecp256), Duration::from_secs(3600), 100_000);
+        let offer = quick_mode_offer(
+            &StrengthLevel::Standard.esp_transforms(),
+            [1, 2, 3, 4],
+            Some(DhGroup::Ecp256),
+            Duration::from_secs(3600),
+            100_000,
+        );
         let body = emit(&offer);
         let sel = choose_quick_mode(&body, StrengthLevel::High, true, [9, 9, 9, 9]).unwrap();
         assert_eq!(sel.peer_spi, [1, 2, 3, 4]);
@@ -587,7 +622,13 @@ mod tests {
         let (c, spi) = accept_quick_mode_reply(&emit(&sel.reply), &offer).unwrap();
         assert_eq!((c, spi), (sel.choice, [9, 9, 9, 9]));
 
-        let no_pfs = quick_mode_offer(StrengthLevel::Standard, [1, 2, 3, 4], None, Duration::from_secs(3600), 100_000);
+        let no_pfs = quick_mode_offer(
+            &StrengthLevel::Standard.esp_transforms(),
+            [1, 2, 3, 4],
+            None,
+            Duration::from_secs(3600),
+            100_000,
+        );
         let why = choose_quick_mode(&emit(&no_pfs), StrengthLevel::Standard, true, [9; 4]).err().unwrap();
         assert!(why.iter().all(|w| w.contains("requires PFS")), "{why:?}");
         let why = choose_quick_mode(&body, StrengthLevel::Highest, false, [9; 4]).err().unwrap();

@@ -11,7 +11,9 @@
 //! HASH(3) = prf(SKEYID_a, 0 | M-ID | Ni_b | Nr_b).
 
 use super::events::{ChildSaKeys, QuickModeSaInfo, RequestId, Role};
-use super::message::{after_first_hash, build_encrypted, check_nonce, collect, decrypt_body, emit_vec, Collected, Crypt, RawBody};
+use super::message::{
+    after_first_hash, build_encrypted, check_nonce, collect, decrypt_body, emit_vec, Collected, Crypt,
+};
 use super::proposal::{accept_quick_mode_reply, choose_quick_mode, quick_mode_offer, QuickModeChoice};
 use super::retransmit::{request_digest, Retransmit, StoredReply};
 use super::sa::{Ctx, Established, SaCore};
@@ -29,8 +31,6 @@ use std::time::{Duration, Instant};
 pub(crate) struct QuickMode {
     /// Its message ID.
     pub msg_id: u32,
-    /// Our role in it.
-    pub role: Role,
     /// The CBC chain of this exchange: the IV of its next message.
     iv: [u8; 16],
     /// Where it stands.
@@ -58,13 +58,16 @@ pub(crate) enum QmState {
     Done,
 }
 
+/// The bodies of IDci and IDcr.
+type IdPair = (Vec<u8>, Vec<u8>);
+
 /// What the initiator remembers between QM1 and QM2.
 pub(crate) struct WaitReply {
     offer: SaRepr,
     ni: Vec<u8>,
     dh: Option<DhKeyPair>,
     spi_in: [u8; 4],
-    ids: Option<(Vec<u8>, Vec<u8>)>,
+    ids: Option<IdPair>,
 }
 
 /// A negotiated SA pair, before it is handed to the endpoint.
@@ -105,6 +108,11 @@ impl QuickMode {
         [self.retransmit.as_ref().map(|r| r.deadline), self.forget_at].into_iter().flatten().min()
     }
 
+    /// Whether we started this exchange and wait for the peer's answer.
+    pub fn is_waiting_for_reply(&self) -> bool {
+        matches!(self.state, QmState::WaitReply(_))
+    }
+
     /// Starts a Quick Mode as initiator: sends QM1 offering the rule's ESP transforms with our inbound SPI.
     pub fn start(
         cx: &mut Ctx<'_>,
@@ -116,7 +124,8 @@ impl QuickMode {
         request: Option<RequestId>,
     ) -> Result<QuickMode, String> {
         let pfs = rule.pfs.then_some(est.suite.group);
-        let offer = quick_mode_offer(rule.minimum_strength, spi_in, pfs, rule.quick_mode_lifetime, rule.quick_mode_lifetime_kb);
+        let offer =
+            quick_mode_offer(&rule.esp_offer(), spi_in, pfs, rule.quick_mode_lifetime, rule.quick_mode_lifetime_kb);
         let ni = cx.nonce();
         let dh = match pfs {
             Some(g) => Some(DhKeyPair::generate(g, cx.rng).map_err(|e| format!("DH: {e}"))?),
@@ -129,19 +138,23 @@ impl QuickMode {
         if let Some(ke) = &ke {
             payloads.push((payload::KE, ke));
         }
-        payloads.push((payload::ID, &RawBody(&id_ci)));
-        payloads.push((payload::ID, &RawBody(&id_cr)));
+        payloads.push((payload::ID, &id_ci));
+        payloads.push((payload::ID, &id_cr));
         let hash = est.suite.hash;
         let skeyid_a = est.keys.skeyid_a.expose();
         let mid_b = msg_id.to_be_bytes();
         let f = |rest: &[u8]| prf(hash, skeyid_a, &[&mid_b, rest]);
-        let crypt = Crypt { cipher: est.suite.cipher, key: est.keys.ka.expose(), iv: exchange_iv(hash, &est.last_block, msg_id) };
-        let (msg, iv) = build_encrypted(sa.header(exchange::QUICK_MODE, msg_id), Some((hash.output_len(), &f)), &payloads, &crypt)
-            .map_err(|e| format!("cannot build QM1: {e}"))?;
+        let crypt = Crypt {
+            cipher: est.suite.cipher,
+            key: est.keys.ka.expose(),
+            iv: exchange_iv(hash, &est.last_block, msg_id),
+        };
+        let (msg, iv) =
+            build_encrypted(sa.header(exchange::QUICK_MODE, msg_id), Some((hash.output_len(), &f)), &payloads, &crypt)
+                .map_err(|e| format!("cannot build QM1: {e}"))?;
         cx.send(sa.local, sa.peer, msg.clone());
         Ok(QuickMode {
             msg_id,
-            role: Role::Initiator,
             iv,
             state: QmState::WaitReply(Box::new(WaitReply { offer, ni, dh, spi_in, ids: Some((id_ci, id_cr)) })),
             retransmit: Some(Retransmit::new(msg, cx.now, cx.timing.retransmit_initial)),
@@ -165,9 +178,14 @@ impl QuickMode {
     ) -> Result<QuickMode, QmRefusal> {
         let hash = est.suite.hash;
         let bad = |reason: String| QmRefusal { reason, notify: notify::INVALID_HASH_INFORMATION, bad_hash: true };
-        let crypt = Crypt { cipher: est.suite.cipher, key: est.keys.ka.expose(), iv: exchange_iv(hash, &est.last_block, hdr.message_id) };
+        let crypt = Crypt {
+            cipher: est.suite.cipher,
+            key: est.keys.ka.expose(),
+            iv: exchange_iv(hash, &est.last_block, hdr.message_id),
+        };
         let (plain, iv) = decrypt_body(datagram, &crypt).map_err(|e| bad(e.to_string()))?;
-        let c = collect(hdr.next_payload, &plain).map_err(|e| bad(format!("QM1 did not decrypt to valid payloads: {}", e.to_string())))?;
+        let c = collect(hdr.next_payload, &plain)
+            .map_err(|e| bad(format!("QM1 did not decrypt to valid payloads: {e}")))?;
         let (hash1, covered) = after_first_hash(&plain, &c).map_err(|e| bad(e.to_string()))?;
         let expect = prf(hash, est.keys.skeyid_a.expose(), &[&hdr.message_id.to_be_bytes(), covered]);
         if !verify_mac(expect.as_bytes(), hash1) {
@@ -180,20 +198,39 @@ impl QuickMode {
         check_nonce(ni).map_err(|r| refuse(r, notify::PAYLOAD_MALFORMED))?;
         let sel = choose_quick_mode(sa_body, rule.minimum_strength, rule.pfs, spi_in).map_err(|why| {
             refuse(
-                format!("no Quick Mode proposal of the peer meets rule '{}' (level {}): {}", rule.name, rule.minimum_strength, why.join("; ")),
+                format!(
+                    "no Quick Mode proposal of the peer meets rule '{}' (level {}): {}",
+                    rule.name,
+                    rule.minimum_strength,
+                    why.join("; ")
+                ),
                 notify::NO_PROPOSAL_CHOSEN,
             )
         })?;
-        let ids = check_peer_ids(&c, sa.peer.ip(), sa.local.ip()).map_err(|r| refuse(r, notify::INVALID_ID_INFORMATION))?;
+        let ids =
+            check_peer_ids(&c, sa.peer.ip(), sa.local.ip()).map_err(|r| refuse(r, notify::INVALID_ID_INFORMATION))?;
         let (dh, g_qm) = match (sel.choice.pfs, c.ke.as_slice()) {
             (Some(g), [ke]) => {
-                let dh = DhKeyPair::generate(g, cx.rng).map_err(|e| refuse(format!("DH: {e}"), notify::INVALID_KEY_INFORMATION))?;
-                let s = dh.agree(ke).map_err(|e| refuse(format!("the peer's PFS key exchange value is invalid: {e}"), notify::INVALID_KEY_INFORMATION))?;
+                let dh = DhKeyPair::generate(g, cx.rng)
+                    .map_err(|e| refuse(format!("DH: {e}"), notify::INVALID_KEY_INFORMATION))?;
+                let s = dh.agree(ke).map_err(|e| {
+                    refuse(
+                        format!("the peer's PFS key exchange value is invalid: {e}"),
+                        notify::INVALID_KEY_INFORMATION,
+                    )
+                })?;
                 (Some(dh), Some(s))
             }
-            (Some(g), _) => return Err(refuse(format!("the chosen transform asks for PFS with {g} but QM1 carries no single KE"), notify::INVALID_KEY_INFORMATION)),
+            (Some(g), _) => {
+                return Err(refuse(
+                    format!("the chosen transform asks for PFS with {g} but QM1 carries no single KE"),
+                    notify::INVALID_KEY_INFORMATION,
+                ))
+            }
             (None, []) => (None, None),
-            (None, _) => return Err(refuse("QM1 carries a KE payload but no PFS group".into(), notify::INVALID_KEY_INFORMATION)),
+            (None, _) => {
+                return Err(refuse("QM1 carries a KE payload but no PFS group".into(), notify::INVALID_KEY_INFORMATION))
+            }
         };
         let nr = cx.nonce();
         let ke = dh.as_ref().map(|d| d.public_value().to_vec());
@@ -202,31 +239,25 @@ impl QuickMode {
             payloads.push((payload::KE, ke));
         }
         if let Some((ci, cr)) = &ids {
-            payloads.push((payload::ID, &RawBody(ci)));
-            payloads.push((payload::ID, &RawBody(cr)));
+            payloads.push((payload::ID, ci));
+            payloads.push((payload::ID, cr));
         }
         let mid_b = hdr.message_id.to_be_bytes();
         let skeyid_a = est.keys.skeyid_a.expose();
         let f = |rest: &[u8]| prf(hash, skeyid_a, &[&mid_b, ni, rest]);
         let crypt = Crypt { cipher: est.suite.cipher, key: est.keys.ka.expose(), iv };
-        let (msg, iv) = build_encrypted(sa.header(exchange::QUICK_MODE, hdr.message_id), Some((hash.output_len(), &f)), &payloads, &crypt)
-            .map_err(|e| refuse(format!("cannot build QM2: {e}"), notify::PAYLOAD_MALFORMED))?;
-        let child = new_child(
-            sa,
-            est,
-            rule,
-            Role::Responder,
-            &sel.choice,
-            spi_in,
-            sel.peer_spi,
-            g_qm.as_ref(),
-            ni,
-            &nr,
-        );
+        let (msg, iv) = build_encrypted(
+            sa.header(exchange::QUICK_MODE, hdr.message_id),
+            Some((hash.output_len(), &f)),
+            &payloads,
+            &crypt,
+        )
+        .map_err(|e| refuse(format!("cannot build QM2: {e}"), notify::PAYLOAD_MALFORMED))?;
+        let child =
+            new_child(sa, est, rule, Role::Responder, &sel.choice, spi_in, sel.peer_spi, g_qm.as_ref(), ni, &nr);
         cx.send(sa.local, sa.peer, msg.clone());
         Ok(QuickMode {
             msg_id: hdr.message_id,
-            role: Role::Responder,
             iv,
             state: QmState::WaitCommit(Box::new(child)),
             retransmit: Some(Retransmit::new(msg.clone(), cx.now, cx.timing.retransmit_initial)),
@@ -238,7 +269,14 @@ impl QuickMode {
     }
 
     /// Handles a later message of this exchange (QM2 as initiator, QM3 as responder).
-    pub fn handle(&mut self, cx: &mut Ctx<'_>, sa: &SaCore, est: &Established, hdr: &Header, datagram: &[u8]) -> QmStep {
+    pub fn handle(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        sa: &SaCore,
+        est: &Established,
+        hdr: &Header,
+        datagram: &[u8],
+    ) -> QmStep {
         if let Some(r) = &self.reply {
             if r.request_digest == request_digest(datagram) {
                 cx.stats.duplicates_answered += 1;
@@ -254,7 +292,15 @@ impl QuickMode {
         }
     }
 
-    fn on_qm2(&mut self, cx: &mut Ctx<'_>, sa: &SaCore, est: &Established, hdr: &Header, datagram: &[u8], w: Box<WaitReply>) -> QmStep {
+    fn on_qm2(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        sa: &SaCore,
+        est: &Established,
+        hdr: &Header,
+        datagram: &[u8],
+        w: Box<WaitReply>,
+    ) -> QmStep {
         let hash = est.suite.hash;
         let crypt = Crypt { cipher: est.suite.cipher, key: est.keys.ka.expose(), iv: self.iv };
         let restore = |this: &mut Self, w: Box<WaitReply>, why: String| {
@@ -267,7 +313,7 @@ impl QuickMode {
         };
         let c = match collect(hdr.next_payload, &plain) {
             Ok(c) => c,
-            Err(e) => return restore(self, w, format!("QM2 did not decrypt to valid payloads: {}", e.to_string())),
+            Err(e) => return restore(self, w, format!("QM2 did not decrypt to valid payloads: {e}")),
         };
         let (hash2, covered) = match after_first_hash(&plain, &c) {
             Ok(x) => x,
@@ -285,25 +331,51 @@ impl QuickMode {
         }
         let (choice, spi_out) = match accept_quick_mode_reply(sa_body, &w.offer) {
             Ok(x) => x,
-            Err(e) => return QmStep::Failed(format!("the peer's Quick Mode answer is unacceptable: {e}"), Some(notify::BAD_PROPOSAL_SYNTAX)),
+            Err(e) => {
+                return QmStep::Failed(
+                    format!("the peer's Quick Mode answer is unacceptable: {e}"),
+                    Some(notify::BAD_PROPOSAL_SYNTAX),
+                )
+            }
         };
         if let Some((ci, cr)) = &w.ids {
             if let [a, b] = c.id.as_slice() {
                 if a != &ci.as_slice() || b != &cr.as_slice() {
-                    return QmStep::Failed("the peer answered with other Quick Mode IDs than we proposed".into(), Some(notify::INVALID_ID_INFORMATION));
+                    return QmStep::Failed(
+                        "the peer answered with other Quick Mode IDs than we proposed".into(),
+                        Some(notify::INVALID_ID_INFORMATION),
+                    );
                 }
             } else if !c.id.is_empty() {
-                return QmStep::Failed("QM2 carries an odd number of ID payloads".into(), Some(notify::INVALID_ID_INFORMATION));
+                return QmStep::Failed(
+                    "QM2 carries an odd number of ID payloads".into(),
+                    Some(notify::INVALID_ID_INFORMATION),
+                );
             }
         }
         let g_qm = match (&w.dh, c.ke.as_slice()) {
             (Some(dh), [ke]) => match dh.agree(ke) {
                 Ok(s) => Some(s),
-                Err(e) => return QmStep::Failed(format!("the peer's PFS key exchange value is invalid: {e}"), Some(notify::INVALID_KEY_INFORMATION)),
+                Err(e) => {
+                    return QmStep::Failed(
+                        format!("the peer's PFS key exchange value is invalid: {e}"),
+                        Some(notify::INVALID_KEY_INFORMATION),
+                    )
+                }
             },
-            (Some(_), _) => return QmStep::Failed("we asked for PFS but QM2 carries no single KE".into(), Some(notify::INVALID_KEY_INFORMATION)),
+            (Some(_), _) => {
+                return QmStep::Failed(
+                    "we asked for PFS but QM2 carries no single KE".into(),
+                    Some(notify::INVALID_KEY_INFORMATION),
+                )
+            }
             (None, []) => None,
-            (None, _) => return QmStep::Failed("QM2 carries a KE payload but we did not ask for PFS".into(), Some(notify::INVALID_KEY_INFORMATION)),
+            (None, _) => {
+                return QmStep::Failed(
+                    "QM2 carries a KE payload but we did not ask for PFS".into(),
+                    Some(notify::INVALID_KEY_INFORMATION),
+                )
+            }
         };
         // The rule in force when QM1 was sent is the one in the child; the endpoint passes it through `sa.rule`.
         let Some(rule) = cx.policy.rule(&sa.rule).cloned() else {
@@ -313,7 +385,12 @@ impl QuickMode {
         let hash3 = prf(hash, est.keys.skeyid_a.expose(), &[&[0u8], &self.msg_id.to_be_bytes(), &w.ni, nr]);
         let hash3 = hash3.as_bytes().to_vec();
         let crypt = Crypt { cipher: est.suite.cipher, key: est.keys.ka.expose(), iv };
-        let msg = match build_encrypted(sa.header(exchange::QUICK_MODE, self.msg_id), None, &[(payload::HASH, &hash3)], &crypt) {
+        let msg = match build_encrypted(
+            sa.header(exchange::QUICK_MODE, self.msg_id),
+            None,
+            &[(payload::HASH, &hash3)],
+            &crypt,
+        ) {
             Ok((m, last)) => {
                 self.iv = last;
                 m
@@ -327,7 +404,14 @@ impl QuickMode {
         QmStep::ChildUp(Box::new(child))
     }
 
-    fn on_qm3(&mut self, cx: &mut Ctx<'_>, est: &Established, hdr: &Header, datagram: &[u8], child: Box<NewChild>) -> QmStep {
+    fn on_qm3(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        est: &Established,
+        hdr: &Header,
+        datagram: &[u8],
+        child: Box<NewChild>,
+    ) -> QmStep {
         let crypt = Crypt { cipher: est.suite.cipher, key: est.keys.ka.expose(), iv: self.iv };
         let verified = decrypt_body(datagram, &crypt).map_err(|e| e.to_string()).and_then(|(plain, _)| {
             let c = collect(hdr.next_payload, &plain).map_err(|e| e.to_string())?;
@@ -381,8 +465,11 @@ fn new_child(
     let (enc_in, int_in) = k_in.expose().split_at(split);
     let (enc_out, int_out) = k_out.expose().split_at(split);
     // The lifetime is the shorter of the offer and the rule's (the responder may lower it, RFC 2407 §4.5.4).
-    let lifetime = choice.lifetime_s.map_or(rule.quick_mode_lifetime, |s| rule.quick_mode_lifetime.min(Duration::from_secs(s.max(60))));
-    let lifetime_kb = choice.lifetime_kb.map_or(rule.quick_mode_lifetime_kb, |k| rule.quick_mode_lifetime_kb.min(k.max(1)));
+    let lifetime = choice
+        .lifetime_s
+        .map_or(rule.quick_mode_lifetime, |s| rule.quick_mode_lifetime.min(Duration::from_secs(s.max(60))));
+    let lifetime_kb =
+        choice.lifetime_kb.map_or(rule.quick_mode_lifetime_kb, |k| rule.quick_mode_lifetime_kb.min(k.max(1)));
     NewChild {
         keys: ChildSaKeys {
             info: QuickModeSaInfo {
@@ -407,11 +494,14 @@ fn new_child(
     }
 }
 
-
 /// Checks the peer's QM IDs (RFC 2409 §5.5): absent (the IKE addresses are meant), or IDci naming the
 /// initiator's address and IDcr ours, each a single host with protocol and port 0 (hostsec protects all traffic
 /// between the two hosts). Returns the ID bodies to echo.
-fn check_peer_ids(c: &Collected<'_>, initiator: IpAddr, responder: IpAddr) -> Result<Option<(Vec<u8>, Vec<u8>)>, String> {
+fn check_peer_ids(
+    c: &Collected<'_>,
+    initiator: IpAddr,
+    responder: IpAddr,
+) -> Result<Option<IdPair>, String> {
     match c.id.as_slice() {
         [] => Ok(None),
         [ci, cr] => {
@@ -434,10 +524,18 @@ fn check_host_id(body: &[u8], addr: IpAddr, which: &str) -> Result<(), String> {
     let covers = match (id.id_type, addr) {
         (id_type::IPV4_ADDR, IpAddr::V4(a)) => id.data == a.octets(),
         (id_type::IPV6_ADDR, IpAddr::V6(a)) => id.data == a.octets(),
-        (id_type::IPV4_ADDR_SUBNET, IpAddr::V4(a)) => id.data.get(..4) == Some(&a.octets()[..]) && id.data.get(4..) == Some(&[255u8; 4][..]),
-        (id_type::IPV6_ADDR_SUBNET, IpAddr::V6(a)) => id.data.get(..16) == Some(&a.octets()[..]) && id.data.get(16..) == Some(&[255u8; 16][..]),
-        (id_type::IPV4_ADDR_RANGE, IpAddr::V4(a)) => id.data.get(..4) == Some(&a.octets()[..]) && id.data.get(4..) == Some(&a.octets()[..]),
-        (id_type::IPV6_ADDR_RANGE, IpAddr::V6(a)) => id.data.get(..16) == Some(&a.octets()[..]) && id.data.get(16..) == Some(&a.octets()[..]),
+        (id_type::IPV4_ADDR_SUBNET, IpAddr::V4(a)) => {
+            id.data.get(..4) == Some(&a.octets()[..]) && id.data.get(4..) == Some(&[255u8; 4][..])
+        }
+        (id_type::IPV6_ADDR_SUBNET, IpAddr::V6(a)) => {
+            id.data.get(..16) == Some(&a.octets()[..]) && id.data.get(16..) == Some(&[255u8; 16][..])
+        }
+        (id_type::IPV4_ADDR_RANGE, IpAddr::V4(a)) => {
+            id.data.get(..4) == Some(&a.octets()[..]) && id.data.get(4..) == Some(&a.octets()[..])
+        }
+        (id_type::IPV6_ADDR_RANGE, IpAddr::V6(a)) => {
+            id.data.get(..16) == Some(&a.octets()[..]) && id.data.get(16..) == Some(&a.octets()[..])
+        }
         _ => false,
     };
     if covers {

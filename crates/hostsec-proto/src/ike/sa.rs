@@ -71,8 +71,6 @@ pub(crate) struct Established {
     pub keys: Phase1Keys,
     /// The last CBC block of phase 1, from which every later exchange derives its IV (RFC 2409 appendix B).
     pub last_block: [u8; 16],
-    /// When it was established.
-    pub since: Instant,
     /// When it expires.
     pub expires: Instant,
     /// The peer's authenticated identity, as text.
@@ -82,7 +80,7 @@ pub(crate) struct Established {
 /// Phase-1 state.
 pub(crate) enum Phase1 {
     /// Main Mode in progress.
-    Negotiating(MainMode),
+    Negotiating(Box<MainMode>),
     /// Authenticated.
     Established(Box<Established>),
 }
@@ -90,8 +88,6 @@ pub(crate) enum Phase1 {
 /// Identity and bookkeeping of an ISAKMP SA: what the Main Mode and Quick Mode steps read and update besides
 /// their own state.
 pub(crate) struct SaCore {
-    /// Its id.
-    pub id: SaId,
     /// Name of the rule it was negotiated under.
     pub rule: String,
     /// Our Main Mode role.
@@ -124,9 +120,8 @@ pub(crate) struct SaCore {
 
 impl SaCore {
     /// A new SA core.
-    pub fn new(id: SaId, rule: &str, role: Role, local: SocketAddr, peer: SocketAddr, cky_i: [u8; 8], cky_r: [u8; 8]) -> Self {
+    pub fn new(rule: &str, role: Role, local: SocketAddr, peer: SocketAddr, cky_i: [u8; 8], cky_r: [u8; 8]) -> Self {
         SaCore {
-            id,
             rule: rule.to_string(),
             role,
             local,
@@ -168,7 +163,12 @@ impl SaCore {
 
     /// Sends an Informational exchange under the established phase-1 keys `est`: HASH(1) = prf(SKEYID_a,
     /// M-ID | payloads) (RFC 2409 §5.7), encrypted with an IV of its own.
-    pub fn send_informational(&self, cx: &mut Ctx<'_>, est: &Established, payloads: &[(u8, &dyn Emit)]) -> Result<(), WireError> {
+    pub fn send_informational(
+        &self,
+        cx: &mut Ctx<'_>,
+        est: &Established,
+        payloads: &[(u8, &dyn Emit)],
+    ) -> Result<(), WireError> {
         let mid = loop {
             let m = u32::from_be_bytes(cx.random::<4>());
             if m != 0 {
@@ -179,8 +179,14 @@ impl SaCore {
         let skeyid_a = est.keys.skeyid_a.expose();
         let mid_b = mid.to_be_bytes();
         let f = |rest: &[u8]| prf(hash, skeyid_a, &[&mid_b, rest]);
-        let crypt = Crypt { cipher: est.suite.cipher, key: est.keys.ka.expose(), iv: exchange_iv(hash, &est.last_block, mid) };
-        let (msg, _) = build_encrypted(self.header(exchange::INFORMATIONAL, mid), Some((hash.output_len(), &f)), payloads, &crypt)?;
+        let crypt =
+            Crypt { cipher: est.suite.cipher, key: est.keys.ka.expose(), iv: exchange_iv(hash, &est.last_block, mid) };
+        let (msg, _) = build_encrypted(
+            self.header(exchange::INFORMATIONAL, mid),
+            Some((hash.output_len(), &f)),
+            payloads,
+            &crypt,
+        )?;
         cx.send(self.local, self.peer, msg);
         Ok(())
     }
@@ -275,7 +281,13 @@ pub(crate) fn send_plain_notify(
     };
     let mut spi = cky_i.to_vec();
     spi.extend_from_slice(&cky_r);
-    let n = NotifyRepr { doi: DOI_IPSEC, protocol_id: crate::wire::consts::protocol::ISAKMP, notify_type, spi, data: Vec::new() };
+    let n = NotifyRepr {
+        doi: DOI_IPSEC,
+        protocol_id: crate::wire::consts::protocol::ISAKMP,
+        notify_type,
+        spi,
+        data: Vec::new(),
+    };
     if let Ok(msg) = build_plain(hdr, &[(crate::wire::consts::payload::NOTIFY, &n)]) {
         cx.send(local, peer, msg);
     }

@@ -21,8 +21,10 @@ impl AddressSpec {
     pub fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim();
         if let Some((a, b)) = text.split_once('-') {
-            let first: IpAddr = a.trim().parse().map_err(|_| format!("'{}' in range '{text}' is not an IP address", a.trim()))?;
-            let last: IpAddr = b.trim().parse().map_err(|_| format!("'{}' in range '{text}' is not an IP address", b.trim()))?;
+            let first: IpAddr =
+                a.trim().parse().map_err(|_| format!("'{}' in range '{text}' is not an IP address", a.trim()))?;
+            let last: IpAddr =
+                b.trim().parse().map_err(|_| format!("'{}' in range '{text}' is not an IP address", b.trim()))?;
             if first.is_ipv4() != last.is_ipv4() {
                 return Err(format!("range '{text}' mixes IPv4 and IPv6"));
             }
@@ -49,9 +51,9 @@ impl AddressSpec {
             let _ = hi;
             return Ok(Self::Subnet(addr, prefix));
         }
-        text.parse::<IpAddr>().map(Self::Host).map_err(|_| {
-            format!("'{text}' is not an address, a dash range (a.b.c.d-e.f.g.h) or a subnet (a.b.c.d/n)")
-        })
+        text.parse::<IpAddr>()
+            .map(Self::Host)
+            .map_err(|_| format!("'{text}' is not an address, a dash range (a.b.c.d-e.f.g.h) or a subnet (a.b.c.d/n)"))
     }
 
     /// Whether the element is IPv4.

@@ -202,7 +202,12 @@ pub(super) fn parse(file: &str, text: &str, files: &dyn ConfigFiles) -> Result<P
             for (i, t) in arr.iter().enumerate() {
                 if let Some(rule) = parse_rule(&mut cx, i, t, defaults, &global, files) {
                     if !names.insert(rule.name.clone()) {
-                        cx.error(Some(rule.line), Some(&rule.name), Some("name"), "duplicate rule name; names must be unique");
+                        cx.error(
+                            Some(rule.line),
+                            Some(&rule.name),
+                            Some("name"),
+                            "duplicate rule name; names must be unique",
+                        );
                     }
                     rules.push(rule);
                 }
@@ -225,7 +230,12 @@ fn check_keys(cx: &mut Ctx<'_>, t: &Table, allowed: &[&str], rule: Option<&str>,
     for (key, item) in t.iter() {
         if !allowed.contains(&key) {
             let line = cx.line_of(t.key(key).and_then(|k| k.span()).or_else(|| item.span()));
-            cx.error(line, rule, Some(&format!("{prefix}{key}")), format!("unknown key; allowed: {}", allowed.join(", ")));
+            cx.error(
+                line,
+                rule,
+                Some(&format!("{prefix}{key}")),
+                format!("unknown key; allowed: {}", allowed.join(", ")),
+            );
         }
     }
 }
@@ -270,7 +280,9 @@ fn parse_global(cx: &mut Ctx<'_>, t: &Table) -> Global {
                 g.nat_traversal = nat(s)?;
                 Ok(())
             }),
-            "main_mode_lifetime" => lifetime(v, 60, 2879 * 60, "1m to 2879m (Windows' range)").map(|d| g.main_mode_lifetime = d),
+            "main_mode_lifetime" => {
+                lifetime(v, 60, 2879 * 60, "1m to 2879m (Windows' range)").map(|d| g.main_mode_lifetime = d)
+            }
             "quick_mode_lifetime" => {
                 lifetime(v, 5 * 60, 2879 * 60, "5m to 2879m (Windows' range)").map(|d| g.quick_mode_lifetime = d)
             }
@@ -299,7 +311,12 @@ fn parse_global(cx: &mut Ctx<'_>, t: &Table) -> Global {
     }
     if g.nat_traversal != NatTraversal::Off {
         let line = value_line(cx, t, "nat_traversal");
-        cx.warn(line, None, "global.nat_traversal", "NAT traversal is not implemented in this version: SAs with peers behind NAT are refused as with \"off\"");
+        cx.warn(
+            line,
+            None,
+            "global.nat_traversal",
+            "NAT traversal is not implemented in this version: SAs with peers behind NAT are refused as with \"off\"",
+        );
     }
     if g.key_log.is_some() {
         let line = value_line(cx, t, "key_log");
@@ -344,9 +361,16 @@ fn parse_rule(
             provisional.clone()
         }
         Some(f) => match f.value.as_str() {
-            Some(s) if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) => s.to_string(),
+            Some(s) if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) => {
+                s.to_string()
+            }
             _ => {
-                cx.error(f.line, Some(&provisional), Some("name"), "must be a non-empty string of letters, digits, '.', '_' and '-'");
+                cx.error(
+                    f.line,
+                    Some(&provisional),
+                    Some("name"),
+                    "must be a non-empty string of letters, digits, '.', '_' and '-'",
+                );
                 provisional.clone()
             }
         },
@@ -375,7 +399,12 @@ fn parse_rule(
     let enabled = field!("enabled", true, |v: &Value| v.as_bool().ok_or_else(|| "must be true or false".to_string()));
     let remote = match get(cx, "remote") {
         None => {
-            cx.error(header_line, rn, Some("remote"), "missing; write remote = \"any\" or a list of addresses, ranges and subnets");
+            cx.error(
+                header_line,
+                rn,
+                Some("remote"),
+                "missing; write remote = \"any\" or a list of addresses, ranges and subnets",
+            );
             AddressSet::any()
         }
         Some(f) => address_set(f.value).unwrap_or_else(|m| {
@@ -394,7 +423,8 @@ fn parse_rule(
         "block" => Ok(Action::Block),
         _ => Err(format!("'{s}' is not allowed; use \"require\", \"request\", \"bypass\" or \"block\"")),
     }));
-    let authentication = field!("authentication", Authentication::Psk, |v: &Value| str_of(v).and_then(|s| match s {
+    let authentication = field!("authentication", Authentication::Psk, |v: &Value| {
+        str_of(v).and_then(|s| match s {
         "psk" => Ok(Authentication::Psk),
         "certificate" => Ok(Authentication::Certificate),
         "certificate-then-psk" => Ok(Authentication::CertificateThenPsk),
@@ -402,7 +432,8 @@ fn parse_rule(
         _ => Err(format!(
             "'{s}' is not allowed; use \"psk\", \"certificate\", \"certificate-then-psk\" or \"anonymous\" (AuthIP only)"
         )),
-    }));
+    })
+    });
     let keying = field!("keying", Keying::Ike, |v: &Value| str_of(v).and_then(|s| match s {
         "ike" => Ok(Keying::Ike),
         "authip" => Ok(Keying::AuthIp),
@@ -462,7 +493,10 @@ fn parse_rule(
                 l,
                 rn,
                 Some("minimum_strength"),
-                format!("'{level}' is below the global level '{}'; a rule may raise the level, never lower it", global.minimum_strength),
+                format!(
+                    "'{level}' is below the global level '{}'; a rule may raise the level, never lower it",
+                    global.minimum_strength
+                ),
             );
             global.minimum_strength
         }
@@ -471,12 +505,27 @@ fn parse_rule(
     };
     if action.negotiates() {
         match authentication {
-            Authentication::Psk if psk.is_none() && !cx.errors[errors_before..].iter().any(|e| e.field.as_deref().is_some_and(|f| f.starts_with("psk"))) => {
-                cx.error(header_line, rn, Some("psk"), "authentication = \"psk\" needs a pre-shared key: set psk or psk_file");
+            Authentication::Psk
+                if psk.is_none()
+                    && !cx.errors[errors_before..]
+                        .iter()
+                        .any(|e| e.field.as_deref().is_some_and(|f| f.starts_with("psk"))) =>
+            {
+                cx.error(
+                    header_line,
+                    rn,
+                    Some("psk"),
+                    "authentication = \"psk\" needs a pre-shared key: set psk or psk_file",
+                );
             }
             Authentication::Certificate | Authentication::CertificateThenPsk => {
                 let l = field_line(cx, "authentication");
-                cx.error(l, rn, Some("authentication"), format!("'{}' is not available in this version of hostsec; use \"psk\"", authentication.name()));
+                cx.error(
+                    l,
+                    rn,
+                    Some("authentication"),
+                    format!("'{}' is not available in this version of hostsec; use \"psk\"", authentication.name()),
+                );
             }
             Authentication::Anonymous => {
                 let l = field_line(cx, "authentication");
@@ -490,7 +539,13 @@ fn parse_rule(
         }
     }
     if protocol.is_some() || !local_ports.is_empty() || !remote_ports.is_empty() {
-        let key = if protocol.is_some() { "protocol" } else if !local_ports.is_empty() { "local_ports" } else { "remote_ports" };
+        let key = if protocol.is_some() {
+            "protocol"
+        } else if !local_ports.is_empty() {
+            "local_ports"
+        } else {
+            "remote_ports"
+        };
         let l = field_line(cx, key);
         cx.error(l, rn, Some(key), "traffic selectors (protocol, ports) are not available in this version; remove them to protect all traffic with these peers");
     }
@@ -500,7 +555,12 @@ fn parse_rule(
     }
     if auto == AutoStart::Start && action.negotiates() && remote.single_host().is_none() {
         let l = field_line(cx, "auto");
-        cx.error(l, rn, Some("auto"), "\"start\" needs a rule whose remote is exactly one address (the peer to start with)");
+        cx.error(
+            l,
+            rn,
+            Some("auto"),
+            "\"start\" needs a rule whose remote is exactly one address (the peer to start with)",
+        );
     }
     if auto == AutoStart::OnDemand && action.negotiates() && get(cx, "auto").is_some() {
         let l = field_line(cx, "auto");
@@ -508,7 +568,12 @@ fn parse_rule(
     }
     if nat_traversal != NatTraversal::Off && get(cx, "nat_traversal").is_some() {
         let l = field_line(cx, "nat_traversal");
-        cx.warn(l, rn, "nat_traversal", "NAT traversal is not implemented in this version: SAs with peers behind NAT are refused as with \"off\"");
+        cx.warn(
+            l,
+            rn,
+            "nat_traversal",
+            "NAT traversal is not implemented in this version: SAs with peers behind NAT are refused as with \"off\"",
+        );
     }
     if let Some(s) = psk.as_ref().filter(|s| s.len() < 16) {
         let l = field_line(cx, if get(cx, "psk").is_some() { "psk" } else { "psk_file" });
@@ -544,6 +609,7 @@ fn parse_rule(
         main_mode_lifetime: global.main_mode_lifetime,
         quick_mode_lifetime: global.quick_mode_lifetime,
         quick_mode_lifetime_kb: global.quick_mode_lifetime_kb,
+        offer_restriction: None,
     })
 }
 
@@ -563,7 +629,8 @@ fn string_list(v: &Value) -> Result<Vec<String>, String> {
 }
 
 fn strength(s: &str) -> Result<StrengthLevel, String> {
-    StrengthLevel::from_name(s).ok_or_else(|| format!("'{s}' is not a level; use \"standard\", \"high\" or \"highest\""))
+    StrengthLevel::from_name(s)
+        .ok_or_else(|| format!("'{s}' is not a level; use \"standard\", \"high\" or \"highest\""))
 }
 
 fn nat(s: &str) -> Result<NatTraversal, String> {
@@ -598,7 +665,9 @@ fn address_set(v: &Value) -> Result<AddressSet, String> {
     let mut specs = Vec::with_capacity(list.len());
     for s in &list {
         if let Some(k) = KEYWORDS.iter().find(|k| k.eq_ignore_ascii_case(s)) {
-            return Err(format!("the keyword '{k}' is not available in this version; list the addresses it stands for"));
+            return Err(format!(
+                "the keyword '{k}' is not available in this version; list the addresses it stands for"
+            ));
         }
         specs.push(AddressSpec::parse(s)?);
     }
@@ -646,7 +715,11 @@ fn ports(v: &Value) -> Result<Vec<PortRange>, String> {
 }
 
 fn id_spec(s: &str, remote: bool) -> Result<IdSpec, String> {
-    let allowed = if remote { "\"any\", \"dn:…\", \"fqdn:…\" or \"ip:…\"" } else { "\"auto\", \"dn:…\", \"fqdn:…\" or \"ip:…\"" };
+    let allowed = if remote {
+        "\"any\", \"dn:…\", \"fqdn:…\" or \"ip:…\""
+    } else {
+        "\"auto\", \"dn:…\", \"fqdn:…\" or \"ip:…\""
+    };
     if (remote && s == "any") || (!remote && s == "auto") {
         return Ok(IdSpec::Auto);
     }
@@ -686,14 +759,20 @@ mod tests {
     struct MemFiles(HashMap<&'static str, Result<Vec<u8>, String>>);
     impl ConfigFiles for MemFiles {
         fn read_secret(&self, path: &Path) -> Result<Vec<u8>, String> {
-            self.0.get(path.to_str().unwrap()).cloned().unwrap_or_else(|| Err(format!("cannot read '{}'", path.display())))
+            self.0
+                .get(path.to_str().unwrap())
+                .cloned()
+                .unwrap_or_else(|| Err(format!("cannot read '{}'", path.display())))
         }
     }
 
     fn files() -> MemFiles {
         MemFiles(HashMap::from([
             ("/etc/hostsec/site.psk", Ok(b"file secret 0123456789\n".to_vec())),
-            ("/etc/hostsec/open.psk", Err("'/etc/hostsec/open.psk' is accessible by group or others (mode 0644)".into())),
+            (
+                "/etc/hostsec/open.psk",
+                Err("'/etc/hostsec/open.psk' is accessible by group or others (mode 0644)".into()),
+            ),
         ]))
     }
 
@@ -752,16 +831,29 @@ minimum_strength = "standard"
         let all = errs.join("\n");
         assert!(all.contains("test.toml:3: field 'global.colour': unknown key; allowed: listen"), "{all}");
         assert!(all.contains("test.toml:7: rule 'a': field 'remote': subnet '10.0.0.1/8' has host bits set"), "{all}");
-        assert!(all.contains("test.toml:9: rule 'a': field 'action': 'allow' is not allowed; use \"require\""), "{all}");
-        assert!(all.contains("test.toml:10: rule 'a': field 'minimum_strength': 'standard' is below the global level 'high'"), "{all}");
+        assert!(
+            all.contains("test.toml:9: rule 'a': field 'action': 'allow' is not allowed; use \"require\""),
+            "{all}"
+        );
+        assert!(
+            all.contains(
+                "test.toml:10: rule 'a': field 'minimum_strength': 'standard' is below the global level 'high'"
+            ),
+            "{all}"
+        );
     }
 
     #[test]
     fn psk_rules() {
-        let both = parse_err("[[rule]]\nname = \"a\"\nremote = \"any\"\npsk = \"abc\"\npsk_file = \"/etc/hostsec/site.psk\"\n");
+        let both = parse_err(
+            "[[rule]]\nname = \"a\"\nremote = \"any\"\npsk = \"abc\"\npsk_file = \"/etc/hostsec/site.psk\"\n",
+        );
         assert!(both[0].contains("either psk or psk_file"), "{both:?}");
         let open = parse_err("[[rule]]\nname = \"a\"\nremote = \"any\"\npsk_file = \"/etc/hostsec/open.psk\"\n");
-        assert!(open[0].contains("test.toml:4: rule 'a': field 'psk_file':") && open[0].contains("group or others"), "{open:?}");
+        assert!(
+            open[0].contains("test.toml:4: rule 'a': field 'psk_file':") && open[0].contains("group or others"),
+            "{open:?}"
+        );
         let none = parse_err("[[rule]]\nname = \"a\"\nremote = \"any\"\n");
         assert!(none[0].contains("needs a pre-shared key"), "{none:?}");
         let hexkey = parse_ok("[[rule]]\nname = \"a\"\nremote = \"any\"\npsk = \"0x00ff10\"\n");

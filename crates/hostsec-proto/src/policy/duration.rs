@@ -7,9 +7,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("'{text}' is not a duration; write a whole number with a unit: \"30s\", \"60m\", \"8h\", \"1d\""))?;
+    let n: u64 = num.parse().map_err(|_| {
+        format!("'{text}' is not a duration; write a whole number with a unit: \"30s\", \"60m\", \"8h\", \"1d\"")
+    })?;
     let mult = match unit {
         "s" => 1,
         "m" => 60,

@@ -9,7 +9,7 @@ pub use address::{AddressSet, AddressSpec};
 pub use config::{ConfigError, ConfigFiles, FsFiles};
 pub use duration::{format_duration, parse_duration};
 
-use crate::crypto::{Secret, StrengthLevel};
+use crate::crypto::{EspTransform, MainModeSuite, Secret, StrengthLevel};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -248,9 +248,39 @@ pub struct Rule {
     pub quick_mode_lifetime: Duration,
     /// Quick Mode lifetime in kilobytes.
     pub quick_mode_lifetime_kb: u64,
+    /// Narrows what this rule offers as initiator (never settable from the config file: the level alone decides
+    /// there). Tests use it to force one algorithm of the level onto the wire.
+    pub offer_restriction: Option<OfferRestriction>,
+}
+
+/// A subset of a level's algorithms to offer; anything not in the level is still never offered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfferRestriction {
+    /// Main Mode suites to offer, in order.
+    pub main_mode: Vec<MainModeSuite>,
+    /// ESP transforms to offer, in order.
+    pub esp: Vec<EspTransform>,
 }
 
 impl Rule {
+    /// The Main Mode suites this rule offers, in order of preference.
+    pub fn main_mode_offer(&self) -> Vec<MainModeSuite> {
+        let level = self.minimum_strength.main_mode_suites();
+        match &self.offer_restriction {
+            Some(r) => r.main_mode.iter().copied().filter(|s| level.contains(s)).collect(),
+            None => level,
+        }
+    }
+
+    /// The ESP transforms this rule offers, in order of preference.
+    pub fn esp_offer(&self) -> Vec<EspTransform> {
+        let level = self.minimum_strength.esp_transforms();
+        match &self.offer_restriction {
+            Some(r) => r.esp.iter().copied().filter(|t| level.contains(t)).collect(),
+            None => level,
+        }
+    }
+
     /// Whether this rule negotiates with `peer` from `local` (enabled, an IPsec action, both addresses covered).
     pub fn negotiates_with(&self, local: IpAddr, peer: IpAddr) -> bool {
         self.enabled && self.action.negotiates() && self.remote.contains(peer) && self.local.contains(local)

@@ -43,13 +43,11 @@ impl Header {
     /// Parses the header at the start of `buf`. Checks: at least 28 bytes, major version 1, and
     /// 28 <= length <= buf.len() (trailing bytes beyond `length` are the caller's to ignore).
     pub fn parse(buf: &[u8]) -> Result<Header, WireError> {
-        let h = buf
-            .first_chunk::<{ Header::LEN }>()
-            .ok_or(WireError::Truncated {
-                what: "ISAKMP header",
-                need: Header::LEN,
-                have: buf.len(),
-            })?;
+        let h = buf.first_chunk::<{ Header::LEN }>().ok_or(WireError::Truncated {
+            what: "ISAKMP header",
+            need: Header::LEN,
+            have: buf.len(),
+        })?;
         let version = h[field::VERSION];
         // RFC 2408 §5.2: a major version we do not implement is refused, not guessed at (IKEv2 is major 2).
         if version >> 4 != 1 {
@@ -67,17 +65,10 @@ impl Header {
         };
         let len = usize::try_from(header.length).unwrap_or(usize::MAX);
         if len < Header::LEN {
-            return Err(WireError::BadLength {
-                what: "ISAKMP message",
-                len,
-            });
+            return Err(WireError::BadLength { what: "ISAKMP message", len });
         }
         if len > buf.len() {
-            return Err(WireError::Truncated {
-                what: "ISAKMP message",
-                need: len,
-                have: buf.len(),
-            });
+            return Err(WireError::Truncated { what: "ISAKMP message", need: len, have: buf.len() });
         }
         Ok(header)
     }
@@ -103,12 +94,8 @@ impl Header {
     /// Writes the header into the first 28 bytes of `buf`.
     pub fn emit(&self, buf: &mut [u8]) -> Result<(), WireError> {
         let have = buf.len();
-        let h = buf
-            .first_chunk_mut::<{ Header::LEN }>()
-            .ok_or(WireError::BufferTooSmall {
-                need: Header::LEN,
-                have,
-            })?;
+        let h =
+            buf.first_chunk_mut::<{ Header::LEN }>().ok_or(WireError::BufferTooSmall { need: Header::LEN, have })?;
         h[field::INITIATOR_COOKIE].copy_from_slice(&self.initiator_cookie);
         h[field::RESPONDER_COOKIE].copy_from_slice(&self.responder_cookie);
         h[field::NEXT_PAYLOAD] = self.next_payload;
@@ -124,9 +111,7 @@ impl Header {
 /// Copies a constant field range of the header array into a fixed-size array. The ranges are constants within
 /// 0..28, so the lookup cannot fail; the zero fallback only keeps this function free of panics.
 fn array<const N: usize>(h: &[u8; Header::LEN], range: core::ops::Range<usize>) -> [u8; N] {
-    h.get(range)
-        .and_then(|s| <[u8; N]>::try_from(s).ok())
-        .unwrap_or([0; N])
+    h.get(range).and_then(|s| <[u8; N]>::try_from(s).ok()).unwrap_or([0; N])
 }
 
 #[cfg(test)]
@@ -165,18 +150,8 @@ mod tests {
         assert_eq!(out[..], msg[..28]);
         assert!(!mm2().is_encrypted());
         let (_, body) = Header::split(&msg).unwrap();
-        let kinds: Vec<u8> = Payloads::new(payload::SA, body)
-            .map(|p| p.unwrap().kind)
-            .collect();
-        assert_eq!(
-            kinds,
-            [
-                payload::SA,
-                payload::VENDOR_ID,
-                payload::VENDOR_ID,
-                payload::VENDOR_ID
-            ]
-        );
+        let kinds: Vec<u8> = Payloads::new(payload::SA, body).map(|p| p.unwrap().kind).collect();
+        assert_eq!(kinds, [payload::SA, payload::VENDOR_ID, payload::VENDOR_ID, payload::VENDOR_ID]);
     }
 
     #[test]
@@ -205,47 +180,20 @@ mod tests {
         let mut msg = hex::decode(MM2).unwrap();
         msg[..28].copy_from_slice(&{
             let mut h = [0u8; 28];
-            Header {
-                length: 40,
-                ..mm2()
-            }
-            .emit(&mut h)
-            .unwrap();
+            Header { length: 40, ..mm2() }.emit(&mut h).unwrap();
             h
         });
         msg.truncate(40);
         let (h, body) = Header::split(&msg).unwrap();
         assert_eq!((h.length, body.len()), (40, 12));
         msg[27] = 41;
-        assert_eq!(
-            Header::parse(&msg),
-            Err(WireError::Truncated {
-                what: "ISAKMP message",
-                need: 41,
-                have: 40
-            })
-        );
+        assert_eq!(Header::parse(&msg), Err(WireError::Truncated { what: "ISAKMP message", need: 41, have: 40 }));
         msg[27] = 27;
-        assert_eq!(
-            Header::parse(&msg),
-            Err(WireError::BadLength {
-                what: "ISAKMP message",
-                len: 27
-            })
-        );
+        assert_eq!(Header::parse(&msg), Err(WireError::BadLength { what: "ISAKMP message", len: 27 }));
         msg[27] = 0;
-        assert_eq!(
-            Header::parse(&msg),
-            Err(WireError::BadLength {
-                what: "ISAKMP message",
-                len: 0
-            })
-        );
+        assert_eq!(Header::parse(&msg), Err(WireError::BadLength { what: "ISAKMP message", len: 0 }));
         msg[24] = 0xff;
-        assert!(matches!(
-            Header::parse(&msg),
-            Err(WireError::Truncated { .. })
-        ));
+        assert!(matches!(Header::parse(&msg), Err(WireError::Truncated { .. })));
         // Trailing bytes after `length` (a datagram padded by a middlebox) are dropped by `split`.
         msg[24] = 0;
         msg[27] = 30;
@@ -265,9 +213,6 @@ mod tests {
 
     #[test]
     fn emit_needs_28_bytes() {
-        assert_eq!(
-            mm2().emit(&mut [0u8; 27]),
-            Err(WireError::BufferTooSmall { need: 28, have: 27 })
-        );
+        assert_eq!(mm2().emit(&mut [0u8; 27]), Err(WireError::BufferTooSmall { need: 28, have: 27 }));
     }
 }

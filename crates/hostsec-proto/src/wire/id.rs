@@ -36,10 +36,7 @@ fn address_data_len(kind: u8) -> Option<usize> {
 /// Refuses address data of the wrong length: a short IPv6 subnet is a known out-of-bounds read in other parsers.
 fn check_data(kind: u8, data: &[u8]) -> Result<(), WireError> {
     match address_data_len(kind) {
-        Some(len) if len != data.len() => Err(WireError::BadLength {
-            what: "ID address data",
-            len: data.len(),
-        }),
+        Some(len) if len != data.len() => Err(WireError::BadLength { what: "ID address data", len: data.len() }),
         _ => Ok(()),
     }
 }
@@ -47,21 +44,14 @@ fn check_data(kind: u8, data: &[u8]) -> Result<(), WireError> {
 impl<'a> IdPayload<'a> {
     /// Parses an ID payload body; checks the data length of the address types (4, 8, 16, 32 bytes).
     pub fn parse(body: &'a [u8]) -> Result<Self, WireError> {
-        let (fixed, data) = body
-            .split_first_chunk::<FIXED_LEN>()
-            .ok_or(WireError::Truncated {
-                what: "ID payload",
-                need: FIXED_LEN,
-                have: body.len(),
-            })?;
+        let (fixed, data) = body.split_first_chunk::<FIXED_LEN>().ok_or(WireError::Truncated {
+            what: "ID payload",
+            need: FIXED_LEN,
+            have: body.len(),
+        })?;
         let [id_type, protocol, port_hi, port_lo] = *fixed;
         check_data(id_type, data)?;
-        Ok(IdPayload {
-            id_type,
-            protocol,
-            port: u16::from_be_bytes([port_hi, port_lo]),
-            data,
-        })
+        Ok(IdPayload { id_type, protocol, port: u16::from_be_bytes([port_hi, port_lo]), data })
     }
 
     /// The address of an ID_IPV4_ADDR or ID_IPV6_ADDR; `None` for the other types.
@@ -94,22 +84,12 @@ impl IdRepr {
             IpAddr::V4(a) => (id_type::IPV4_ADDR, a.octets().to_vec()),
             IpAddr::V6(a) => (id_type::IPV6_ADDR, a.octets().to_vec()),
         };
-        IdRepr {
-            id_type,
-            protocol: 0,
-            port: 0,
-            data,
-        }
+        IdRepr { id_type, protocol: 0, port: 0, data }
     }
 
     /// The owned form of a parsed ID.
     pub fn from_view(id: &IdPayload<'_>) -> Self {
-        IdRepr {
-            id_type: id.id_type,
-            protocol: id.protocol,
-            port: id.port,
-            data: id.data.to_vec(),
-        }
+        IdRepr { id_type: id.id_type, protocol: id.protocol, port: id.port, data: id.data.to_vec() }
     }
 }
 
@@ -136,36 +116,22 @@ mod tests {
     /// Phase-1 and Quick Mode ID bodies of the strongSwan 5.9.8 vectors 01 (IPv4 address and IPv4 subnet),
     /// 02 (FQDN) and 04 (user FQDN).
     const IPV4: [u8; 8] = [0x01, 0x00, 0x00, 0x00, 0xcb, 0x00, 0x71, 0x01];
-    const SUBNET: [u8; 12] = [
-        0x04, 0x00, 0x00, 0x00, 0xc0, 0x00, 0x02, 0x00, 0xff, 0xff, 0xff, 0x00,
-    ];
+    const SUBNET: [u8; 12] = [0x04, 0x00, 0x00, 0x00, 0xc0, 0x00, 0x02, 0x00, 0xff, 0xff, 0xff, 0x00];
     const FQDN: &[u8] = b"\x02\x00\x00\x00a.kat.example";
     const USER_FQDN: &[u8] = b"\x03\x00\x00\x00a@kat.example";
 
     #[test]
     fn parse_and_emit() {
         let id = IdPayload::parse(&IPV4).unwrap();
-        assert_eq!(
-            (id.id_type, id.protocol, id.port),
-            (id_type::IPV4_ADDR, 0, 0)
-        );
+        assert_eq!((id.id_type, id.protocol, id.port), (id_type::IPV4_ADDR, 0, 0));
         assert_eq!(id.address(), Some(IpAddr::from([203, 0, 113, 1])));
-        assert_eq!(
-            IdRepr::from_ip(IpAddr::from([203, 0, 113, 1])),
-            IdRepr::from_view(&id)
-        );
+        assert_eq!(IdRepr::from_ip(IpAddr::from([203, 0, 113, 1])), IdRepr::from_view(&id));
 
         let subnet = IdPayload::parse(&SUBNET).unwrap();
-        assert_eq!(
-            (subnet.id_type, subnet.data),
-            (id_type::IPV4_ADDR_SUBNET, &SUBNET[4..])
-        );
+        assert_eq!((subnet.id_type, subnet.data), (id_type::IPV4_ADDR_SUBNET, &SUBNET[4..]));
         assert_eq!(subnet.address(), None);
         assert_eq!(IdPayload::parse(FQDN).unwrap().data, b"a.kat.example");
-        assert_eq!(
-            IdPayload::parse(USER_FQDN).unwrap().id_type,
-            id_type::USER_FQDN
-        );
+        assert_eq!(IdPayload::parse(USER_FQDN).unwrap().id_type, id_type::USER_FQDN);
 
         for body in [&IPV4[..], &SUBNET[..], FQDN, USER_FQDN] {
             let repr = IdRepr::from_view(&IdPayload::parse(body).unwrap());
@@ -178,11 +144,7 @@ mod tests {
     #[test]
     fn ipv6_and_ports() {
         let v6: IpAddr = "2001:db8::1".parse().unwrap();
-        let repr = IdRepr {
-            protocol: 17,
-            port: 500,
-            ..IdRepr::from_ip(v6)
-        };
+        let repr = IdRepr { protocol: 17, port: 500, ..IdRepr::from_ip(v6) };
         let mut out = [0u8; 20];
         repr.emit(&mut out).unwrap();
         assert_eq!(out[..4], [id_type::IPV6_ADDR, 17, 0x01, 0xf4]);
@@ -216,17 +178,8 @@ mod tests {
             for data_len in [0, len - 1, len, len + 1] {
                 let mut body = vec![kind, 0, 0, 0];
                 body.resize(4 + data_len, 0);
-                assert_eq!(
-                    IdPayload::parse(&body).is_ok(),
-                    data_len == len,
-                    "type {kind} len {data_len}"
-                );
-                let repr = IdRepr {
-                    id_type: kind,
-                    protocol: 0,
-                    port: 0,
-                    data: vec![0; data_len],
-                };
+                assert_eq!(IdPayload::parse(&body).is_ok(), data_len == len, "type {kind} len {data_len}");
+                let repr = IdRepr { id_type: kind, protocol: 0, port: 0, data: vec![0; data_len] };
                 let mut out = vec![0u8; repr.buffer_len()];
                 assert_eq!(repr.emit(&mut out).is_ok(), data_len == len);
             }

@@ -16,13 +16,7 @@ pub struct CertPayload<'a> {
 
 /// Splits the leading type byte off a CERT or CR body.
 fn split_type<'a>(what: &'static str, body: &'a [u8]) -> Result<(u8, &'a [u8]), WireError> {
-    body.split_first()
-        .map(|(&t, rest)| (t, rest))
-        .ok_or(WireError::Truncated {
-            what,
-            need: 1,
-            have: 0,
-        })
+    body.split_first().map(|(&t, rest)| (t, rest)).ok_or(WireError::Truncated { what, need: 1, have: 0 })
 }
 
 impl<'a> CertPayload<'a> {
@@ -67,10 +61,7 @@ impl<'a> CertRequestPayload<'a> {
     /// Parses a CR body.
     pub fn parse(body: &'a [u8]) -> Result<Self, WireError> {
         let (encoding, authority) = split_type("certificate request payload", body)?;
-        Ok(CertRequestPayload {
-            encoding,
-            authority,
-        })
+        Ok(CertRequestPayload { encoding, authority })
     }
 }
 
@@ -112,26 +103,16 @@ impl NatOaPayload {
     /// Parses a NAT-OA body. Other ID types are refused (RFC 3947 §5.2 allows only these two) and so is an
     /// address of the wrong length; the reserved bytes are ignored.
     pub fn parse(body: &[u8]) -> Result<Self, WireError> {
-        let (fixed, address) =
-            body.split_first_chunk::<NAT_OA_FIXED_LEN>()
-                .ok_or(WireError::Truncated {
-                    what: "NAT-OA payload",
-                    need: NAT_OA_FIXED_LEN,
-                    have: body.len(),
-                })?;
-        let bad_length = || WireError::BadLength {
-            what: "NAT-OA address",
-            len: address.len(),
-        };
+        let (fixed, address) = body.split_first_chunk::<NAT_OA_FIXED_LEN>().ok_or(WireError::Truncated {
+            what: "NAT-OA payload",
+            need: NAT_OA_FIXED_LEN,
+            have: body.len(),
+        })?;
+        let bad_length = || WireError::BadLength { what: "NAT-OA address", len: address.len() };
         let address = match fixed[0] {
             NAT_OA_IPV4 => IpAddr::from(<[u8; 4]>::try_from(address).map_err(|_| bad_length())?),
             NAT_OA_IPV6 => IpAddr::from(<[u8; 16]>::try_from(address).map_err(|_| bad_length())?),
-            other => {
-                return Err(WireError::InvalidValue {
-                    what: "NAT-OA ID type",
-                    value: u32::from(other),
-                })
-            }
+            other => return Err(WireError::InvalidValue { what: "NAT-OA ID type", value: u32::from(other) }),
         };
         Ok(NatOaPayload { address })
     }
@@ -184,51 +165,32 @@ mod tests {
         assert_eq!(cr.encoding, cert_encoding::X509_SIGNATURE);
         assert_eq!(body.len(), 78);
         assert_eq!(&cr.authority[..2], &[0x30, 0x4b]);
-        let repr = CertRequestRepr {
-            encoding: cr.encoding,
-            authority: cr.authority.to_vec(),
-        };
+        let repr = CertRequestRepr { encoding: cr.encoding, authority: cr.authority.to_vec() };
         let mut out = vec![0u8; repr.buffer_len()];
         repr.emit(&mut out).unwrap();
         assert_eq!(out, body);
         // An empty authority asks for any certificate of the type.
-        assert_eq!(
-            CertRequestPayload::parse(&[4]).unwrap().authority,
-            &[] as &[u8]
-        );
+        assert_eq!(CertRequestPayload::parse(&[4]).unwrap().authority, &[] as &[u8]);
         assert!(CertRequestPayload::parse(&[]).is_err());
     }
 
     #[test]
     fn cert() {
-        let repr = CertRepr {
-            encoding: cert_encoding::X509_SIGNATURE,
-            data: vec![0x30, 0x82, 0x01, 0xcf],
-        };
+        let repr = CertRepr { encoding: cert_encoding::X509_SIGNATURE, data: vec![0x30, 0x82, 0x01, 0xcf] };
         let mut out = [0u8; 5];
         repr.emit(&mut out).unwrap();
         assert_eq!(out, [4, 0x30, 0x82, 0x01, 0xcf]);
         let c = CertPayload::parse(&out).unwrap();
-        assert_eq!(
-            (c.encoding, c.data),
-            (cert_encoding::X509_SIGNATURE, &out[1..])
-        );
+        assert_eq!((c.encoding, c.data), (cert_encoding::X509_SIGNATURE, &out[1..]));
         assert!(CertPayload::parse(&[]).is_err());
     }
 
     #[test]
     fn nat_oa() {
         let v4 = [1, 0, 0, 0, 192, 168, 1, 10];
-        assert_eq!(
-            NatOaPayload::parse(&v4).unwrap().address,
-            IpAddr::from([192, 168, 1, 10])
-        );
+        assert_eq!(NatOaPayload::parse(&v4).unwrap().address, IpAddr::from([192, 168, 1, 10]));
         let mut out = [0u8; 8];
-        NatOaRepr {
-            address: IpAddr::from([192, 168, 1, 10]),
-        }
-        .emit(&mut out)
-        .unwrap();
+        NatOaRepr { address: IpAddr::from([192, 168, 1, 10]) }.emit(&mut out).unwrap();
         assert_eq!(out, v4);
         for cut in 0..v4.len() {
             assert!(NatOaPayload::parse(&v4[..cut]).is_err(), "cut {cut}");
@@ -242,14 +204,8 @@ mod tests {
         // A v4 type with a v6-sized address, and an ID type NAT-OA does not allow.
         let mut wrong = out;
         wrong[0] = 1;
-        assert!(matches!(
-            NatOaPayload::parse(&wrong),
-            Err(WireError::BadLength { .. })
-        ));
+        assert!(matches!(NatOaPayload::parse(&wrong), Err(WireError::BadLength { .. })));
         wrong[0] = 2;
-        assert!(matches!(
-            NatOaPayload::parse(&wrong),
-            Err(WireError::InvalidValue { .. })
-        ));
+        assert!(matches!(NatOaPayload::parse(&wrong), Err(WireError::InvalidValue { .. })));
     }
 }

@@ -19,15 +19,12 @@ pub use delete::{DeletePayload, DeleteRepr, MAX_DELETE_SPIS};
 pub use error::WireError;
 pub use header::Header;
 pub use id::{IdPayload, IdRepr};
-pub use misc::{
-    CertPayload, CertRepr, CertRequestPayload, CertRequestRepr, NatOaPayload, NatOaRepr,
-};
+pub use misc::{CertPayload, CertRepr, CertRequestPayload, CertRequestRepr, NatOaPayload, NatOaRepr};
 pub use notify::{NotifyPayload, NotifyRepr};
 pub use payload::{Payloads, RawPayload, MAX_PAYLOADS};
 pub use sa::{
-    AttrValue, Attribute, AttributeIter, AttributeRepr, Proposal, ProposalIter, ProposalRepr,
-    SaPayload, SaRepr, Transform, TransformIter, TransformRepr, MAX_ATTRIBUTES, MAX_PROPOSALS,
-    MAX_TRANSFORMS,
+    AttrValue, Attribute, AttributeIter, AttributeRepr, Proposal, ProposalIter, ProposalRepr, SaPayload, SaRepr,
+    Transform, TransformIter, TransformRepr, MAX_ATTRIBUTES, MAX_PROPOSALS, MAX_TRANSFORMS,
 };
 pub use writer::{Emit, PayloadWriter};
 

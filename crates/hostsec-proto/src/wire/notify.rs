@@ -24,21 +24,17 @@ pub struct NotifyPayload<'a> {
 impl<'a> NotifyPayload<'a> {
     /// Parses a notification payload body.
     pub fn parse(body: &'a [u8]) -> Result<Self, WireError> {
-        let (fixed, rest) = body
-            .split_first_chunk::<FIXED_LEN>()
-            .ok_or(WireError::Truncated {
-                what: "notification payload",
-                need: FIXED_LEN,
-                have: body.len(),
-            })?;
+        let (fixed, rest) = body.split_first_chunk::<FIXED_LEN>().ok_or(WireError::Truncated {
+            what: "notification payload",
+            need: FIXED_LEN,
+            have: body.len(),
+        })?;
         let [d0, d1, d2, d3, protocol_id, spi_size, t_hi, t_lo] = *fixed;
-        let (spi, data) =
-            rest.split_at_checked(usize::from(spi_size))
-                .ok_or(WireError::Truncated {
-                    what: "notification SPI",
-                    need: usize::from(spi_size),
-                    have: rest.len(),
-                })?;
+        let (spi, data) = rest.split_at_checked(usize::from(spi_size)).ok_or(WireError::Truncated {
+            what: "notification SPI",
+            need: usize::from(spi_size),
+            have: rest.len(),
+        })?;
         Ok(NotifyPayload {
             doi: u32::from_be_bytes([d0, d1, d2, d3]),
             protocol_id,
@@ -79,17 +75,13 @@ impl NotifyRepr {
 
 impl Emit for NotifyRepr {
     fn buffer_len(&self) -> usize {
-        FIXED_LEN
-            .saturating_add(self.spi.len())
-            .saturating_add(self.data.len())
+        FIXED_LEN.saturating_add(self.spi.len()).saturating_add(self.data.len())
     }
 
     fn emit(&self, out: &mut [u8]) -> Result<(), WireError> {
         let mut out = Out::new(out, self.buffer_len())?;
-        let spi_size = u8::try_from(self.spi.len()).map_err(|_| WireError::InvalidValue {
-            what: "SPI size",
-            value: super::value_of(self.spi.len()),
-        })?;
+        let spi_size = u8::try_from(self.spi.len())
+            .map_err(|_| WireError::InvalidValue { what: "SPI size", value: super::value_of(self.spi.len()) })?;
         out.u32(self.doi)?;
         out.u8(self.protocol_id)?;
         out.u8(spi_size)?;
@@ -107,17 +99,14 @@ mod tests {
     /// The INITIAL-CONTACT notification body from the decrypted MM5 of the strongSwan 5.9.8 vector 01: protocol
     /// ISAKMP, 16-byte SPI (CKY-I | CKY-R), no data.
     const INITIAL_CONTACT: [u8; 24] = [
-        0x00, 0x00, 0x00, 0x01, 0x01, 0x10, 0x60, 0x02, 0xde, 0xe4, 0xc1, 0xbb, 0x3f, 0x30, 0xe5,
-        0x4a, 0xd5, 0x99, 0x76, 0x12, 0x59, 0xde, 0x89, 0x0f,
+        0x00, 0x00, 0x00, 0x01, 0x01, 0x10, 0x60, 0x02, 0xde, 0xe4, 0xc1, 0xbb, 0x3f, 0x30, 0xe5, 0x4a, 0xd5, 0x99,
+        0x76, 0x12, 0x59, 0xde, 0x89, 0x0f,
     ];
 
     #[test]
     fn parse_and_emit() {
         let n = NotifyPayload::parse(&INITIAL_CONTACT).unwrap();
-        assert_eq!(
-            (n.doi, n.protocol_id, n.notify_type),
-            (DOI_IPSEC, protocol::ISAKMP, notify::INITIAL_CONTACT)
-        );
+        assert_eq!((n.doi, n.protocol_id, n.notify_type), (DOI_IPSEC, protocol::ISAKMP, notify::INITIAL_CONTACT));
         assert_eq!((n.spi, n.data), (&INITIAL_CONTACT[8..], &[][..]));
         let repr = NotifyRepr::from_view(&n);
         let mut out = [0u8; 24];
@@ -144,29 +133,14 @@ mod tests {
     #[test]
     fn truncated_at_every_length() {
         for cut in 0..INITIAL_CONTACT.len() {
-            assert!(
-                NotifyPayload::parse(&INITIAL_CONTACT[..cut]).is_err(),
-                "cut {cut}"
-            );
+            assert!(NotifyPayload::parse(&INITIAL_CONTACT[..cut]).is_err(), "cut {cut}");
         }
     }
 
     #[test]
     fn oversized_spi_is_refused() {
-        let repr = NotifyRepr {
-            doi: 1,
-            protocol_id: 1,
-            notify_type: 1,
-            spi: vec![0; 256],
-            data: vec![],
-        };
+        let repr = NotifyRepr { doi: 1, protocol_id: 1, notify_type: 1, spi: vec![0; 256], data: vec![] };
         let mut out = vec![0u8; repr.buffer_len()];
-        assert!(matches!(
-            repr.emit(&mut out),
-            Err(WireError::InvalidValue {
-                what: "SPI size",
-                ..
-            })
-        ));
+        assert!(matches!(repr.emit(&mut out), Err(WireError::InvalidValue { what: "SPI size", .. })));
     }
 }

@@ -20,29 +20,17 @@ pub struct RawPayload<'a> {
 ///
 /// The payload length covers the generic header (RFC 2408 §3.2), so a value below 4 is malformed, and one that
 /// runs past `buf` means the enclosing structure (message, SA payload, proposal) is truncated or lies.
-pub(super) fn split_payload<'a>(
-    what: &'static str,
-    buf: &'a [u8],
-) -> Result<(u8, &'a [u8], &'a [u8]), WireError> {
-    let (header, after) =
-        buf.split_first_chunk::<GENERIC_HEADER_LEN>()
-            .ok_or(WireError::Truncated {
-                what,
-                need: GENERIC_HEADER_LEN,
-                have: buf.len(),
-            })?;
+pub(super) fn split_payload<'a>(what: &'static str, buf: &'a [u8]) -> Result<(u8, &'a [u8], &'a [u8]), WireError> {
+    let (header, after) = buf.split_first_chunk::<GENERIC_HEADER_LEN>().ok_or(WireError::Truncated {
+        what,
+        need: GENERIC_HEADER_LEN,
+        have: buf.len(),
+    })?;
     let [next, _reserved, len_hi, len_lo] = *header;
     let len = usize::from(u16::from_be_bytes([len_hi, len_lo]));
-    let body_len = len
-        .checked_sub(GENERIC_HEADER_LEN)
-        .ok_or(WireError::BadLength { what, len })?;
-    let (body, rest) = after
-        .split_at_checked(body_len)
-        .ok_or(WireError::Truncated {
-            what,
-            need: len,
-            have: buf.len(),
-        })?;
+    let body_len = len.checked_sub(GENERIC_HEADER_LEN).ok_or(WireError::BadLength { what, len })?;
+    let (body, rest) =
+        after.split_at_checked(body_len).ok_or(WireError::Truncated { what, need: len, have: buf.len() })?;
     Ok((next, body, rest))
 }
 
@@ -62,12 +50,7 @@ pub struct Payloads<'a> {
 impl<'a> Payloads<'a> {
     /// Starts iterating `buf`, whose first payload has type `first` (the header's next-payload field).
     pub fn new(first: u8, buf: &'a [u8]) -> Self {
-        Payloads {
-            next: first,
-            rest: buf,
-            count: 0,
-            failed: false,
-        }
+        Payloads { next: first, rest: buf, count: 0, failed: false }
     }
 
     /// Bytes not consumed by the chain so far (after the iterator returned `None`: the padding).
@@ -85,17 +68,11 @@ impl<'a> Iterator for Payloads<'a> {
         }
         if self.count == MAX_PAYLOADS {
             self.failed = true;
-            return Some(Err(WireError::TooMany {
-                what: "payloads",
-                limit: MAX_PAYLOADS,
-            }));
+            return Some(Err(WireError::TooMany { what: "payloads", limit: MAX_PAYLOADS }));
         }
         match split_payload("payload", self.rest) {
             Ok((next, body, rest)) => {
-                let item = RawPayload {
-                    kind: self.next,
-                    body,
-                };
+                let item = RawPayload { kind: self.next, body };
                 self.next = next;
                 self.rest = rest;
                 self.count += 1;
@@ -127,20 +104,8 @@ mod tests {
     #[test]
     fn walks_the_chain_and_leaves_padding() {
         let mut it = Payloads::new(payload::KE, &CHAIN);
-        assert_eq!(
-            it.next(),
-            Some(Ok(RawPayload {
-                kind: payload::KE,
-                body: &CHAIN[4..12]
-            }))
-        );
-        assert_eq!(
-            it.next(),
-            Some(Ok(RawPayload {
-                kind: payload::NONCE,
-                body: &CHAIN[16..20]
-            }))
-        );
+        assert_eq!(it.next(), Some(Ok(RawPayload { kind: payload::KE, body: &CHAIN[4..12] })));
+        assert_eq!(it.next(), Some(Ok(RawPayload { kind: payload::NONCE, body: &CHAIN[16..20] })));
         assert_eq!(it.next(), None);
         assert_eq!(it.next(), None);
         assert_eq!(it.remainder(), &[0, 0, 0, 0]);
@@ -157,10 +122,7 @@ mod tests {
     fn truncation_is_an_error_then_stops() {
         for cut in 0..20 {
             let items: Vec<_> = Payloads::new(payload::KE, &CHAIN[..cut]).collect();
-            assert!(
-                items.last().is_some_and(|r| r.is_err()),
-                "cut {cut}: {items:?}"
-            );
+            assert!(items.last().is_some_and(|r| r.is_err()), "cut {cut}: {items:?}");
             assert_eq!(items.iter().filter(|r| r.is_err()).count(), 1);
         }
     }
@@ -170,31 +132,17 @@ mod tests {
         for len in 0..4u8 {
             let buf = [0, 0, 0, len, 0, 0, 0, 0];
             let items: Vec<_> = Payloads::new(payload::VENDOR_ID, &buf).collect();
-            assert_eq!(
-                items,
-                vec![Err(WireError::BadLength {
-                    what: "payload",
-                    len: usize::from(len)
-                })]
-            );
+            assert_eq!(items, vec![Err(WireError::BadLength { what: "payload", len: usize::from(len) })]);
         }
     }
 
     #[test]
     fn bounded_number_of_payloads() {
         // 100 empty payloads, each pointing at another.
-        let buf: Vec<u8> = (0..100)
-            .flat_map(|_| [payload::VENDOR_ID, 0, 0, 4])
-            .collect();
+        let buf: Vec<u8> = (0..100).flat_map(|_| [payload::VENDOR_ID, 0, 0, 4]).collect();
         let items: Vec<_> = Payloads::new(payload::VENDOR_ID, &buf).collect();
         assert_eq!(items.len(), MAX_PAYLOADS + 1);
-        assert_eq!(
-            items.last(),
-            Some(&Err(WireError::TooMany {
-                what: "payloads",
-                limit: MAX_PAYLOADS
-            }))
-        );
+        assert_eq!(items.last(), Some(&Err(WireError::TooMany { what: "payloads", limit: MAX_PAYLOADS })));
     }
 
     #[test]

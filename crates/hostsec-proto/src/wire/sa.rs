@@ -41,34 +41,23 @@ impl<'a> SaPayload<'a> {
     /// (RFC 2407 §4.6.1); hostsec does not implement them, and reading past them blindly would misparse the
     /// proposals, so any situation other than SIT_IDENTITY_ONLY (or 0) is refused there.
     pub fn parse(body: &'a [u8]) -> Result<Self, WireError> {
-        let (fixed, proposals) =
-            body.split_first_chunk::<SA_FIXED_LEN>()
-                .ok_or(WireError::Truncated {
-                    what: "SA payload",
-                    need: SA_FIXED_LEN,
-                    have: body.len(),
-                })?;
+        let (fixed, proposals) = body.split_first_chunk::<SA_FIXED_LEN>().ok_or(WireError::Truncated {
+            what: "SA payload",
+            need: SA_FIXED_LEN,
+            have: body.len(),
+        })?;
         let [d0, d1, d2, d3, s0, s1, s2, s3] = *fixed;
         let doi = u32::from_be_bytes([d0, d1, d2, d3]);
         let situation = u32::from_be_bytes([s0, s1, s2, s3]);
         if doi == DOI_IPSEC && situation & !SIT_IDENTITY_ONLY != 0 {
-            return Err(WireError::InvalidValue {
-                what: "SA situation",
-                value: situation,
-            });
+            return Err(WireError::InvalidValue { what: "SA situation", value: situation });
         }
-        Ok(SaPayload {
-            doi,
-            situation,
-            proposals,
-        })
+        Ok(SaPayload { doi, situation, proposals })
     }
 
     /// The proposals, in wire order. Errors on a malformed proposal and after `MAX_PROPOSALS`.
     pub fn proposals(&self) -> ProposalIter<'a> {
-        ProposalIter {
-            chain: Chain::new(self.proposals, payload::PROPOSAL, "proposal", MAX_PROPOSALS),
-        }
+        ProposalIter { chain: Chain::new(self.proposals, payload::PROPOSAL, "proposal", MAX_PROPOSALS) }
     }
 }
 
@@ -87,14 +76,7 @@ struct Chain<'a> {
 impl<'a> Chain<'a> {
     fn new(buf: &'a [u8], kind: u8, what: &'static str, limit: usize) -> Self {
         // An empty area is an empty chain; the IKE layer decides whether zero elements are acceptable.
-        Chain {
-            rest: buf,
-            kind,
-            what,
-            limit,
-            count: 0,
-            done: buf.is_empty(),
-        }
+        Chain { rest: buf, kind, what, limit, count: 0, done: buf.is_empty() }
     }
 
     /// The next element body, or None at the end of the chain. After an error the chain is done.
@@ -111,27 +93,18 @@ impl<'a> Chain<'a> {
 
     fn step(&mut self) -> Result<&'a [u8], WireError> {
         if self.count == self.limit {
-            return Err(WireError::TooMany {
-                what: self.what,
-                limit: self.limit,
-            });
+            return Err(WireError::TooMany { what: self.what, limit: self.limit });
         }
         let (next, body, rest) = split_payload(self.what, self.rest)?;
         if next == payload::NONE {
             // The last element must end the enclosing structure: trailing bytes would be an unaccounted-for
             // proposal or transform.
             if !rest.is_empty() {
-                return Err(WireError::BadLength {
-                    what: self.what,
-                    len: rest.len(),
-                });
+                return Err(WireError::BadLength { what: self.what, len: rest.len() });
             }
             self.done = true;
         } else if next != self.kind {
-            return Err(WireError::InvalidValue {
-                what: self.what,
-                value: u32::from(next),
-            });
+            return Err(WireError::InvalidValue { what: self.what, value: u32::from(next) });
         }
         self.rest = rest;
         self.count += 1;
@@ -176,40 +149,25 @@ pub struct Proposal<'a> {
 impl<'a> Proposal<'a> {
     /// Parses a proposal body (after its generic header).
     fn parse(body: &'a [u8]) -> Result<Self, WireError> {
-        let (fixed, rest) =
-            body.split_first_chunk::<PROPOSAL_FIXED_LEN>()
-                .ok_or(WireError::Truncated {
-                    what: "proposal",
-                    need: PROPOSAL_FIXED_LEN,
-                    have: body.len(),
-                })?;
+        let (fixed, rest) = body.split_first_chunk::<PROPOSAL_FIXED_LEN>().ok_or(WireError::Truncated {
+            what: "proposal",
+            need: PROPOSAL_FIXED_LEN,
+            have: body.len(),
+        })?;
         let [number, protocol_id, spi_size, transform_count] = *fixed;
-        let (spi, transforms) =
-            rest.split_at_checked(usize::from(spi_size))
-                .ok_or(WireError::Truncated {
-                    what: "proposal SPI",
-                    need: usize::from(spi_size),
-                    have: rest.len(),
-                })?;
-        Ok(Proposal {
-            number,
-            protocol_id,
-            spi,
-            transform_count,
-            transforms,
-        })
+        let (spi, transforms) = rest.split_at_checked(usize::from(spi_size)).ok_or(WireError::Truncated {
+            what: "proposal SPI",
+            need: usize::from(spi_size),
+            have: rest.len(),
+        })?;
+        Ok(Proposal { number, protocol_id, spi, transform_count, transforms })
     }
 
     /// The transforms, in wire order. Errors on a malformed transform and after `MAX_TRANSFORMS`, and at the end
     /// when their number differs from `transform_count` (RFC 2408 §3.5).
     pub fn transforms(&self) -> TransformIter<'a> {
         TransformIter {
-            chain: Chain::new(
-                self.transforms,
-                payload::TRANSFORM,
-                "transform",
-                MAX_TRANSFORMS,
-            ),
+            chain: Chain::new(self.transforms, payload::TRANSFORM, "transform", MAX_TRANSFORMS),
             announced: self.transform_count,
             checked: false,
         }
@@ -243,10 +201,7 @@ impl<'a> Iterator for TransformIter<'a> {
                 // meant is unknowable, so the proposal is malformed.
                 let found = self.chain.count;
                 (found != usize::from(self.announced)).then(|| {
-                    Err(WireError::InvalidValue {
-                        what: "number of transforms",
-                        value: super::value_of(found),
-                    })
+                    Err(WireError::InvalidValue { what: "number of transforms", value: super::value_of(found) })
                 })
             }
             None => None,
@@ -270,28 +225,18 @@ impl<'a> Transform<'a> {
     /// Parses a transform body (after its generic header). The reserved bytes are ignored (RFC 2408 §3.6 says
     /// they are zero; being strict about them gains nothing).
     fn parse(body: &'a [u8]) -> Result<Self, WireError> {
-        let (fixed, attributes) =
-            body.split_first_chunk::<TRANSFORM_FIXED_LEN>()
-                .ok_or(WireError::Truncated {
-                    what: "transform",
-                    need: TRANSFORM_FIXED_LEN,
-                    have: body.len(),
-                })?;
+        let (fixed, attributes) = body.split_first_chunk::<TRANSFORM_FIXED_LEN>().ok_or(WireError::Truncated {
+            what: "transform",
+            need: TRANSFORM_FIXED_LEN,
+            have: body.len(),
+        })?;
         let [number, transform_id, _, _] = *fixed;
-        Ok(Transform {
-            number,
-            transform_id,
-            attributes,
-        })
+        Ok(Transform { number, transform_id, attributes })
     }
 
     /// The data attributes. Errors on a truncated attribute and after `MAX_ATTRIBUTES`.
     pub fn attributes(&self) -> AttributeIter<'a> {
-        AttributeIter {
-            rest: self.attributes,
-            count: 0,
-            done: false,
-        }
+        AttributeIter { rest: self.attributes, count: 0, done: false }
     }
 }
 
@@ -312,10 +257,7 @@ impl<'a> Iterator for AttributeIter<'a> {
         }
         if self.count == MAX_ATTRIBUTES {
             self.done = true;
-            return Some(Err(WireError::TooMany {
-                what: "attributes",
-                limit: MAX_ATTRIBUTES,
-            }));
+            return Some(Err(WireError::TooMany { what: "attributes", limit: MAX_ATTRIBUTES }));
         }
         match Attribute::split(self.rest) {
             Ok((attribute, rest)) => {
@@ -354,25 +296,17 @@ pub struct Attribute<'a> {
 impl<'a> Attribute<'a> {
     /// Splits the attribute at the front of `buf` off the rest.
     fn split(buf: &'a [u8]) -> Result<(Self, &'a [u8]), WireError> {
-        let (header, after) =
-            buf.split_first_chunk::<ATTRIBUTE_HEADER_LEN>()
-                .ok_or(WireError::Truncated {
-                    what: "attribute",
-                    need: ATTRIBUTE_HEADER_LEN,
-                    have: buf.len(),
-                })?;
+        let (header, after) = buf.split_first_chunk::<ATTRIBUTE_HEADER_LEN>().ok_or(WireError::Truncated {
+            what: "attribute",
+            need: ATTRIBUTE_HEADER_LEN,
+            have: buf.len(),
+        })?;
         let [t_hi, t_lo, v_hi, v_lo] = *header;
         let raw_kind = u16::from_be_bytes([t_hi, t_lo]);
         let kind = raw_kind & !ATTRIBUTE_FORMAT_TV;
         let value_or_len = u16::from_be_bytes([v_hi, v_lo]);
         if raw_kind & ATTRIBUTE_FORMAT_TV != 0 {
-            return Ok((
-                Attribute {
-                    kind,
-                    value: AttrValue::Basic(value_or_len),
-                },
-                after,
-            ));
+            return Ok((Attribute { kind, value: AttrValue::Basic(value_or_len) }, after));
         }
         let len = usize::from(value_or_len);
         let (value, rest) = after.split_at_checked(len).ok_or(WireError::Truncated {
@@ -380,13 +314,7 @@ impl<'a> Attribute<'a> {
             need: len,
             have: after.len(),
         })?;
-        Ok((
-            Attribute {
-                kind,
-                value: AttrValue::Variable(value),
-            },
-            rest,
-        ))
+        Ok((Attribute { kind, value: AttrValue::Variable(value) }, rest))
     }
 
     /// The value as an integer: a basic value, or a variable value of 1 to 8 bytes (big-endian). `None` for a
@@ -473,14 +401,8 @@ impl AttributeRepr {
     /// The owned form of a parsed attribute.
     pub fn from_view(attribute: &Attribute<'_>) -> Self {
         match attribute.value {
-            AttrValue::Basic(value) => AttributeRepr::Basic {
-                kind: attribute.kind,
-                value,
-            },
-            AttrValue::Variable(value) => AttributeRepr::Variable {
-                kind: attribute.kind,
-                value: value.to_vec(),
-            },
+            AttrValue::Basic(value) => AttributeRepr::Basic { kind: attribute.kind, value },
+            AttrValue::Variable(value) => AttributeRepr::Variable { kind: attribute.kind, value: value.to_vec() },
         }
     }
 
@@ -495,15 +417,9 @@ impl AttributeRepr {
 impl TransformRepr {
     /// The owned form of a parsed transform, with its attributes (errors as [`Transform::attributes`]).
     pub fn from_view(transform: &Transform<'_>) -> Result<Self, WireError> {
-        let attributes = transform
-            .attributes()
-            .map(|a| a.map(|a| AttributeRepr::from_view(&a)))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(TransformRepr {
-            number: transform.number,
-            transform_id: transform.transform_id,
-            attributes,
-        })
+        let attributes =
+            transform.attributes().map(|a| a.map(|a| AttributeRepr::from_view(&a))).collect::<Result<Vec<_>, _>>()?;
+        Ok(TransformRepr { number: transform.number, transform_id: transform.transform_id, attributes })
     }
 }
 
@@ -527,15 +443,9 @@ impl SaRepr {
     /// Parses a whole SA payload body into owned values.
     pub fn parse(body: &[u8]) -> Result<Self, WireError> {
         let sa = SaPayload::parse(body)?;
-        let proposals = sa
-            .proposals()
-            .map(|p| p.and_then(|p| ProposalRepr::from_view(&p)))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(SaRepr {
-            doi: sa.doi,
-            situation: sa.situation,
-            proposals,
-        })
+        let proposals =
+            sa.proposals().map(|p| p.and_then(|p| ProposalRepr::from_view(&p))).collect::<Result<Vec<_>, _>>()?;
+        Ok(SaRepr { doi: sa.doi, situation: sa.situation, proposals })
     }
 }
 
@@ -549,10 +459,7 @@ fn check_count(what: &'static str, n: usize, limit: usize) -> Result<(), WireErr
 
 /// Bytes of a chain of elements, each with a generic header.
 fn chain_len<T: Emit>(items: &[T]) -> usize {
-    items
-        .iter()
-        .map(|i| GENERIC_HEADER_LEN.saturating_add(i.buffer_len()))
-        .fold(0, usize::saturating_add)
+    items.iter().map(|i| GENERIC_HEADER_LEN.saturating_add(i.buffer_len())).fold(0, usize::saturating_add)
 }
 
 /// Writes `items` as a chain of `kind` substructures: the linking rule is that of a payload chain.
@@ -572,28 +479,20 @@ impl Emit for SaRepr {
         check_count("proposals", self.proposals.len(), MAX_PROPOSALS)?;
         out.u32(self.doi)?;
         out.u32(self.situation)?;
-        emit_chain(
-            out.take(chain_len(&self.proposals))?,
-            payload::PROPOSAL,
-            &self.proposals,
-        )
+        emit_chain(out.take(chain_len(&self.proposals))?, payload::PROPOSAL, &self.proposals)
     }
 }
 
 impl Emit for ProposalRepr {
     /// The proposal body, without its generic header (the enclosing SA writes it).
     fn buffer_len(&self) -> usize {
-        PROPOSAL_FIXED_LEN
-            .saturating_add(self.spi.len())
-            .saturating_add(chain_len(&self.transforms))
+        PROPOSAL_FIXED_LEN.saturating_add(self.spi.len()).saturating_add(chain_len(&self.transforms))
     }
 
     fn emit(&self, out: &mut [u8]) -> Result<(), WireError> {
         let mut out = Out::new(out, self.buffer_len())?;
-        let spi_size = u8::try_from(self.spi.len()).map_err(|_| WireError::InvalidValue {
-            what: "SPI size",
-            value: super::value_of(self.spi.len()),
-        })?;
+        let spi_size = u8::try_from(self.spi.len())
+            .map_err(|_| WireError::InvalidValue { what: "SPI size", value: super::value_of(self.spi.len()) })?;
         check_count("transforms", self.transforms.len(), MAX_TRANSFORMS)?;
         out.u8(self.number)?;
         out.u8(self.protocol_id)?;
@@ -601,21 +500,14 @@ impl Emit for ProposalRepr {
         // MAX_TRANSFORMS < 256, so the count fits.
         out.u8(self.transforms.len() as u8)?;
         out.bytes(&self.spi)?;
-        emit_chain(
-            out.take(chain_len(&self.transforms))?,
-            payload::TRANSFORM,
-            &self.transforms,
-        )
+        emit_chain(out.take(chain_len(&self.transforms))?, payload::TRANSFORM, &self.transforms)
     }
 }
 
 impl Emit for TransformRepr {
     /// The transform body, without its generic header (the enclosing proposal writes it).
     fn buffer_len(&self) -> usize {
-        self.attributes
-            .iter()
-            .map(Emit::buffer_len)
-            .fold(TRANSFORM_FIXED_LEN, usize::saturating_add)
+        self.attributes.iter().map(Emit::buffer_len).fold(TRANSFORM_FIXED_LEN, usize::saturating_add)
     }
 
     fn emit(&self, out: &mut [u8]) -> Result<(), WireError> {
@@ -632,9 +524,7 @@ impl Emit for AttributeRepr {
     fn buffer_len(&self) -> usize {
         match self {
             AttributeRepr::Basic { .. } => ATTRIBUTE_HEADER_LEN,
-            AttributeRepr::Variable { value, .. } => {
-                ATTRIBUTE_HEADER_LEN.saturating_add(value.len())
-            }
+            AttributeRepr::Variable { value, .. } => ATTRIBUTE_HEADER_LEN.saturating_add(value.len()),
         }
     }
 
@@ -643,10 +533,7 @@ impl Emit for AttributeRepr {
         let kind = self.kind();
         // The top bit of the type field is the AF bit (RFC 2408 §3.3): a type that uses it cannot be encoded.
         if kind & ATTRIBUTE_FORMAT_TV != 0 {
-            return Err(WireError::InvalidValue {
-                what: "attribute type",
-                value: u32::from(kind),
-            });
+            return Err(WireError::InvalidValue { what: "attribute type", value: u32::from(kind) });
         }
         match self {
             AttributeRepr::Basic { value, .. } => {
@@ -654,10 +541,8 @@ impl Emit for AttributeRepr {
                 out.u16(*value)
             }
             AttributeRepr::Variable { value, .. } => {
-                let len = u16::try_from(value.len()).map_err(|_| WireError::BadLength {
-                    what: "attribute value",
-                    len: value.len(),
-                })?;
+                let len = u16::try_from(value.len())
+                    .map_err(|_| WireError::BadLength { what: "attribute value", len: value.len() })?;
                 out.u16(kind)?;
                 out.u16(len)?;
                 out.bytes(value)
@@ -673,12 +558,10 @@ mod tests {
 
     /// SAi_b of the strongSwan 5.9.8 vector 01 (MM1): one ISAKMP proposal, AES-CBC-256 / SHA2-256 / ECP-256 / PSK,
     /// lifetime 15840 s as a basic attribute.
-    const PHASE1_SA: &str =
-        "00000001000000010000002c01010001000000240101000080010007800e010080020004\
+    const PHASE1_SA: &str = "00000001000000010000002c01010001000000240101000080010007800e010080020004\
                              8004001380030001800b0001800c3de0";
     /// SA_i_b of the same vector's QM1: ESP, SPI 917b2a54, AES-GCM-16 128 with PFS group 19, UDP tunnel.
-    const PHASE2_SA: &str =
-        "00000001000000010000002801030401917b2a540000001c011400008006008080030013\
+    const PHASE2_SA: &str = "00000001000000010000002801030401917b2a540000001c011400008006008080030013\
                              800400038001000180020f78";
 
     fn bytes(h: &str) -> Vec<u8> {
@@ -686,10 +569,7 @@ mod tests {
     }
 
     fn attrs(t: &Transform<'_>) -> Vec<(u16, u64)> {
-        t.attributes()
-            .map(|a| a.unwrap())
-            .map(|a| (a.kind, a.as_u64().unwrap()))
-            .collect()
+        t.attributes().map(|a| a.unwrap()).map(|a| (a.kind, a.as_u64().unwrap())).collect()
     }
 
     #[test]
@@ -700,16 +580,10 @@ mod tests {
         let proposals: Vec<_> = sa.proposals().map(|p| p.unwrap()).collect();
         assert_eq!(proposals.len(), 1);
         let p = proposals[0];
-        assert_eq!(
-            (p.number, p.protocol_id, p.spi, p.transform_count),
-            (1, protocol::ISAKMP, &[][..], 1)
-        );
+        assert_eq!((p.number, p.protocol_id, p.spi, p.transform_count), (1, protocol::ISAKMP, &[][..], 1));
         let transforms: Vec<_> = p.transforms().map(|t| t.unwrap()).collect();
         assert_eq!(transforms.len(), 1);
-        assert_eq!(
-            (transforms[0].number, transforms[0].transform_id),
-            (1, KEY_IKE)
-        );
+        assert_eq!((transforms[0].number, transforms[0].transform_id), (1, KEY_IKE));
         assert_eq!(
             attrs(&transforms[0]),
             vec![
@@ -762,10 +636,7 @@ mod tests {
             assert_eq!(out, body);
             assert_eq!(
                 sa.emit(&mut out[..body.len() - 1]),
-                Err(WireError::BufferTooSmall {
-                    need: body.len(),
-                    have: body.len() - 1
-                })
+                Err(WireError::BufferTooSmall { need: body.len(), have: body.len() - 1 })
             );
         }
     }
@@ -791,16 +662,9 @@ mod tests {
         let t = |i: usize| TransformRepr {
             number: i as u8,
             transform_id: KEY_IKE,
-            attributes: (0..attrs)
-                .map(|k| AttributeRepr::number(k as u16, 1))
-                .collect(),
+            attributes: (0..attrs).map(|k| AttributeRepr::number(k as u16, 1)).collect(),
         };
-        ProposalRepr {
-            number: 1,
-            protocol_id: protocol::ISAKMP,
-            spi: vec![],
-            transforms: (0..n).map(t).collect(),
-        }
+        ProposalRepr { number: 1, protocol_id: protocol::ISAKMP, spi: vec![], transforms: (0..n).map(t).collect() }
     }
 
     fn sa_bytes(proposals: Vec<ProposalRepr>) -> Vec<u8> {
@@ -813,8 +677,7 @@ mod tests {
         for p in &proposals {
             let mut body = vec![0u8; p.buffer_len()];
             let mut b = Out::new(&mut body, p.buffer_len()).unwrap();
-            b.bytes(&[p.number, p.protocol_id, 0, p.transforms.len() as u8])
-                .unwrap();
+            b.bytes(&[p.number, p.protocol_id, 0, p.transforms.len() as u8]).unwrap();
             let mut tw = PayloadWriter::new(b.take(chain_len(&p.transforms)).unwrap());
             for t in &p.transforms {
                 let mut tb = vec![t.number, t.transform_id, 0, 0];
@@ -836,40 +699,22 @@ mod tests {
         let many_proposals = vec![proposal_with(1, 1); MAX_PROPOSALS + 1];
         assert_eq!(
             SaRepr::parse(&sa_bytes(many_proposals.clone())),
-            Err(WireError::TooMany {
-                what: "proposal",
-                limit: MAX_PROPOSALS
-            })
+            Err(WireError::TooMany { what: "proposal", limit: MAX_PROPOSALS })
         );
-        let sa = SaRepr {
-            doi: 1,
-            situation: 1,
-            proposals: many_proposals,
-        };
+        let sa = SaRepr { doi: 1, situation: 1, proposals: many_proposals };
         let mut out = vec![0u8; sa.buffer_len()];
         assert!(matches!(sa.emit(&mut out), Err(WireError::TooMany { .. })));
 
         assert_eq!(
             SaRepr::parse(&sa_bytes(vec![proposal_with(MAX_TRANSFORMS + 1, 0)])),
-            Err(WireError::TooMany {
-                what: "transform",
-                limit: MAX_TRANSFORMS
-            })
+            Err(WireError::TooMany { what: "transform", limit: MAX_TRANSFORMS })
         );
         assert_eq!(
             SaRepr::parse(&sa_bytes(vec![proposal_with(1, MAX_ATTRIBUTES + 1)])),
-            Err(WireError::TooMany {
-                what: "attributes",
-                limit: MAX_ATTRIBUTES
-            })
+            Err(WireError::TooMany { what: "attributes", limit: MAX_ATTRIBUTES })
         );
         let at_limit = vec![proposal_with(2, MAX_ATTRIBUTES); MAX_PROPOSALS];
-        assert_eq!(
-            SaRepr::parse(&sa_bytes(at_limit.clone()))
-                .unwrap()
-                .proposals,
-            at_limit
-        );
+        assert_eq!(SaRepr::parse(&sa_bytes(at_limit.clone())).unwrap().proposals, at_limit);
     }
 
     #[test]
@@ -878,73 +723,31 @@ mod tests {
         // Proposal next-payload other than 2 or 0.
         let mut b = good.clone();
         b[8] = payload::TRANSFORM;
-        assert_eq!(
-            SaRepr::parse(&b),
-            Err(WireError::InvalidValue {
-                what: "proposal",
-                value: 3
-            })
-        );
+        assert_eq!(SaRepr::parse(&b), Err(WireError::InvalidValue { what: "proposal", value: 3 }));
         // Transform next-payload other than 3 or 0.
         let mut b = good.clone();
         b[20] = payload::PROPOSAL;
-        assert_eq!(
-            SaRepr::parse(&b),
-            Err(WireError::InvalidValue {
-                what: "transform",
-                value: 2
-            })
-        );
+        assert_eq!(SaRepr::parse(&b), Err(WireError::InvalidValue { what: "transform", value: 2 }));
         // Bytes after the last proposal.
         let mut b = good.clone();
         b.extend([0, 0, 0, 4]);
-        assert_eq!(
-            SaRepr::parse(&b),
-            Err(WireError::BadLength {
-                what: "proposal",
-                len: 4
-            })
-        );
+        assert_eq!(SaRepr::parse(&b), Err(WireError::BadLength { what: "proposal", len: 4 }));
         // A transform count that disagrees with the chain.
         let mut b = good.clone();
         b[15] = 2;
-        assert_eq!(
-            SaRepr::parse(&b),
-            Err(WireError::InvalidValue {
-                what: "number of transforms",
-                value: 1
-            })
-        );
+        assert_eq!(SaRepr::parse(&b), Err(WireError::InvalidValue { what: "number of transforms", value: 1 }));
         // An SPI that runs past the proposal.
         let mut b = good.clone();
         b[14] = 40;
-        assert!(matches!(
-            SaRepr::parse(&b),
-            Err(WireError::Truncated {
-                what: "proposal SPI",
-                ..
-            })
-        ));
+        assert!(matches!(SaRepr::parse(&b), Err(WireError::Truncated { what: "proposal SPI", .. })));
         // A proposal length below the generic header.
         let mut b = good.clone();
         b[11] = 3;
-        assert_eq!(
-            SaRepr::parse(&b),
-            Err(WireError::BadLength {
-                what: "proposal",
-                len: 3
-            })
-        );
+        assert_eq!(SaRepr::parse(&b), Err(WireError::BadLength { what: "proposal", len: 3 }));
         // SIT_SECRECY under the IPsec DOI.
         let mut b = good.clone();
         b[7] = 3;
-        assert_eq!(
-            SaRepr::parse(&b),
-            Err(WireError::InvalidValue {
-                what: "SA situation",
-                value: 3
-            })
-        );
+        assert_eq!(SaRepr::parse(&b), Err(WireError::InvalidValue { what: "SA situation", value: 3 }));
     }
 
     #[test]
@@ -961,81 +764,29 @@ mod tests {
     fn variable_attributes() {
         // Life duration 28800 s in 4 bytes, the TLV form some peers (e.g. ike-scan's default) send.
         let tlv = [0x00, 0x0c, 0x00, 0x04, 0x00, 0x00, 0x70, 0x80];
-        let t = Transform {
-            number: 1,
-            transform_id: KEY_IKE,
-            attributes: &tlv,
-        };
+        let t = Transform { number: 1, transform_id: KEY_IKE, attributes: &tlv };
         let a = t.attributes().next().unwrap().unwrap();
-        assert_eq!(
-            a,
-            Attribute {
-                kind: ike_attr::LIFE_DURATION,
-                value: AttrValue::Variable(&tlv[4..])
-            }
-        );
+        assert_eq!(a, Attribute { kind: ike_attr::LIFE_DURATION, value: AttrValue::Variable(&tlv[4..]) });
         assert_eq!(a.as_u64(), Some(28800));
         for cut in 1..tlv.len() {
-            let t = Transform {
-                number: 1,
-                transform_id: KEY_IKE,
-                attributes: &tlv[..cut],
-            };
+            let t = Transform { number: 1, transform_id: KEY_IKE, attributes: &tlv[..cut] };
             assert!(t.attributes().next().unwrap().is_err());
         }
-        assert_eq!(
-            Attribute {
-                kind: 1,
-                value: AttrValue::Variable(&[])
-            }
-            .as_u64(),
-            None
-        );
-        assert_eq!(
-            Attribute {
-                kind: 1,
-                value: AttrValue::Variable(&[1; 9])
-            }
-            .as_u64(),
-            None
-        );
-        assert_eq!(
-            Attribute {
-                kind: 1,
-                value: AttrValue::Variable(&[1; 8])
-            }
-            .as_u64(),
-            Some(0x0101_0101_0101_0101)
-        );
+        assert_eq!(Attribute { kind: 1, value: AttrValue::Variable(&[]) }.as_u64(), None);
+        assert_eq!(Attribute { kind: 1, value: AttrValue::Variable(&[1; 9]) }.as_u64(), None);
+        assert_eq!(Attribute { kind: 1, value: AttrValue::Variable(&[1; 8]) }.as_u64(), Some(0x0101_0101_0101_0101));
     }
 
     #[test]
     fn number_picks_the_form() {
-        assert_eq!(
-            AttributeRepr::number(12, 0xffff),
-            AttributeRepr::Basic {
-                kind: 12,
-                value: 0xffff
-            }
-        );
-        assert_eq!(
-            AttributeRepr::number(12, 0x1_0000),
-            AttributeRepr::Variable {
-                kind: 12,
-                value: vec![0, 1, 0, 0]
-            }
-        );
+        assert_eq!(AttributeRepr::number(12, 0xffff), AttributeRepr::Basic { kind: 12, value: 0xffff });
+        assert_eq!(AttributeRepr::number(12, 0x1_0000), AttributeRepr::Variable { kind: 12, value: vec![0, 1, 0, 0] });
         assert_eq!(
             AttributeRepr::number(2, 0x1_0000_0000),
-            AttributeRepr::Variable {
-                kind: 2,
-                value: vec![0, 0, 0, 1, 0, 0, 0, 0]
-            }
+            AttributeRepr::Variable { kind: 2, value: vec![0, 0, 0, 1, 0, 0, 0, 0] }
         );
         let mut out = [0u8; 8];
-        AttributeRepr::number(12, 28800)
-            .emit(&mut out[..4])
-            .unwrap();
+        AttributeRepr::number(12, 28800).emit(&mut out[..4]).unwrap();
         assert_eq!(out[..4], [0x80, 0x0c, 0x70, 0x80]);
         AttributeRepr::number(12, 86400).emit(&mut out).unwrap();
         assert_eq!(out, [0x00, 0x0c, 0x00, 0x04, 0x00, 0x01, 0x51, 0x80]);
@@ -1044,37 +795,11 @@ mod tests {
     #[test]
     fn unencodable_values_are_refused() {
         let mut out = [0u8; 70_000];
-        let af = AttributeRepr::Basic {
-            kind: 0x8001,
-            value: 1,
-        };
-        assert!(matches!(
-            af.emit(&mut out),
-            Err(WireError::InvalidValue {
-                what: "attribute type",
-                ..
-            })
-        ));
-        let long = AttributeRepr::Variable {
-            kind: 1,
-            value: vec![0; 65_536],
-        };
-        assert!(matches!(
-            long.emit(&mut out),
-            Err(WireError::BadLength { .. })
-        ));
-        let spi = ProposalRepr {
-            number: 1,
-            protocol_id: 3,
-            spi: vec![0; 256],
-            transforms: vec![],
-        };
-        assert!(matches!(
-            spi.emit(&mut out),
-            Err(WireError::InvalidValue {
-                what: "SPI size",
-                ..
-            })
-        ));
+        let af = AttributeRepr::Basic { kind: 0x8001, value: 1 };
+        assert!(matches!(af.emit(&mut out), Err(WireError::InvalidValue { what: "attribute type", .. })));
+        let long = AttributeRepr::Variable { kind: 1, value: vec![0; 65_536] };
+        assert!(matches!(long.emit(&mut out), Err(WireError::BadLength { .. })));
+        let spi = ProposalRepr { number: 1, protocol_id: 3, spi: vec![0; 256], transforms: vec![] };
+        assert!(matches!(spi.emit(&mut out), Err(WireError::InvalidValue { what: "SPI size", .. })));
     }
 }

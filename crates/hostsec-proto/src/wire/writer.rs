@@ -65,23 +65,15 @@ impl<'b> Out<'b> {
     /// The first `len` bytes of `out`, or `BufferTooSmall`.
     pub(super) fn new(out: &'b mut [u8], len: usize) -> Result<Self, WireError> {
         let have = out.len();
-        let buf = out
-            .get_mut(..len)
-            .ok_or(WireError::BufferTooSmall { need: len, have })?;
+        let buf = out.get_mut(..len).ok_or(WireError::BufferTooSmall { need: len, have })?;
         Ok(Out { buf, pos: 0 })
     }
 
     /// The next `n` bytes, for a nested encoder.
     pub(super) fn take(&mut self, n: usize) -> Result<&mut [u8], WireError> {
         let have = self.buf.len();
-        let end = self.pos.checked_add(n).ok_or(WireError::BufferTooSmall {
-            need: usize::MAX,
-            have,
-        })?;
-        let slot = self
-            .buf
-            .get_mut(self.pos..end)
-            .ok_or(WireError::BufferTooSmall { need: end, have })?;
+        let end = self.pos.checked_add(n).ok_or(WireError::BufferTooSmall { need: usize::MAX, have })?;
+        let slot = self.buf.get_mut(self.pos..end).ok_or(WireError::BufferTooSmall { need: end, have })?;
         self.pos = end;
         Ok(slot)
     }
@@ -125,12 +117,7 @@ pub struct PayloadWriter<'b> {
 impl<'b> PayloadWriter<'b> {
     /// A writer that starts at the beginning of `buf`.
     pub fn new(buf: &'b mut [u8]) -> Self {
-        PayloadWriter {
-            buf,
-            len: 0,
-            first: 0,
-            prev_next_at: None,
-        }
+        PayloadWriter { buf, len: 0, first: 0, prev_next_at: None }
     }
 
     /// Appends one payload of type `kind` with `body`. On `BufferTooSmall` nothing is written; on an encoding error
@@ -139,26 +126,16 @@ impl<'b> PayloadWriter<'b> {
     pub fn push(&mut self, kind: u8, body: &dyn Emit) -> Result<(), WireError> {
         // Type 0 would end the chain on the wire (RFC 2408 §3.2) and hide everything after it.
         if kind == super::consts::payload::NONE {
-            return Err(WireError::InvalidValue {
-                what: "payload type",
-                value: 0,
-            });
+            return Err(WireError::InvalidValue { what: "payload type", value: 0 });
         }
         let body_len = body.buffer_len();
         let total = body_len.saturating_add(GENERIC_HEADER_LEN);
-        let length = u16::try_from(total).map_err(|_| WireError::BadLength {
-            what: "payload",
-            len: total,
-        })?;
+        let length = u16::try_from(total).map_err(|_| WireError::BadLength { what: "payload", len: total })?;
         let have = self.buf.len();
         let end = self.len.saturating_add(total);
-        let slot = self
-            .buf
-            .get_mut(self.len..end)
-            .ok_or(WireError::BufferTooSmall { need: end, have })?;
-        let (header, body_out) = slot
-            .split_first_chunk_mut::<GENERIC_HEADER_LEN>()
-            .ok_or(WireError::BufferTooSmall { need: end, have })?;
+        let slot = self.buf.get_mut(self.len..end).ok_or(WireError::BufferTooSmall { need: end, have })?;
+        let (header, body_out) =
+            slot.split_first_chunk_mut::<GENERIC_HEADER_LEN>().ok_or(WireError::BufferTooSmall { need: end, have })?;
         body.emit(body_out)?;
         let [len_hi, len_lo] = length.to_be_bytes();
         *header = [super::consts::payload::NONE, 0, len_hi, len_lo];
@@ -211,10 +188,7 @@ mod tests {
         w.push(payload::VENDOR_ID, &empty).unwrap();
         assert_eq!(w.first_payload(), payload::KE);
         assert_eq!(w.len(), 7 + 5 + 4);
-        assert_eq!(
-            w.written(),
-            &[10, 0, 0, 7, 1, 2, 3, 13, 0, 0, 5, 4, 0, 0, 0, 4][..]
-        );
+        assert_eq!(w.written(), &[10, 0, 0, 7, 1, 2, 3, 13, 0, 0, 5, 4, 0, 0, 0, 4][..]);
     }
 
     #[test]
@@ -233,28 +207,16 @@ mod tests {
     fn refuses_type_zero_and_oversized_bodies() {
         let mut buf = [0u8; 8];
         let mut w = PayloadWriter::new(&mut buf);
-        assert!(matches!(
-            w.push(0, &[1u8]),
-            Err(WireError::InvalidValue { .. })
-        ));
+        assert!(matches!(w.push(0, &[1u8]), Err(WireError::InvalidValue { .. })));
         let big = vec![0u8; 65_532];
-        assert_eq!(
-            w.push(payload::CERT, &big),
-            Err(WireError::BadLength {
-                what: "payload",
-                len: 65_536
-            })
-        );
+        assert_eq!(w.push(payload::CERT, &big), Err(WireError::BadLength { what: "payload", len: 65_536 }));
         assert!(w.is_empty());
     }
 
     #[test]
     fn byte_strings_check_their_buffer() {
         let mut out = [0u8; 2];
-        assert_eq!(
-            [1u8, 2, 3].emit(&mut out),
-            Err(WireError::BufferTooSmall { need: 3, have: 2 })
-        );
+        assert_eq!([1u8, 2, 3].emit(&mut out), Err(WireError::BufferTooSmall { need: 3, have: 2 }));
         let mut out = [0u8; 4];
         [1u8, 2, 3].emit(&mut out).unwrap();
         assert_eq!(out, [1, 2, 3, 0]);

@@ -31,15 +31,11 @@ fn scalar_len(group: DhGroup) -> usize {
 
 /// Draws the scalar from the caller's RNG (so that seeded runs are reproducible) and lets aws-lc reject values
 /// outside [1, n-1]: rejection sampling, so the accepted scalar is uniform.
-pub(super) fn generate(
-    group: DhGroup,
-    rng: &mut dyn CryptoRngCore,
-) -> Result<(PrivateKey, Vec<u8>), CryptoError> {
+pub(super) fn generate(group: DhGroup, rng: &mut dyn CryptoRngCore) -> Result<(PrivateKey, Vec<u8>), CryptoError> {
     let len = scalar_len(group);
     let mut scalar = Zeroizing::new([0u8; MAX_SCALAR]);
     for _ in 0..MAX_DRAWS {
-        rng.try_fill_bytes(&mut scalar[..len])
-            .map_err(|_| CryptoError::Library("random number generator"))?;
+        rng.try_fill_bytes(&mut scalar[..len]).map_err(|_| CryptoError::Library("random number generator"))?;
         if let Ok(key) = PrivateKey::from_private_key(algorithm(group), &scalar[..len]) {
             let public = public_value(group, &key)?;
             return Ok((key, public));
@@ -49,10 +45,7 @@ pub(super) fn generate(
 }
 
 /// Imports a known scalar (known-answer tests).
-pub(super) fn from_private_bytes(
-    group: DhGroup,
-    scalar: &[u8],
-) -> Result<(PrivateKey, Vec<u8>), CryptoError> {
+pub(super) fn from_private_bytes(group: DhGroup, scalar: &[u8]) -> Result<(PrivateKey, Vec<u8>), CryptoError> {
     if scalar.len() != scalar_len(group) {
         return Err(CryptoError::InvalidLength("ECP private scalar"));
     }
@@ -64,9 +57,7 @@ pub(super) fn from_private_bytes(
 
 /// x | y: the uncompressed SEC 1 encoding without its 0x04 byte (RFC 5903 §7).
 fn public_value(group: DhGroup, key: &PrivateKey) -> Result<Vec<u8>, CryptoError> {
-    let public = key
-        .compute_public_key()
-        .map_err(|_| CryptoError::Library("ECP public key"))?;
+    let public = key.compute_public_key().map_err(|_| CryptoError::Library("ECP public key"))?;
     match public.as_ref().split_first() {
         Some((&UNCOMPRESSED, xy)) if xy.len() == group.public_len() => Ok(xy.to_vec()),
         _ => Err(CryptoError::Library("ECP public key encoding")),
@@ -74,11 +65,7 @@ fn public_value(group: DhGroup, key: &PrivateKey) -> Result<Vec<u8>, CryptoError
 }
 
 /// The peer's x | y as 0x04 | x | y in `buf`, after the checks that need no curve arithmetic.
-fn encode_peer<'a>(
-    group: DhGroup,
-    value: &[u8],
-    buf: &'a mut [u8; MAX_POINT],
-) -> Result<&'a [u8], CryptoError> {
+fn encode_peer<'a>(group: DhGroup, value: &[u8], buf: &'a mut [u8; MAX_POINT]) -> Result<&'a [u8], CryptoError> {
     if value.len() != group.public_len() {
         return Err(invalid(group, "wrong length"));
     }

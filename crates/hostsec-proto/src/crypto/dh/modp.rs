@@ -115,9 +115,7 @@ impl Bn {
     fn new(secret: bool) -> Result<Self, CryptoError> {
         // SAFETY: `BN_new` has no preconditions; it returns an owned BIGNUM or NULL.
         let ptr = unsafe { ffi::BN_new() };
-        NonNull::new(ptr)
-            .map(|ptr| Bn { ptr, secret })
-            .ok_or(CryptoError::Library("BN_new"))
+        NonNull::new(ptr).map(|ptr| Bn { ptr, secret }).ok_or(CryptoError::Library("BN_new"))
     }
 
     /// The big-endian unsigned integer in `bytes`. Its width follows `bytes.len()`, not the value, so a secret
@@ -126,9 +124,7 @@ impl Bn {
         // SAFETY: `bytes` is readable for `bytes.len()` bytes; a NULL `ret` makes `BN_bin2bn` allocate a BIGNUM
         // that the caller owns.
         let ptr = unsafe { ffi::BN_bin2bn(bytes.as_ptr(), bytes.len(), ptr::null_mut()) };
-        NonNull::new(ptr)
-            .map(|ptr| Bn { ptr, secret })
-            .ok_or(CryptoError::Library("BN_bin2bn"))
+        NonNull::new(ptr).map(|ptr| Bn { ptr, secret }).ok_or(CryptoError::Library("BN_bin2bn"))
     }
 
     fn as_ptr(&self) -> *const ffi::BIGNUM {
@@ -193,9 +189,7 @@ struct BnCtx(NonNull<ffi::BN_CTX>);
 impl BnCtx {
     fn new() -> Result<Self, CryptoError> {
         // SAFETY: `BN_CTX_new` has no preconditions; it returns an owned BN_CTX or NULL.
-        NonNull::new(unsafe { ffi::BN_CTX_new() })
-            .map(BnCtx)
-            .ok_or(CryptoError::Library("BN_CTX_new"))
+        NonNull::new(unsafe { ffi::BN_CTX_new() }).map(BnCtx).ok_or(CryptoError::Library("BN_CTX_new"))
     }
 
     fn as_mut_ptr(&mut self) -> *mut ffi::BN_CTX {
@@ -218,9 +212,7 @@ impl MontCtx {
         let mut ctx = BnCtx::new()?;
         // SAFETY: `modulus` is a valid odd BIGNUM and `ctx` a valid BN_CTX; the result is owned or NULL.
         let mont = unsafe { ffi::BN_MONT_CTX_new_for_modulus(modulus.as_ptr(), ctx.as_mut_ptr()) };
-        NonNull::new(mont)
-            .map(MontCtx)
-            .ok_or(CryptoError::Library("BN_MONT_CTX_new_for_modulus"))
+        NonNull::new(mont).map(MontCtx).ok_or(CryptoError::Library("BN_MONT_CTX_new_for_modulus"))
     }
 
     fn as_ptr(&self) -> *const ffi::BN_MONT_CTX {
@@ -267,13 +259,7 @@ impl Params {
         let g = Bn::from_be(g, false)?;
         let q = q.map(|q| Bn::from_be(q, false)).transpose()?;
         let mont = MontCtx::new(&p)?;
-        Ok(Params {
-            p,
-            p_minus_1,
-            g,
-            q,
-            mont,
-        })
+        Ok(Params { p, p_minus_1, g, q, mont })
     }
 
     fn get(group: DhGroup) -> Result<&'static Params, CryptoError> {
@@ -303,12 +289,7 @@ fn constants(group: DhGroup) -> (&'static [u8], &'static [u8], Option<&'static [
 
 /// base^exponent mod p with `BN_mod_exp_mont_consttime`: no branch or memory access depends on the exponent
 /// or the base (its width, set by its byte length, is public). `base` must be in [0, p-1].
-fn mod_exp_consttime(
-    params: &Params,
-    base: &Bn,
-    exponent: &Bn,
-    secret_result: bool,
-) -> Result<Bn, CryptoError> {
+fn mod_exp_consttime(params: &Params, base: &Bn, exponent: &Bn, secret_result: bool) -> Result<Bn, CryptoError> {
     let mut result = Bn::new(secret_result)?;
     let mut ctx = BnCtx::new()?;
     // SAFETY: all BIGNUMs are valid; `result` is exclusively borrowed and distinct from the inputs; `mont` is the
@@ -335,9 +316,7 @@ fn in_subgroup_exponent_range(x: &[u8; EXPONENT_LEN_24]) -> bool {
     let mut borrow = 0u16;
     let mut any = 0u8;
     for (&xi, &qi) in x.iter().zip(Q24.iter()).rev() {
-        let diff = u16::from(xi)
-            .wrapping_sub(u16::from(qi))
-            .wrapping_sub(borrow);
+        let diff = u16::from(xi).wrapping_sub(u16::from(qi)).wrapping_sub(borrow);
         borrow = (diff >> 8) & 1;
         any |= xi;
     }
@@ -355,10 +334,7 @@ fn at_least_two(x: &[u8; EXPONENT_LEN_14]) -> bool {
 
 /// Draws the private exponent from `rng` (group 14: 512 random bits; group 24: uniform in [1, q-1] by
 /// rejection sampling) and computes the public value g^x mod p, padded to 256 bytes.
-pub(super) fn generate(
-    group: DhGroup,
-    rng: &mut dyn CryptoRngCore,
-) -> Result<(Secret, Vec<u8>), CryptoError> {
+pub(super) fn generate(group: DhGroup, rng: &mut dyn CryptoRngCore) -> Result<(Secret, Vec<u8>), CryptoError> {
     let params = Params::get(group)?;
     let exponent = match group {
         DhGroup::Modp2048s256 => draw(rng, in_subgroup_exponent_range)?,
@@ -368,14 +344,10 @@ pub(super) fn generate(
     Ok((exponent, public))
 }
 
-fn draw<const N: usize>(
-    rng: &mut dyn CryptoRngCore,
-    accept: fn(&[u8; N]) -> bool,
-) -> Result<Secret, CryptoError> {
+fn draw<const N: usize>(rng: &mut dyn CryptoRngCore, accept: fn(&[u8; N]) -> bool) -> Result<Secret, CryptoError> {
     let mut candidate = Zeroizing::new([0u8; N]);
     for _ in 0..MAX_DRAWS {
-        rng.try_fill_bytes(&mut candidate[..])
-            .map_err(|_| CryptoError::Library("random number generator"))?;
+        rng.try_fill_bytes(&mut candidate[..]).map_err(|_| CryptoError::Library("random number generator"))?;
         if accept(&candidate) {
             return Ok(Secret::from_slice(&candidate[..]));
         }
@@ -384,10 +356,7 @@ fn draw<const N: usize>(
 }
 
 /// Imports a known exponent (known-answer tests): 1 < x < p-1, and for group 24 1 <= x < q.
-pub(super) fn from_private_bytes(
-    group: DhGroup,
-    exponent: &[u8],
-) -> Result<(Secret, Vec<u8>), CryptoError> {
+pub(super) fn from_private_bytes(group: DhGroup, exponent: &[u8]) -> Result<(Secret, Vec<u8>), CryptoError> {
     let params = Params::get(group)?;
     if exponent.is_empty() || exponent.len() > MODULUS_LEN {
         return Err(CryptoError::InvalidLength("MODP private exponent"));
@@ -502,11 +471,7 @@ mod tests {
         r
     }
 
-    fn shift(
-        a: &Bn,
-        n: i32,
-        op: unsafe extern "C" fn(*mut ffi::BIGNUM, *const ffi::BIGNUM, i32) -> i32,
-    ) -> Bn {
+    fn shift(a: &Bn, n: i32, op: unsafe extern "C" fn(*mut ffi::BIGNUM, *const ffi::BIGNUM, i32) -> i32) -> Bn {
         let mut r = Bn::new(false).unwrap();
         // SAFETY: valid BIGNUMs; `r` is distinct from `a`.
         assert_eq!(unsafe { op(r.as_mut_ptr(), a.as_ptr(), n) }, 1);
@@ -536,16 +501,7 @@ mod tests {
         let mut ctx = BnCtx::new().unwrap();
         let mut prime = 0;
         // SAFETY: valid BIGNUM and BN_CTX; `prime` is a writable int; no callback. 64 Miller-Rabin rounds.
-        let ok = unsafe {
-            ffi::BN_primality_test(
-                &mut prime,
-                a.as_ptr(),
-                64,
-                ctx.as_mut_ptr(),
-                1,
-                ptr::null_mut(),
-            )
-        };
+        let ok = unsafe { ffi::BN_primality_test(&mut prime, a.as_ptr(), 64, ctx.as_mut_ptr(), 1, ptr::null_mut()) };
         assert_eq!(ok, 1);
         prime == 1
     }
@@ -563,11 +519,7 @@ mod tests {
             }
             let mut t = binop(&term, &word(0), ffi::BN_add);
             div_word(&mut t, 2 * k + 1);
-            sum = if k % 2 == 1 {
-                binop(&sum, &t, ffi::BN_sub)
-            } else {
-                binop(&sum, &t, ffi::BN_add)
-            };
+            sum = if k % 2 == 1 { binop(&sum, &t, ffi::BN_sub) } else { binop(&sum, &t, ffi::BN_add) };
             k += 1;
         }
     }
@@ -577,23 +529,12 @@ mod tests {
         // pi * 2^(1918 + 64) by Machin's formula; 64 guard bits absorb the truncation errors, and the equality
         // below could not hold by accident if they did not.
         let bits = 1918 + 64;
-        let pi = binop(
-            &mul_word(&atan_inv_scaled(5, bits), 16),
-            &mul_word(&atan_inv_scaled(239, bits), 4),
-            ffi::BN_sub,
-        );
+        let pi =
+            binop(&mul_word(&atan_inv_scaled(5, bits), 16), &mul_word(&atan_inv_scaled(239, bits), 4), ffi::BN_sub);
         let floor_2_1918_pi = shift(&pi, 64, ffi::BN_rshift);
         // p = 2^2048 - 2^1984 - 1 + 2^64 * ([2^1918 pi] + 124476)
-        let tail = shift(
-            &binop(&floor_2_1918_pi, &word(124_476), ffi::BN_add),
-            64,
-            ffi::BN_lshift,
-        );
-        let head = binop(
-            &shift(&word(1), 2048, ffi::BN_lshift),
-            &shift(&word(1), 1984, ffi::BN_lshift),
-            ffi::BN_sub,
-        );
+        let tail = shift(&binop(&floor_2_1918_pi, &word(124_476), ffi::BN_add), 64, ffi::BN_lshift);
+        let head = binop(&shift(&word(1), 2048, ffi::BN_lshift), &shift(&word(1), 1984, ffi::BN_lshift), ffi::BN_sub);
         let p = binop(&binop(&head, &word(1), ffi::BN_sub), &tail, ffi::BN_add);
         assert_eq!(bytes(&p, MODULUS_LEN), P14.to_vec());
     }
@@ -619,13 +560,7 @@ mod tests {
         let mut ctx = BnCtx::new().unwrap();
         // SAFETY: valid, distinct BIGNUMs and BN_CTX.
         let ok = unsafe {
-            ffi::BN_div(
-                j.as_mut_ptr(),
-                rem.as_mut_ptr(),
-                p_minus_1.as_mut_ptr(),
-                q.as_ptr(),
-                ctx.as_mut_ptr(),
-            )
+            ffi::BN_div(j.as_mut_ptr(), rem.as_mut_ptr(), p_minus_1.as_mut_ptr(), q.as_ptr(), ctx.as_mut_ptr())
         };
         assert_eq!(ok, 1);
         assert!(rem.is_zero_public());
