@@ -335,3 +335,23 @@ fn debug_output_shows_no_private_value() {
     let secret = pair.agree(&concat(&h(P256_GRX), &h(P256_GRY))).unwrap();
     assert!(!format!("{secret:?}").to_lowercase().contains(&hex::encode(h(P256_GIRX))));
 }
+
+#[test]
+fn modp_groups_work_from_several_threads() {
+    // The group constants are shared process-wide; first use may race between threads.
+    std::thread::scope(|scope| {
+        for seed in 0..4u64 {
+            scope.spawn(move || {
+                let mut rng = ChaCha20Rng::seed_from_u64(100 + seed);
+                for group in [DhGroup::Modp2048, DhGroup::Modp2048s256] {
+                    let a = DhKeyPair::generate(group, &mut rng).unwrap();
+                    let b = DhKeyPair::generate(group, &mut rng).unwrap();
+                    assert_eq!(
+                        a.agree(b.public_value()).unwrap(),
+                        b.agree(a.public_value()).unwrap()
+                    );
+                }
+            });
+        }
+    });
+}

@@ -83,3 +83,34 @@ fn keymat_lengths_and_prefixes() {
         }
     }
 }
+
+#[test]
+fn secrets_compare_by_value_and_never_print() {
+    let a = Secret::from_slice(b"key material");
+    assert_eq!(a, Secret::new(b"key material".to_vec()));
+    assert_ne!(a, Secret::from_slice(b"key materiaL"));
+    assert_ne!(a, Secret::from_slice(b"key"));
+    assert_eq!(Secret::new(Vec::new()), Secret::from_slice(&[]));
+    assert_eq!(format!("{a:?}"), "Secret([12 bytes redacted])");
+    let keys = derive_phase1(
+        HashAlg::Sha256,
+        IkeCipher::AesCbc256,
+        a,
+        b"gxy",
+        &[1; 8],
+        &[2; 8],
+        b"gxi",
+        b"gxr",
+    );
+    let text = format!("{keys:?}");
+    assert!(!text.contains(&hex::encode(keys.ka.expose())), "{text}");
+}
+
+#[test]
+fn crypto_types_can_cross_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Secret>();
+    send_sync::<hostsec_proto::crypto::keys::Phase1Keys>();
+    send_sync::<hostsec_proto::crypto::prf::Digest>();
+    send_sync::<hostsec_proto::crypto::dh::DhKeyPair>();
+}

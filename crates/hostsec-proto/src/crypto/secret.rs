@@ -4,7 +4,7 @@ use std::fmt;
 use zeroize::Zeroizing;
 
 /// Key material (SKEYID, KEYMAT, DH secrets, PSKs). Debug output is redacted; memory is wiped on drop.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Secret(Zeroizing<Vec<u8>>);
 
 impl Secret {
@@ -33,6 +33,16 @@ impl Secret {
         self.0.is_empty()
     }
 }
+
+/// Constant time in the contents (the lengths are not secret), so that comparing key material leaks nothing
+/// through timing.
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        aws_lc_rs::constant_time::verify_slices_are_equal(&self.0, &other.0).is_ok()
+    }
+}
+
+impl Eq for Secret {}
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

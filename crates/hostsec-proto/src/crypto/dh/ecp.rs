@@ -17,10 +17,11 @@ const MAX_SCALAR: usize = 48;
 /// below 2^-32 for both curves, so reaching this means a broken RNG.
 const MAX_DRAWS: usize = 64;
 
+/// The aws-lc-rs algorithm of an ECP group (the callers in this module only pass groups 19 and 20).
 fn algorithm(group: DhGroup) -> &'static agreement::Algorithm {
     match group {
         DhGroup::Ecp384 => &agreement::ECDH_P384,
-        _ => &agreement::ECDH_P256,
+        DhGroup::Ecp256 | DhGroup::Modp2048 | DhGroup::Modp2048s256 => &agreement::ECDH_P256,
     }
 }
 
