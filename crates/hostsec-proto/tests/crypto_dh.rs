@@ -346,10 +346,7 @@ fn modp_groups_work_from_several_threads() {
                 for group in [DhGroup::Modp2048, DhGroup::Modp2048s256] {
                     let a = DhKeyPair::generate(group, &mut rng).unwrap();
                     let b = DhKeyPair::generate(group, &mut rng).unwrap();
-                    assert_eq!(
-                        a.agree(b.public_value()).unwrap(),
-                        b.agree(a.public_value()).unwrap()
-                    );
+                    assert_eq!(a.agree(b.public_value()).unwrap(), b.agree(a.public_value()).unwrap());
                 }
             });
         }

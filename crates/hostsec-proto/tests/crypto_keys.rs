@@ -92,16 +92,7 @@ fn secrets_compare_by_value_and_never_print() {
     assert_ne!(a, Secret::from_slice(b"key"));
     assert_eq!(Secret::new(Vec::new()), Secret::from_slice(&[]));
     assert_eq!(format!("{a:?}"), "Secret([12 bytes redacted])");
-    let keys = derive_phase1(
-        HashAlg::Sha256,
-        IkeCipher::AesCbc256,
-        a,
-        b"gxy",
-        &[1; 8],
-        &[2; 8],
-        b"gxi",
-        b"gxr",
-    );
+    let keys = derive_phase1(HashAlg::Sha256, IkeCipher::AesCbc256, a, b"gxy", &[1; 8], &[2; 8], b"gxi", b"gxr");
     let text = format!("{keys:?}");
     assert!(!text.contains(&hex::encode(keys.ka.expose())), "{text}");
 }

@@ -348,7 +348,10 @@ impl Endpoint {
             Ok(mm) => {
                 self.by_cookie.insert(cky_r, id);
                 self.half_open.insert((remote, hdr.initiator_cookie), id);
-                self.sas.insert(id, IkeSa { core, phase1: Phase1::Negotiating(Box::new(mm)), quick_modes: BTreeMap::new() });
+                self.sas.insert(
+                    id,
+                    IkeSa { core, phase1: Phase1::Negotiating(Box::new(mm)), quick_modes: BTreeMap::new() },
+                );
                 debug!(peer = %remote, rule = %rule.name, "answered MM1");
                 self.schedule(id);
             }
@@ -935,7 +938,10 @@ impl Endpoint {
             Ok(mm) => {
                 info!(peer = %peer, rule = %rule.name, "initiating Main Mode");
                 self.by_cookie.insert(cky_i, id);
-                self.sas.insert(id, IkeSa { core, phase1: Phase1::Negotiating(Box::new(mm)), quick_modes: BTreeMap::new() });
+                self.sas.insert(
+                    id,
+                    IkeSa { core, phase1: Phase1::Negotiating(Box::new(mm)), quick_modes: BTreeMap::new() },
+                );
                 self.schedule(id);
             }
             Err(f) => {

@@ -497,11 +497,7 @@ fn new_child(
 /// Checks the peer's QM IDs (RFC 2409 §5.5): absent (the IKE addresses are meant), or IDci naming the
 /// initiator's address and IDcr ours, each a single host with protocol and port 0 (hostsec protects all traffic
 /// between the two hosts). Returns the ID bodies to echo.
-fn check_peer_ids(
-    c: &Collected<'_>,
-    initiator: IpAddr,
-    responder: IpAddr,
-) -> Result<Option<IdPair>, String> {
+fn check_peer_ids(c: &Collected<'_>, initiator: IpAddr, responder: IpAddr) -> Result<Option<IdPair>, String> {
     match c.id.as_slice() {
         [] => Ok(None),
         [ci, cr] => {
