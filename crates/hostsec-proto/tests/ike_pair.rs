@@ -239,7 +239,7 @@ fn terminate_sends_deletes_and_the_peer_removes_its_sas() {
     pair.initiate_a();
     pair.settle();
     assert_mirrored(&pair, 1);
-    let n = pair.a.terminate(pair.now, Some("r"), None);
+    let n = pair.a.terminate(pair.now, Some("r"), None, "terminated by the administrator");
     assert_eq!(n, 2);
     pair.settle();
     assert!(pair.a.quick_mode_sas(pair.now).is_empty());

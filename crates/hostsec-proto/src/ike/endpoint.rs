@@ -138,6 +138,12 @@ impl Endpoint {
         &self.policy
     }
 
+    /// Replaces the policy (a reload). SAs keep the name of the rule they were negotiated under; a Quick Mode
+    /// under a rule that no longer exists is refused.
+    pub fn set_policy(&mut self, policy: Arc<Policy>) {
+        self.policy = policy;
+    }
+
     /// Counters.
     pub fn stats(&self) -> &Stats {
         &self.stats
@@ -958,8 +964,9 @@ impl Endpoint {
     }
 
     /// Deletes every SA of `rule` (or, with `peer`, only those with that peer), telling the peer with DELETE
-    /// notifications. Returns how many SAs (Main Mode and Quick Mode) were deleted.
-    pub fn terminate(&mut self, now: Instant, rule: Option<&str>, peer: Option<IpAddr>) -> usize {
+    /// notifications; `reason` goes to the log and the events. Returns how many SAs (Main Mode and Quick Mode)
+    /// were deleted.
+    pub fn terminate(&mut self, now: Instant, rule: Option<&str>, peer: Option<IpAddr>, reason: &str) -> usize {
         let matches = |r: &str, p: IpAddr| rule.is_none_or(|x| x == r) && peer.is_none_or(|x| x == p);
         let kids: Vec<u32> =
             self.children.values().filter(|c| matches(&c.info.rule, c.info.peer.ip())).map(|c| c.info.spi_in).collect();
@@ -967,10 +974,10 @@ impl Endpoint {
             self.sas.iter().filter(|(_, sa)| matches(&sa.core.rule, sa.core.peer.ip())).map(|(id, _)| *id).collect();
         let count = kids.len() + sas.len();
         for spi in kids {
-            self.delete_child_with_notice(now, spi, "terminated by the administrator");
+            self.delete_child_with_notice(now, spi, reason);
         }
         for id in sas {
-            self.delete_sa_with_notice(now, id, "terminated by the administrator");
+            self.delete_sa_with_notice(now, id, reason);
         }
         count
     }

@@ -1,7 +1,7 @@
 //! Counters of what the IKE engine received, refused and dropped, for `hostsec stats` and the logs.
 
 /// IKE counters. Every dropped datagram increments exactly one `dropped_*` counter.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Stats {
     /// Datagrams handed to the engine.
     pub received: u64,

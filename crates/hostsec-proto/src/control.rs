@@ -1,0 +1,297 @@
+//! The control protocol between `hostsec` (CLI) and `hostsecd`: one JSON request per line on a Unix socket,
+//! one JSON response per line. The SA views carry the field names of SPEC §7, which scripts rely on.
+
+use crate::ike::{MainModeSaInfo, QuickModeSaInfo, Stats};
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+
+/// A request to the daemon.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "verb", rename_all = "kebab-case")]
+pub enum Request {
+    /// Daemon status.
+    Status,
+    /// Main Mode and Quick Mode SAs.
+    Sas,
+    /// Counters.
+    Stats,
+    /// The rules in force.
+    Rules,
+    /// Which rule applies to a peer.
+    RuleExplain {
+        /// The peer.
+        peer: IpAddr,
+    },
+    /// Negotiate a rule's SAs now and report the outcome.
+    Initiate {
+        /// Rule name.
+        rule: String,
+        /// Peer, when the rule covers more than one.
+        peer: Option<IpAddr>,
+    },
+    /// Delete SAs of a rule and/or a peer.
+    Terminate {
+        /// Rule name.
+        rule: Option<String>,
+        /// Peer.
+        peer: Option<IpAddr>,
+    },
+    /// Re-read the config file.
+    Reload,
+}
+
+/// Outcome classes, which the CLI maps to its exit codes (SPEC §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Done (exit 0).
+    Ok,
+    /// The request was valid but failed, e.g. a negotiation (exit 1).
+    Failed,
+    /// The request was invalid, e.g. an unknown rule (exit 2).
+    Invalid,
+}
+
+/// The daemon's answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Response {
+    /// How it went.
+    pub outcome: Outcome,
+    /// What went wrong, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The result (its shape depends on the request).
+    #[serde(default)]
+    pub data: serde_json::Value,
+}
+
+impl Response {
+    /// A successful response carrying `data`.
+    pub fn ok(data: impl Serialize) -> Self {
+        Response { outcome: Outcome::Ok, error: None, data: serde_json::to_value(data).unwrap_or_default() }
+    }
+
+    /// A failed request.
+    pub fn failed(error: impl Into<String>) -> Self {
+        Response { outcome: Outcome::Failed, error: Some(error.into()), data: serde_json::Value::Null }
+    }
+
+    /// An invalid request.
+    pub fn invalid(error: impl Into<String>) -> Self {
+        Response { outcome: Outcome::Invalid, error: Some(error.into()), data: serde_json::Value::Null }
+    }
+}
+
+/// A Main Mode SA as `hostsec sas --json` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MainModeEntry {
+    /// Rule name.
+    pub rule: String,
+    /// Local address:port.
+    pub local: String,
+    /// Peer address:port.
+    pub peer: String,
+    /// `initiator` or `responder`.
+    pub role: String,
+    /// `established` or the step of the negotiation.
+    pub state: String,
+    /// `psk` | `rsa` | `ecdsa-p256` | `ecdsa-p384`.
+    pub auth: Option<String>,
+    /// e.g. `aes-cbc-256`.
+    pub encryption: Option<String>,
+    /// `sha1` | `sha256` | `sha384`.
+    pub hash: Option<String>,
+    /// DH group number.
+    pub dh_group: Option<u16>,
+    /// `none` | `local` | `remote` | `both`.
+    pub nat: String,
+    /// Seconds before the SA expires.
+    pub lifetime_left_s: Option<u64>,
+    /// The peer's authenticated identity.
+    pub peer_id: Option<String>,
+    /// CKY-I, hex.
+    pub cookie_i: String,
+    /// CKY-R, hex.
+    pub cookie_r: String,
+}
+
+impl From<&MainModeSaInfo> for MainModeEntry {
+    fn from(i: &MainModeSaInfo) -> Self {
+        MainModeEntry {
+            rule: i.rule.clone(),
+            local: i.local.to_string(),
+            peer: i.peer.to_string(),
+            role: i.role.name().to_string(),
+            state: i.state.to_string(),
+            auth: i.auth.map(|a| a.name().to_string()),
+            encryption: i.encryption.map(|c| c.name().to_string()),
+            hash: i.hash.map(|h| h.name().to_string()),
+            dh_group: i.dh_group,
+            nat: "none".into(),
+            lifetime_left_s: i.lifetime_left.map(|d| d.as_secs()),
+            peer_id: i.peer_id.clone(),
+            cookie_i: hex::encode(i.cookie_i),
+            cookie_r: hex::encode(i.cookie_r),
+        }
+    }
+}
+
+/// A Quick Mode SA pair as `hostsec sas --json` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuickModeEntry {
+    /// Rule name.
+    pub rule: String,
+    /// Local address:port of the IKE SA.
+    pub local: String,
+    /// Peer address:port of the IKE SA.
+    pub peer: String,
+    /// `initiator` or `responder` of the Quick Mode.
+    pub role: String,
+    /// Inbound SPI, 8 lowercase hex digits.
+    pub spi_in: String,
+    /// Outbound SPI, 8 lowercase hex digits.
+    pub spi_out: String,
+    /// e.g. `aes-gcm-16-128`, `aes-cbc-256`.
+    pub encryption: String,
+    /// `hmac-sha1-96` | `hmac-sha256-128` | `none`.
+    pub integrity: String,
+    /// PFS group, or null.
+    pub pfs_group: Option<u16>,
+    /// Always `transport`.
+    pub mode: String,
+    /// `none` | `udp`.
+    pub encapsulation: String,
+    /// Bytes received on the SA.
+    pub bytes_in: u64,
+    /// Bytes sent on the SA.
+    pub bytes_out: u64,
+    /// Packets received.
+    pub packets_in: u64,
+    /// Packets sent.
+    pub packets_out: u64,
+    /// Seconds before the SA expires.
+    pub lifetime_left_s: u64,
+    /// Agreed lifetime in kilobytes.
+    pub lifetime_kb: u64,
+}
+
+impl From<&QuickModeSaInfo> for QuickModeEntry {
+    fn from(i: &QuickModeSaInfo) -> Self {
+        QuickModeEntry {
+            rule: i.rule.clone(),
+            local: i.local.to_string(),
+            peer: i.peer.to_string(),
+            role: i.role.name().to_string(),
+            spi_in: format!("{:08x}", i.spi_in),
+            spi_out: format!("{:08x}", i.spi_out),
+            encryption: i.transform.cipher.name().to_string(),
+            integrity: i.transform.integrity.name().to_string(),
+            pfs_group: i.pfs_group,
+            mode: "transport".into(),
+            encapsulation: "none".into(),
+            bytes_in: 0,
+            bytes_out: 0,
+            packets_in: 0,
+            packets_out: 0,
+            lifetime_left_s: i.lifetime_left.as_secs(),
+            lifetime_kb: i.lifetime_kb,
+        }
+    }
+}
+
+/// `hostsec sas`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SasView {
+    /// Main Mode SAs.
+    pub main_mode: Vec<MainModeEntry>,
+    /// Quick Mode SA pairs.
+    pub quick_mode: Vec<QuickModeEntry>,
+}
+
+/// `hostsec status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusView {
+    /// hostsecd version.
+    pub version: String,
+    /// Seconds since start.
+    pub uptime_s: u64,
+    /// Config file.
+    pub config: String,
+    /// Addresses IKE listens on.
+    pub listen: Vec<String>,
+    /// Number of rules.
+    pub rules: usize,
+    /// Main Mode SAs established / negotiating.
+    pub main_mode_established: usize,
+    /// Main Mode SAs being negotiated.
+    pub main_mode_negotiating: usize,
+    /// Quick Mode SA pairs.
+    pub quick_mode: usize,
+    /// Whether the Wireshark key log is on.
+    pub key_log: bool,
+    /// Config warnings.
+    pub warnings: Vec<String>,
+}
+
+/// `hostsec stats`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatsView {
+    /// IKE counters.
+    pub ike: Stats,
+}
+
+/// One rule as `hostsec rules` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleEntry {
+    /// Name.
+    pub name: String,
+    /// Enabled.
+    pub enabled: bool,
+    /// Action.
+    pub action: String,
+    /// Remote endpoints.
+    pub remote: String,
+    /// Local endpoints.
+    pub local: String,
+    /// Authentication.
+    pub authentication: String,
+    /// Keying module.
+    pub keying: String,
+    /// Effective minimum strength.
+    pub minimum_strength: String,
+    /// NAT-T setting.
+    pub nat_traversal: String,
+    /// Auto start.
+    pub auto: String,
+    /// PFS required.
+    pub pfs: bool,
+    /// Line in the config file.
+    pub line: usize,
+}
+
+impl From<&crate::policy::Rule> for RuleEntry {
+    fn from(r: &crate::policy::Rule) -> Self {
+        use crate::policy::{AutoStart, Keying};
+        RuleEntry {
+            name: r.name.clone(),
+            enabled: r.enabled,
+            action: r.action.name().into(),
+            remote: r.remote.to_string(),
+            local: r.local.to_string(),
+            authentication: r.authentication.name().into(),
+            keying: match r.keying {
+                Keying::Ike => "ike".into(),
+                Keying::AuthIp => "authip".into(),
+            },
+            minimum_strength: r.minimum_strength.name().into(),
+            nat_traversal: r.nat_traversal.name().into(),
+            auto: match r.auto {
+                AutoStart::OnDemand => "on-demand".into(),
+                AutoStart::Start => "start".into(),
+                AutoStart::None => "none".into(),
+            },
+            pfs: r.pfs,
+            line: r.line,
+        }
+    }
+}

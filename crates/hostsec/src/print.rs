@@ -1,0 +1,155 @@
+//! Human output of each verb (JSON output is the daemon's answer as it is).
+
+use crate::exit_code;
+use hostsec_proto::control::{Outcome, Response, RuleEntry, SasView, StatsView, StatusView};
+use std::process::ExitCode;
+
+/// Prints a response: its data as JSON, or through `human`; errors go to stderr.
+pub fn report(json: bool, r: &Response, human: impl FnOnce(&serde_json::Value)) -> ExitCode {
+    if json {
+        if r.outcome == Outcome::Ok {
+            println!("{}", serde_json::to_string_pretty(&r.data).unwrap_or_default());
+        } else {
+            println!("{}", serde_json::json!({ "outcome": r.outcome, "error": r.error }));
+        }
+    } else if r.outcome == Outcome::Ok {
+        human(&r.data);
+    } else {
+        eprintln!("hostsec: {}", r.error.as_deref().unwrap_or("failed"));
+    }
+    exit_code(r)
+}
+
+fn parse<T: serde::de::DeserializeOwned>(d: &serde_json::Value) -> Option<T> {
+    serde_json::from_value(d.clone()).ok()
+}
+
+/// `hostsec status`.
+pub fn status(d: &serde_json::Value) {
+    let Some(s) = parse::<StatusView>(d) else { return };
+    println!("hostsecd {} up {}s, config {}", s.version, s.uptime_s, s.config);
+    println!("  IKE on {}", s.listen.join(" "));
+    println!("  {} rule{}", s.rules, if s.rules == 1 { "" } else { "s" });
+    println!(
+        "  Main Mode SAs: {} established, {} negotiating; Quick Mode SA pairs: {}",
+        s.main_mode_established, s.main_mode_negotiating, s.quick_mode
+    );
+    if s.key_log {
+        println!("  key log: ON (keys are written to disk)");
+    }
+    for w in &s.warnings {
+        println!("  warning: {w}");
+    }
+}
+
+/// `hostsec sas`.
+pub fn sas(d: &serde_json::Value) {
+    let Some(s) = parse::<SasView>(d) else { return };
+    println!("Main Mode SAs ({}):", s.main_mode.len());
+    for m in &s.main_mode {
+        println!("  {}: {} <-> {}  {} ({})", m.rule, m.local, m.peer, m.state, m.role);
+        let suite = match (&m.encryption, &m.hash, m.dh_group) {
+            (Some(e), Some(h), Some(g)) => format!("{e}/{h}/group {g}"),
+            _ => "not yet negotiated".to_string(),
+        };
+        let mut line = format!("    {suite}, auth {}", m.auth.as_deref().unwrap_or("-"));
+        if let Some(id) = &m.peer_id {
+            line.push_str(&format!(", peer {id}"));
+        }
+        if let Some(l) = m.lifetime_left_s {
+            line.push_str(&format!(", expires in {l}s"));
+        }
+        println!("{line}");
+    }
+    println!("Quick Mode SAs ({}):", s.quick_mode.len());
+    for q in &s.quick_mode {
+        println!(
+            "  {}: {} <-> {}  ESP {} ({}), SPIs in {} out {}",
+            q.rule, q.local, q.peer, q.mode, q.role, q.spi_in, q.spi_out
+        );
+        let pfs = q.pfs_group.map_or("no PFS".to_string(), |g| format!("PFS group {g}"));
+        println!(
+            "    {}, integrity {}, {pfs}, expires in {}s or {} KB; {} bytes/{} packets in, {} bytes/{} packets out",
+            q.encryption,
+            q.integrity,
+            q.lifetime_left_s,
+            q.lifetime_kb,
+            q.bytes_in,
+            q.packets_in,
+            q.bytes_out,
+            q.packets_out
+        );
+    }
+}
+
+/// `hostsec stats`.
+pub fn stats(d: &serde_json::Value) {
+    let Some(s) = parse::<StatsView>(d) else { return };
+    let v = serde_json::to_value(&s.ike).unwrap_or_default();
+    println!("IKE:");
+    if let Some(map) = v.as_object() {
+        for (k, n) in map {
+            println!("  {:<24} {}", k.replace('_', " "), n);
+        }
+    }
+}
+
+/// `hostsec rules`.
+pub fn rules(d: &serde_json::Value) {
+    let Some(rules) = parse::<Vec<RuleEntry>>(d) else { return };
+    for r in &rules {
+        println!(
+            "{} (line {}){}: {} {} -> remote {} local {}",
+            r.name,
+            r.line,
+            if r.enabled { "" } else { " [disabled]" },
+            r.action,
+            r.authentication,
+            r.remote,
+            r.local
+        );
+        println!(
+            "    keying {}, minimum strength {}, NAT-T {}, auto {}, PFS {}",
+            r.keying,
+            r.minimum_strength,
+            r.nat_traversal,
+            r.auto,
+            if r.pfs { "required" } else { "optional" }
+        );
+    }
+}
+
+/// `hostsec rule explain`.
+pub fn explain(d: &serde_json::Value) {
+    let rule = d["rule"].as_str().unwrap_or("(none)");
+    println!(
+        "{} (from {}): rule {rule}, action {}",
+        d["peer"].as_str().unwrap_or("?"),
+        d["local"].as_str().unwrap_or("?"),
+        d["action"].as_str().unwrap_or("?")
+    );
+    println!("  why: {}", d["why"].as_str().unwrap_or(""));
+    if let Some(also) = d["also_matched"].as_array().filter(|a| !a.is_empty()) {
+        let names: Vec<&str> = also.iter().filter_map(|v| v.as_str()).collect();
+        println!("  also matched but lost: {}", names.join(", "));
+    }
+}
+
+/// `hostsec initiate`.
+pub fn initiated(d: &serde_json::Value) {
+    println!(
+        "established: {} <-> {}, ESP {} {}, SPIs in {} out {}",
+        d["local"].as_str().unwrap_or("?"),
+        d["peer"].as_str().unwrap_or("?"),
+        d["encryption"].as_str().unwrap_or("?"),
+        d["integrity"].as_str().unwrap_or("?"),
+        d["spi_in"].as_str().unwrap_or("?"),
+        d["spi_out"].as_str().unwrap_or("?")
+    );
+}
+
+/// `hostsec rule test`.
+pub fn test_verdict(d: &serde_json::Value) {
+    println!("PASS: the rule negotiates with {}", d["peer"].as_str().unwrap_or("the peer"));
+    initiated(d);
+}
