@@ -57,26 +57,53 @@ impl<'a> SaPayload<'a> {
 
     /// The proposals, in wire order. Errors on a malformed proposal and after `MAX_PROPOSALS`.
     pub fn proposals(&self) -> ProposalIter<'a> {
-        ProposalIter { chain: Chain::new(self.proposals, payload::PROPOSAL, "proposal", MAX_PROPOSALS) }
+        ProposalIter { chain: Chain::new(self.proposals, PROPOSAL_CHAIN) }
     }
 }
 
 /// A chain of substructures with generic headers whose next-payload field must be `kind` or 0 (proposals in an SA,
 /// transforms in a proposal; RFC 2408 §3.5, §3.6), ending exactly at the end of the enclosing structure.
+#[derive(Debug, Clone, Copy)]
+struct ChainKind {
+    kind: u8,
+    limit: usize,
+    /// Names for the errors: one element, several, a wrong next-payload field, bytes after the last element.
+    one: &'static str,
+    many: &'static str,
+    bad_next: &'static str,
+    trailing: &'static str,
+}
+
+const PROPOSAL_CHAIN: ChainKind = ChainKind {
+    kind: payload::PROPOSAL,
+    limit: MAX_PROPOSALS,
+    one: "proposal",
+    many: "proposals",
+    bad_next: "next payload after a proposal",
+    trailing: "bytes after the last proposal",
+};
+
+const TRANSFORM_CHAIN: ChainKind = ChainKind {
+    kind: payload::TRANSFORM,
+    limit: MAX_TRANSFORMS,
+    one: "transform",
+    many: "transforms",
+    bad_next: "next payload after a transform",
+    trailing: "bytes after the last transform",
+};
+
 #[derive(Debug, Clone)]
 struct Chain<'a> {
     rest: &'a [u8],
-    kind: u8,
-    what: &'static str,
-    limit: usize,
+    of: ChainKind,
     count: usize,
     done: bool,
 }
 
 impl<'a> Chain<'a> {
-    fn new(buf: &'a [u8], kind: u8, what: &'static str, limit: usize) -> Self {
+    fn new(buf: &'a [u8], of: ChainKind) -> Self {
         // An empty area is an empty chain; the IKE layer decides whether zero elements are acceptable.
-        Chain { rest: buf, kind, what, limit, count: 0, done: buf.is_empty() }
+        Chain { rest: buf, of, count: 0, done: buf.is_empty() }
     }
 
     /// The next element body, or None at the end of the chain. After an error the chain is done.
@@ -92,19 +119,19 @@ impl<'a> Chain<'a> {
     }
 
     fn step(&mut self) -> Result<&'a [u8], WireError> {
-        if self.count == self.limit {
-            return Err(WireError::TooMany { what: self.what, limit: self.limit });
+        if self.count == self.of.limit {
+            return Err(WireError::TooMany { what: self.of.many, limit: self.of.limit });
         }
-        let (next, body, rest) = split_payload(self.what, self.rest)?;
+        let (next, body, rest) = split_payload(self.of.one, self.rest)?;
         if next == payload::NONE {
             // The last element must end the enclosing structure: trailing bytes would be an unaccounted-for
             // proposal or transform.
             if !rest.is_empty() {
-                return Err(WireError::BadLength { what: self.what, len: rest.len() });
+                return Err(WireError::BadLength { what: self.of.trailing, len: rest.len() });
             }
             self.done = true;
-        } else if next != self.kind {
-            return Err(WireError::InvalidValue { what: self.what, value: u32::from(next) });
+        } else if next != self.of.kind {
+            return Err(WireError::InvalidValue { what: self.of.bad_next, value: u32::from(next) });
         }
         self.rest = rest;
         self.count += 1;
@@ -167,7 +194,7 @@ impl<'a> Proposal<'a> {
     /// when their number differs from `transform_count` (RFC 2408 §3.5).
     pub fn transforms(&self) -> TransformIter<'a> {
         TransformIter {
-            chain: Chain::new(self.transforms, payload::TRANSFORM, "transform", MAX_TRANSFORMS),
+            chain: Chain::new(self.transforms, TRANSFORM_CHAIN),
             announced: self.transform_count,
             checked: false,
         }
@@ -199,9 +226,11 @@ impl<'a> Iterator for TransformIter<'a> {
                 self.checked = true;
                 // A count that disagrees with the chain means one of the two lies; which transforms the peer
                 // meant is unknowable, so the proposal is malformed.
-                let found = self.chain.count;
-                (found != usize::from(self.announced)).then(|| {
-                    Err(WireError::InvalidValue { what: "number of transforms", value: super::value_of(found) })
+                (self.chain.count != usize::from(self.announced)).then(|| {
+                    Err(WireError::InvalidValue {
+                        what: "number of transforms in a proposal header",
+                        value: u32::from(self.announced),
+                    })
                 })
             }
             None => None,
@@ -699,7 +728,7 @@ mod tests {
         let many_proposals = vec![proposal_with(1, 1); MAX_PROPOSALS + 1];
         assert_eq!(
             SaRepr::parse(&sa_bytes(many_proposals.clone())),
-            Err(WireError::TooMany { what: "proposal", limit: MAX_PROPOSALS })
+            Err(WireError::TooMany { what: "proposals", limit: MAX_PROPOSALS })
         );
         let sa = SaRepr { doi: 1, situation: 1, proposals: many_proposals };
         let mut out = vec![0u8; sa.buffer_len()];
@@ -707,7 +736,7 @@ mod tests {
 
         assert_eq!(
             SaRepr::parse(&sa_bytes(vec![proposal_with(MAX_TRANSFORMS + 1, 0)])),
-            Err(WireError::TooMany { what: "transform", limit: MAX_TRANSFORMS })
+            Err(WireError::TooMany { what: "transforms", limit: MAX_TRANSFORMS })
         );
         assert_eq!(
             SaRepr::parse(&sa_bytes(vec![proposal_with(1, MAX_ATTRIBUTES + 1)])),
@@ -723,19 +752,25 @@ mod tests {
         // Proposal next-payload other than 2 or 0.
         let mut b = good.clone();
         b[8] = payload::TRANSFORM;
-        assert_eq!(SaRepr::parse(&b), Err(WireError::InvalidValue { what: "proposal", value: 3 }));
+        assert_eq!(SaRepr::parse(&b), Err(WireError::InvalidValue { what: "next payload after a proposal", value: 3 }));
         // Transform next-payload other than 3 or 0.
         let mut b = good.clone();
         b[20] = payload::PROPOSAL;
-        assert_eq!(SaRepr::parse(&b), Err(WireError::InvalidValue { what: "transform", value: 2 }));
+        assert_eq!(
+            SaRepr::parse(&b),
+            Err(WireError::InvalidValue { what: "next payload after a transform", value: 2 })
+        );
         // Bytes after the last proposal.
         let mut b = good.clone();
         b.extend([0, 0, 0, 4]);
-        assert_eq!(SaRepr::parse(&b), Err(WireError::BadLength { what: "proposal", len: 4 }));
+        assert_eq!(SaRepr::parse(&b), Err(WireError::BadLength { what: "bytes after the last proposal", len: 4 }));
         // A transform count that disagrees with the chain.
         let mut b = good.clone();
         b[15] = 2;
-        assert_eq!(SaRepr::parse(&b), Err(WireError::InvalidValue { what: "number of transforms", value: 1 }));
+        assert_eq!(
+            SaRepr::parse(&b),
+            Err(WireError::InvalidValue { what: "number of transforms in a proposal header", value: 2 })
+        );
         // An SPI that runs past the proposal.
         let mut b = good.clone();
         b[14] = 40;
