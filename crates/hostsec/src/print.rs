@@ -137,12 +137,16 @@ pub fn explain(d: &serde_json::Value) {
 
 /// `hostsec initiate`.
 pub fn initiated(d: &serde_json::Value) {
+    let integrity = match d["integrity"].as_str() {
+        Some("none") | None => String::new(),
+        Some(i) => format!("/{i}"),
+    };
+    let pfs = d["pfs_group"].as_u64().map_or("no PFS".to_string(), |g| format!("PFS group {g}"));
     println!(
-        "established: {} <-> {}, ESP {} {}, SPIs in {} out {}",
+        "established: {} <-> {}, ESP transport {}{integrity}, {pfs}, SPIs in {} out {}",
         d["local"].as_str().unwrap_or("?"),
         d["peer"].as_str().unwrap_or("?"),
         d["encryption"].as_str().unwrap_or("?"),
-        d["integrity"].as_str().unwrap_or("?"),
         d["spi_in"].as_str().unwrap_or("?"),
         d["spi_out"].as_str().unwrap_or("?")
     );
