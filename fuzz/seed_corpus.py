@@ -84,6 +84,11 @@ def main():
                 elif kind in (CERT, CR):
                     write("cert_payloads", name, body)
             n += 1
+        # The IKE responder target reads records [op][len16][bytes]: the exchange's messages from the initiator,
+        # delivered as they are (op 0), so that the responder sees a real MM1 first.
+        records = b"".join(b"\x00" + len(bytes.fromhex(m["isakmp"])).to_bytes(2, "big") + bytes.fromhex(m["isakmp"])
+                           for m in v["messages"] if m["dir"].startswith("i"))
+        write("ike_endpoint", tag, records)
     # No vector has these: delete payloads for ESP and ISAKMP SAs (RFC 2408 section 3.15) and NAT-OA bodies
     # (RFC 3947 section 5.2), built by hand.
     write("delete_payload", "esp-two-spis", bytes.fromhex("0000000103040002c12a9f010badf00d"))

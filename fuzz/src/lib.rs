@@ -3,10 +3,9 @@
 
 use hostsec_proto::wire::consts::payload;
 use hostsec_proto::wire::{
-    AttrValue, CertPayload, CertRepr, CertRequestPayload, CertRequestRepr, DeletePayload,
-    DeleteRepr, Emit, Header, IdPayload, IdRepr, NatOaPayload, NatOaRepr, NotifyPayload,
-    NotifyRepr, Payloads, SaPayload, SaRepr, MAX_ATTRIBUTES, MAX_PAYLOADS, MAX_PROPOSALS,
-    MAX_TRANSFORMS,
+    AttrValue, CertPayload, CertRepr, CertRequestPayload, CertRequestRepr, DeletePayload, DeleteRepr, Emit, Header,
+    IdPayload, IdRepr, NatOaPayload, NatOaRepr, NotifyPayload, NotifyRepr, Payloads, SaPayload, SaRepr, MAX_ATTRIBUTES,
+    MAX_PAYLOADS, MAX_PROPOSALS, MAX_TRANSFORMS,
 };
 
 fn emit_vec(e: &dyn Emit) -> Vec<u8> {
@@ -25,11 +24,7 @@ pub fn message(data: &[u8]) {
     assert_eq!(body.len() + Header::LEN, header.length as usize);
     let mut out = [0u8; Header::LEN];
     header.emit(&mut out).expect("header emit");
-    assert_eq!(
-        out[..],
-        data[..Header::LEN],
-        "the header has no reserved bits"
-    );
+    assert_eq!(out[..], data[..Header::LEN], "the header has no reserved bits");
     let mut chain = Payloads::new(header.next_payload, body);
     let mut count = 0;
     for p in chain.by_ref() {
@@ -77,9 +72,7 @@ pub fn sa(body: &[u8]) {
                     let Ok(a) = a else { break };
                     assert!(a.kind < 0x8000);
                     if let (AttrValue::Variable(v), Some(n)) = (a.value, a.as_u64()) {
-                        assert!(
-                            (1..=8).contains(&v.len()) && (v.len() == 8 || n >> (8 * v.len()) == 0)
-                        );
+                        assert!((1..=8).contains(&v.len()) && (v.len() == 8 || n >> (8 * v.len()) == 0));
                     }
                 }
             }
@@ -98,10 +91,7 @@ pub fn id(body: &[u8]) {
     if let Ok(view) = IdPayload::parse(body) {
         assert_eq!(emit_vec(&IdRepr::from_view(&view)), body);
         if let Some(addr) = view.address() {
-            assert_eq!(
-                IdPayload::parse(&emit_vec(&IdRepr::from_ip(addr))).map(|i| i.data),
-                Ok(view.data)
-            );
+            assert_eq!(IdPayload::parse(&emit_vec(&IdRepr::from_ip(addr))).map(|i| i.data), Ok(view.data));
         }
     }
 }
@@ -125,23 +115,14 @@ pub fn delete(body: &[u8]) {
 /// A CERT payload body.
 pub fn cert(body: &[u8]) {
     if let Ok(view) = CertPayload::parse(body) {
-        assert_eq!(
-            emit_vec(&CertRepr {
-                encoding: view.encoding,
-                data: view.data.to_vec()
-            }),
-            body
-        );
+        assert_eq!(emit_vec(&CertRepr { encoding: view.encoding, data: view.data.to_vec() }), body);
     }
 }
 
 /// A CR payload body.
 pub fn cert_request(body: &[u8]) {
     if let Ok(view) = CertRequestPayload::parse(body) {
-        let repr = CertRequestRepr {
-            encoding: view.encoding,
-            authority: view.authority.to_vec(),
-        };
+        let repr = CertRequestRepr { encoding: view.encoding, authority: view.authority.to_vec() };
         assert_eq!(emit_vec(&repr), body);
     }
 }
@@ -149,10 +130,71 @@ pub fn cert_request(body: &[u8]) {
 /// A NAT-OA payload body; the reserved bytes are not kept, so the round trip is checked on the address.
 pub fn nat_oa(body: &[u8]) {
     if let Ok(view) = NatOaPayload::parse(body) {
-        let out = emit_vec(&NatOaRepr {
-            address: view.address,
-        });
+        let out = emit_vec(&NatOaRepr { address: view.address });
         assert_eq!(out.len(), body.len());
         assert_eq!(NatOaPayload::parse(&out), Ok(view));
     }
+}
+
+/// The whole IKE engine fed arbitrary datagrams: it holds a half-open initiator SA and answers as responder;
+/// the input is a list of records `[op][len: u16][bytes]`. op 0 delivers the bytes as they are, op 1 with our
+/// initiator cookie written over CKY-I (to reach the initiator's states), op 2 with the responder cookie of the
+/// last message we sent written over CKY-R (to reach the responder's states), op 3 lets the clock run `bytes[0]`
+/// seconds. Nothing may panic, and the engine's state must stay bounded.
+pub fn ike_endpoint(data: &[u8]) {
+    use hostsec_proto::ike::{Endpoint, Timing};
+    use hostsec_proto::policy::{ConfigFiles, Policy};
+    use rand_chacha::rand_core::SeedableRng;
+    use std::net::SocketAddr;
+    use std::sync::{Arc, OnceLock};
+    use std::time::{Duration, Instant};
+
+    struct NoFiles;
+    impl ConfigFiles for NoFiles {
+        fn read_secret(&self, _: &std::path::Path) -> Result<Vec<u8>, String> {
+            Err("none".into())
+        }
+    }
+    static POLICY: OnceLock<Arc<Policy>> = OnceLock::new();
+    let policy = POLICY.get_or_init(|| {
+        let text = "[[rule]]\nname = \"r\"\nremote = \"any\"\npsk = \"fuzz-psk-0123456789abcdef\"\nauto = \"none\"\npfs = true\n";
+        Arc::new(Policy::from_toml("fuzz.toml", text, &NoFiles).expect("fuzz policy"))
+    });
+    let local: SocketAddr = "203.0.113.2:500".parse().expect("addr");
+    let remote: SocketAddr = "203.0.113.1:500".parse().expect("addr");
+    let mut ep = Endpoint::new(policy.clone(), Timing::default(), Box::new(rand_chacha::ChaCha20Rng::seed_from_u64(7)));
+    let mut now = Instant::now();
+    let _ = ep.initiate(now, "r", Some(remote.ip()), local);
+    let mut own_cky_i = [0u8; 8];
+    let mut last_cky_r = [0u8; 8];
+    let mut rest = data;
+    let mut records = 0;
+    while rest.len() >= 3 && records < 64 {
+        records += 1;
+        while let Some(t) = ep.poll_transmit() {
+            if let Ok(h) = Header::parse(&t.payload) {
+                if own_cky_i == [0; 8] {
+                    own_cky_i = h.initiator_cookie;
+                }
+                last_cky_r = h.responder_cookie;
+            }
+        }
+        while ep.poll_event().is_some() {}
+        let op = rest[0];
+        let len = usize::from(u16::from_be_bytes([rest[1], rest[2]])).min(rest.len() - 3);
+        let mut msg = rest[3..3 + len].to_vec();
+        rest = &rest[3 + len..];
+        match op % 4 {
+            1 if msg.len() >= 8 => msg[..8].copy_from_slice(&own_cky_i),
+            2 if msg.len() >= 16 => msg[8..16].copy_from_slice(&last_cky_r),
+            3 => {
+                now += Duration::from_secs(u64::from(msg.first().copied().unwrap_or(1)));
+                ep.handle_timeout(now);
+                continue;
+            }
+            _ => {}
+        }
+        ep.handle(now, local, remote, &msg);
+    }
+    assert!(ep.main_mode_sas(now).len() <= 66, "state stays bounded by the input");
 }

@@ -1,0 +1,60 @@
+#!/bin/bash
+# The whole hostsec test suite, as CI runs it (bash .ci/run calls this). As root on Debian 12:
+#   1. formatting and lints (cargo fmt --check, cargo clippy -D warnings)
+#   2. unit, property, known-answer, capture and in-memory pair tests (cargo test)
+#   3. hostsecd + hostsec end to end in network namespaces (tests/e2e/hostsec-pair.sh)
+#   4. interop with strongSwan in a QEMU guest with kernel ESP (tests/interop/strongswan-ike.sh)
+# Options: --no-interop (skip 4), --interop-cases all|quick (default all).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+INTEROP=yes CASES=all
+while [ $# -gt 0 ]; do
+  case $1 in
+    --no-interop) INTEROP=no; shift;;
+    --interop-cases) CASES=$2; shift 2;;
+    *) echo "usage: tests/run.sh [--no-interop] [--interop-cases all|quick]" >&2; exit 2;;
+  esac
+done
+t0=$(date +%s)
+step() { printf '\n==== %s (%ss)\n' "$*" "$(( $(date +%s) - t0 ))"; }
+
+step "host packages"
+need=()
+for p in iproute2:ip python3:python3 gcc:gcc make:make pkg-config:pkg-config curl:curl; do
+  command -v "${p#*:}" >/dev/null || need+=("${p%%:*}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq "${need[@]}"
+fi
+if ! command -v cargo >/dev/null; then
+  [ -x "$HOME/.cargo/bin/cargo" ] && export PATH=$HOME/.cargo/bin:$PATH
+fi
+if ! command -v cargo >/dev/null; then
+  echo "installing Rust with rustup (needs https://sh.rustup.rs)"
+  curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c clippy,rustfmt
+  export PATH=$HOME/.cargo/bin:$PATH
+fi
+cargo --version
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --all-targets -D warnings"
+cargo clippy --all-targets -- -D warnings
+
+step "cargo test"
+cargo test --workspace
+
+step "release build"
+cargo build --release -p hostsecd -p hostsec
+
+step "end to end: two hostsecd in network namespaces"
+bash tests/e2e/hostsec-pair.sh
+
+if [ "$INTEROP" = yes ]; then
+  step "interop: strongSwan in a QEMU guest with kernel ESP ($CASES cases)"
+  bash tests/interop/strongswan-ike.sh --cases "$CASES"
+fi
+step "all tests passed"
