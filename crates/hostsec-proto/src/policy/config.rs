@@ -538,6 +538,17 @@ fn parse_rule(
             cx.warn(l, rn, "keying", "AuthIP has no pre-shared key method: this rule negotiates IKEv1 with the PSK, as Windows' default keying does");
         }
     }
+    for (key, id) in [("local_id", &local_id), ("remote_id", &remote_id)] {
+        if matches!(id, IdSpec::Dn(_)) && action.negotiates() && authentication == Authentication::Psk {
+            let l = field_line(cx, key);
+            cx.error(
+                l,
+                rn,
+                Some(key),
+                "a dn: identity needs certificate authentication; with a pre-shared key use fqdn:… or ip:…",
+            );
+        }
+    }
     if protocol.is_some() || !local_ports.is_empty() || !remote_ports.is_empty() {
         let key = if protocol.is_some() {
             "protocol"
