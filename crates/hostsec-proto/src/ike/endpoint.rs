@@ -332,13 +332,7 @@ impl Endpoint {
             };
             warn!(peer = %remote, "refused Main Mode from {}: {why}", remote.ip());
             let mut cx = ctx!(self, now);
-            cx.events.push_back(Event::NegotiationFailed {
-                request: None,
-                rule: None,
-                peer: remote,
-                phase: "main mode",
-                reason: format!("refused: {why}"),
-            });
+            failed(cx.events, None, None, remote, "main mode", format!("refused: {why}"));
             send_plain_notify(&mut cx, local, remote, hdr.initiator_cookie, cky_r, notify::NO_PROPOSAL_CHOSEN);
             return;
         };
@@ -368,13 +362,7 @@ impl Endpoint {
                 if let Some(n) = f.notify {
                     send_plain_notify(&mut cx, local, remote, hdr.initiator_cookie, cky_r, n);
                 }
-                cx.events.push_back(Event::NegotiationFailed {
-                    request: None,
-                    rule: Some(rule.name.clone()),
-                    peer: remote,
-                    phase: "main mode",
-                    reason: f.reason,
-                });
+                failed(cx.events, None, Some(rule.name.clone()), remote, "main mode", f.reason);
             }
         }
     }
@@ -486,13 +474,7 @@ impl Endpoint {
             requests.push(None);
         }
         for request in requests {
-            self.events.push_back(Event::NegotiationFailed {
-                request,
-                rule: Some(c.rule.clone()),
-                peer: c.peer,
-                phase: "main mode",
-                reason: f.reason.clone(),
-            });
+            failed(&mut self.events, request, Some(c.rule.clone()), c.peer, "main mode", f.reason.clone());
         }
     }
 
@@ -529,13 +511,8 @@ impl Endpoint {
         requests
             .extend(sa.quick_modes.values().filter(|q| !matches!(q.state, QmState::Done)).filter_map(|q| q.request));
         for request in requests {
-            self.events.push_back(Event::NegotiationFailed {
-                request: Some(request),
-                rule: Some(c.rule.clone()),
-                peer: c.peer,
-                phase: "main mode",
-                reason: format!("the Main Mode SA was deleted: {reason}"),
-            });
+            let why = format!("the Main Mode SA was deleted: {reason}");
+            failed(&mut self.events, Some(request), Some(c.rule.clone()), c.peer, "main mode", why);
         }
         self.events.push_back(Event::MainModeDown { info: sa.info(now), reason: reason.to_string() });
     }
@@ -578,13 +555,7 @@ impl Endpoint {
             }
             Err(reason) => {
                 warn!(peer = %sa.core.peer, rule = %sa.core.rule, "Quick Mode could not start: {reason}");
-                self.events.push_back(Event::NegotiationFailed {
-                    request,
-                    rule: Some(sa.core.rule.clone()),
-                    peer: sa.core.peer,
-                    phase: "quick mode",
-                    reason,
-                });
+                failed(&mut self.events, request, Some(sa.core.rule.clone()), sa.core.peer, "quick mode", reason);
             }
         }
         self.schedule(id);
@@ -646,13 +617,7 @@ impl Endpoint {
                     let mut cx = ctx!(self, now);
                     let _ = sa.core.send_informational(&mut cx, est, &[(payload::NOTIFY, &repr)]);
                 }
-                self.events.push_back(Event::NegotiationFailed {
-                    request,
-                    rule: Some(sa.core.rule.clone()),
-                    peer: sa.core.peer,
-                    phase: "quick mode",
-                    reason,
-                });
+                failed(&mut self.events, request, Some(sa.core.rule.clone()), sa.core.peer, "quick mode", reason);
             }
         }
         self.schedule(id);
@@ -701,13 +666,7 @@ impl Endpoint {
                 };
                 let mut cx = ctx!(self, now);
                 let _ = sa.core.send_informational(&mut cx, est, &[(payload::NOTIFY, &repr)]);
-                self.events.push_back(Event::NegotiationFailed {
-                    request: None,
-                    rule: Some(sa.core.rule.clone()),
-                    peer: sa.core.peer,
-                    phase: "quick mode",
-                    reason: r.reason,
-                });
+                failed(&mut self.events, None, Some(sa.core.rule.clone()), sa.core.peer, "quick mode", r.reason);
             }
         }
     }
@@ -827,23 +786,24 @@ impl Endpoint {
                     let named = (proto == protocol::ESP)
                         .then(|| <[u8; 4]>::try_from(spi.as_slice()).ok().map(u32::from_be_bytes))
                         .flatten();
-                    let failed: Vec<u32> = sa
+                    let ended: Vec<u32> = sa
                         .quick_modes
                         .iter()
                         .filter(|(_, q)| q.is_waiting_for_reply() && named.is_none_or(|s| s == q.spi_in))
                         .map(|(m, _)| *m)
                         .collect();
-                    for mid in failed {
+                    for mid in ended {
                         if let Some(q) = sa.quick_modes.remove(&mid) {
                             self.reserved_spis.remove(&q.spi_in);
                             warn!(peer = %sa.core.peer, rule = %sa.core.rule, "Quick Mode failed: {text}");
-                            self.events.push_back(Event::NegotiationFailed {
-                                request: q.request,
-                                rule: Some(sa.core.rule.clone()),
-                                peer: sa.core.peer,
-                                phase: "quick mode",
-                                reason: text.clone(),
-                            });
+                            failed(
+                                &mut self.events,
+                                q.request,
+                                Some(sa.core.rule.clone()),
+                                sa.core.peer,
+                                "quick mode",
+                                text.clone(),
+                            );
                         }
                     }
                 }
@@ -952,13 +912,7 @@ impl Endpoint {
             }
             Err(f) => {
                 warn!(peer = %peer, rule = %rule.name, "Main Mode could not start: {}", f.reason);
-                self.events.push_back(Event::NegotiationFailed {
-                    request: Some(request),
-                    rule: Some(rule.name.clone()),
-                    peer,
-                    phase: "main mode",
-                    reason: f.reason,
-                });
+                failed(&mut self.events, Some(request), Some(rule.name.clone()), peer, "main mode", f.reason);
             }
         }
     }
@@ -1110,13 +1064,14 @@ impl Endpoint {
                         let reason =
                             "the peer did not complete the Quick Mode (no answer to our retransmissions)".to_string();
                         warn!(peer = %sa.core.peer, rule = %sa.core.rule, "Quick Mode failed: {reason}");
-                        self.events.push_back(Event::NegotiationFailed {
+                        failed(
+                            &mut self.events,
                             request,
-                            rule: Some(sa.core.rule.clone()),
-                            peer: sa.core.peer,
-                            phase: "quick mode",
+                            Some(sa.core.rule.clone()),
+                            sa.core.peer,
+                            "quick mode",
                             reason,
-                        });
+                        );
                         continue;
                     }
                 }
@@ -1161,4 +1116,16 @@ impl Endpoint {
             }
         }
     }
+}
+
+/// Reports a failed or refused negotiation.
+fn failed(
+    events: &mut VecDeque<Event>,
+    request: Option<RequestId>,
+    rule: Option<String>,
+    peer: SocketAddr,
+    phase: &'static str,
+    reason: String,
+) {
+    events.push_back(Event::NegotiationFailed { request, rule, peer, phase, reason });
 }

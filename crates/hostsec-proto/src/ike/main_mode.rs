@@ -12,6 +12,7 @@
 //! Each state is its own type; a message that does not fit the state is dropped and counted, a message that
 //! fits but fails (bad key exchange value, HASH that does not verify) ends the negotiation with a reason.
 
+use super::events::Role;
 use super::message::{build_encrypted, build_plain, check_nonce, collect, decrypt_body, emit_vec, Crypt};
 use super::proposal::{accept_main_mode_reply, choose_main_mode, main_mode_offer, MainModeChoice};
 use super::retransmit::{request_digest, Retransmit, StoredReply};
@@ -56,12 +57,18 @@ pub(crate) struct WaitKeI {
 
 /// Initiator waiting for MM6.
 pub(crate) struct WaitAuthI {
+    keyed: Keyed,
+    /// IV of MM6: the last ciphertext block of MM5.
+    iv: [u8; 16],
+}
+
+/// What both sides hold once the key exchange is done: everything the authentication hashes cover.
+pub(crate) struct Keyed {
     sai_b: Vec<u8>,
     choice: MainModeChoice,
     keys: Phase1Keys,
     g_xi: Vec<u8>,
     g_xr: Vec<u8>,
-    iv: [u8; 16],
 }
 
 /// Responder waiting for MM3.
@@ -72,11 +79,7 @@ pub(crate) struct WaitKeR {
 
 /// Responder waiting for MM5.
 pub(crate) struct WaitAuthR {
-    sai_b: Vec<u8>,
-    choice: MainModeChoice,
-    keys: Phase1Keys,
-    g_xi: Vec<u8>,
-    g_xr: Vec<u8>,
+    keyed: Keyed,
 }
 
 /// What a message did to Main Mode.
@@ -134,9 +137,9 @@ impl MainMode {
         match self {
             MainMode::I1(_) => None,
             MainMode::I3(s) => Some(&s.choice),
-            MainMode::I5(s) => Some(&s.choice),
+            MainMode::I5(s) => Some(&s.keyed.choice),
             MainMode::R2(s) => Some(&s.choice),
-            MainMode::R4(s) => Some(&s.choice),
+            MainMode::R4(s) => Some(&s.keyed.choice),
         }
     }
 
@@ -286,14 +289,8 @@ impl WaitKeI {
             build_encrypted(sa.header(crate::wire::consts::exchange::IDENTITY_PROTECTION, 0), None, &payloads, &crypt)
                 .map_err(|e| Failure::new(format!("cannot build MM5: {e}"), None))?;
         send_request(cx, sa, msg);
-        Ok(Step::Next(MainMode::I5(WaitAuthI {
-            sai_b: self.sai_b,
-            choice: self.choice,
-            keys,
-            g_xi,
-            g_xr: ke.to_vec(),
-            iv,
-        })))
+        let keyed = Keyed { sai_b: self.sai_b, choice: self.choice, keys, g_xi, g_xr: ke.to_vec() };
+        Ok(Step::Next(MainMode::I5(WaitAuthI { keyed, iv })))
     }
 }
 
@@ -306,29 +303,65 @@ impl WaitAuthI {
         hdr: &Header,
         datagram: &[u8],
     ) -> Result<Step, Failure> {
-        let crypt = Crypt { cipher: self.choice.suite.cipher, key: self.keys.ka.expose(), iv: self.iv };
-        let (plain, last) = match decrypt_body(datagram, &crypt) {
-            Ok(x) => x,
-            Err(e) => return Ok(Step::Drop(MainMode::I5(self), e.to_string())),
+        let Some(proof) = self.keyed.authenticate_peer(Role::Responder, self.iv, sa, rule, hdr, datagram)? else {
+            return Ok(Step::Drop(MainMode::I5(self), "MM6 is not a whole number of cipher blocks".into()));
         };
+        sa.retransmit = None;
+        let Keyed { choice, keys, .. } = self.keyed;
+        Ok(Step::Up(Box::new(established(cx, choice, keys, proof.last_block, proof.peer_id, rule))))
+    }
+}
+
+impl Keyed {
+    /// Checks MM5 (from an initiator) or MM6 (from a responder): it must decrypt to an ID and a HASH, the HASH
+    /// must be HASH_I or HASH_R over what both sides saw (RFC 2409 §5), and the ID must be one the rule accepts.
+    /// `None` when the message is not even a whole number of blocks (dropped: it may be noise).
+    fn authenticate_peer(
+        &self,
+        peer: Role,
+        iv: [u8; 16],
+        sa: &SaCore,
+        rule: &Rule,
+        hdr: &Header,
+        datagram: &[u8],
+    ) -> Result<Option<PeerProof>, Failure> {
+        let name = if peer == Role::Initiator { "MM5" } else { "MM6" };
+        let crypt = Crypt { cipher: self.choice.suite.cipher, key: self.keys.ka.expose(), iv };
+        let Ok((plain, last_block)) = decrypt_body(datagram, &crypt) else { return Ok(None) };
         let c = collect(hdr.next_payload, &plain).map_err(|_| {
-            Failure::auth("MM6 from the peer did not decrypt to valid payloads: the pre-shared keys of the two sides probably differ")
+            Failure::auth(format!(
+                "{name} from the peer did not decrypt to valid payloads: the pre-shared keys of the two sides probably differ"
+            ))
         })?;
-        let ([id_b], [hash_r]) = (c.id.as_slice(), c.hash.as_slice()) else {
-            return Err(Failure::auth("MM6 lacks the ID or HASH payload"));
+        let ([id_b], [hash]) = (c.id.as_slice(), c.hash.as_slice()) else {
+            return Err(Failure::auth(format!("{name} lacks the ID or HASH payload")));
         };
-        let hash = self.choice.suite.hash;
-        let expect =
-            auth_hash(hash, self.keys.skeyid.expose(), &self.g_xr, &self.g_xi, &sa.cky_r, &sa.cky_i, &self.sai_b, id_b);
-        if !verify_mac(expect.as_bytes(), hash_r) {
-            return Err(Failure::auth(
-                "HASH_R from the peer does not verify: the pre-shared keys of the two sides differ",
-            ));
+        let h = self.choice.suite.hash;
+        let skeyid = self.keys.skeyid.expose();
+        let expect = match peer {
+            Role::Initiator => auth_hash(h, skeyid, &self.g_xi, &self.g_xr, &sa.cky_i, &sa.cky_r, &self.sai_b, id_b),
+            Role::Responder => auth_hash(h, skeyid, &self.g_xr, &self.g_xi, &sa.cky_r, &sa.cky_i, &self.sai_b, id_b),
+        };
+        if !verify_mac(expect.as_bytes(), hash) {
+            let which = if peer == Role::Initiator { "HASH_I" } else { "HASH_R" };
+            return Err(Failure::auth(format!(
+                "{which} from the peer does not verify: the pre-shared keys of the two sides differ"
+            )));
         }
         let peer_id = check_peer_identity(rule, id_b, sa.peer.ip())?;
-        sa.retransmit = None;
-        Ok(Step::Up(Box::new(established(cx, self.choice, self.keys, last, peer_id, rule))))
+        let initial_contact = c.notify.iter().any(|n| n.notify_type == notify::INITIAL_CONTACT);
+        Ok(Some(PeerProof { peer_id, last_block, initial_contact }))
     }
+}
+
+/// What a verified MM5 or MM6 established.
+struct PeerProof {
+    /// The peer's identity, as text.
+    peer_id: String,
+    /// The last ciphertext block of the message: the next IV of the phase-1 chain.
+    last_block: [u8; 16],
+    /// Whether the peer said it has no other SA with us.
+    initial_contact: bool,
 }
 
 impl WaitKeR {
@@ -370,13 +403,8 @@ impl WaitKeR {
         )
         .map_err(|e| Failure::new(format!("cannot build MM4: {e}"), None))?;
         send_reply(cx, sa, datagram, msg);
-        Ok(Step::Next(MainMode::R4(WaitAuthR {
-            sai_b: self.sai_b,
-            choice: self.choice,
-            keys,
-            g_xi: ke.to_vec(),
-            g_xr,
-        })))
+        let keyed = Keyed { sai_b: self.sai_b, choice: self.choice, keys, g_xi: ke.to_vec(), g_xr };
+        Ok(Step::Next(MainMode::R4(WaitAuthR { keyed })))
     }
 }
 
@@ -389,41 +417,17 @@ impl WaitAuthR {
         hdr: &Header,
         datagram: &[u8],
     ) -> Result<Step, Failure> {
-        let crypt = Crypt { cipher: self.choice.suite.cipher, key: self.keys.ka.expose(), iv: self.keys.initial_iv };
-        let (plain, iv) = match decrypt_body(datagram, &crypt) {
-            Ok(x) => x,
-            Err(e) => return Ok(Step::Drop(MainMode::R4(self), e.to_string())),
+        let k = &self.keyed;
+        let Some(proof) = k.authenticate_peer(Role::Initiator, k.keys.initial_iv, sa, rule, hdr, datagram)? else {
+            return Ok(Step::Drop(MainMode::R4(self), "MM5 is not a whole number of cipher blocks".into()));
         };
-        let c = collect(hdr.next_payload, &plain).map_err(|_| {
-            Failure::auth("MM5 from the peer did not decrypt to valid payloads: the pre-shared keys of the two sides probably differ")
-        })?;
-        let ([id_b], [hash_i]) = (c.id.as_slice(), c.hash.as_slice()) else {
-            return Err(Failure::auth("MM5 lacks the ID or HASH payload"));
-        };
-        let hash = self.choice.suite.hash;
-        let expect =
-            auth_hash(hash, self.keys.skeyid.expose(), &self.g_xi, &self.g_xr, &sa.cky_i, &sa.cky_r, &self.sai_b, id_b);
-        if !verify_mac(expect.as_bytes(), hash_i) {
-            return Err(Failure::auth(
-                "HASH_I from the peer does not verify: the pre-shared keys of the two sides differ",
-            ));
-        }
-        let peer_id = check_peer_identity(rule, id_b, sa.peer.ip())?;
-        sa.peer_initial_contact = c.notify.iter().any(|n| n.notify_type == notify::INITIAL_CONTACT);
+        sa.peer_initial_contact = proof.initial_contact;
         let id = local_identity(rule, sa.local.ip());
         let id_r = emit_vec(&id);
-        let hash_r = auth_hash(
-            hash,
-            self.keys.skeyid.expose(),
-            &self.g_xr,
-            &self.g_xi,
-            &sa.cky_r,
-            &sa.cky_i,
-            &self.sai_b,
-            &id_r,
-        );
+        let h = k.choice.suite.hash;
+        let hash_r = auth_hash(h, k.keys.skeyid.expose(), &k.g_xr, &k.g_xi, &sa.cky_r, &sa.cky_i, &k.sai_b, &id_r);
         let hash_r = hash_r.as_bytes().to_vec();
-        let crypt = Crypt { cipher: self.choice.suite.cipher, key: self.keys.ka.expose(), iv };
+        let crypt = Crypt { cipher: k.choice.suite.cipher, key: k.keys.ka.expose(), iv: proof.last_block };
         let (msg, last) = build_encrypted(
             sa.header(crate::wire::consts::exchange::IDENTITY_PROTECTION, 0),
             None,
@@ -432,7 +436,8 @@ impl WaitAuthR {
         )
         .map_err(|e| Failure::new(format!("cannot build MM6: {e}"), None))?;
         send_reply(cx, sa, datagram, msg);
-        Ok(Step::Up(Box::new(established(cx, self.choice, self.keys, last, peer_id, rule))))
+        let Keyed { choice, keys, .. } = self.keyed;
+        Ok(Step::Up(Box::new(established(cx, choice, keys, last, proof.peer_id, rule))))
     }
 }
 
