@@ -12,6 +12,9 @@
 #                  refused, NO_PROPOSAL_CHOSEN in strongSwan's log, "below level" in hostsec's log
 #              (ii) hostsec at "highest" initiates to strongSwan configured for aes256-sha256-modp2048 only:
 #                  `hostsec initiate` exits 1, strongSwan's log shows it found no acceptable proposal
+# hostsecd (rule "sw", remote 198.51.100.2, PSK) runs with pfs = true for the PFS cases and pfs = false for the
+# others, in both directions (config variants standard:on / standard:off; it is restarted between variants),
+# and with minimum_strength "high" / "highest" for the refusals.
 # Checks per case:
 #   (a) swanctl --list-sas: IKE SA ESTABLISHED with the case's IKE algorithms; CHILD_SA INSTALLED, TRANSPORT,
 #       the case's ESP algorithms and PFS group
@@ -21,6 +24,8 @@
 #       lines of hostsec's key log esp_sa, both directions; (d) ikev1_decryption_table has the IKE SA's CKY-I
 #       with a key of the IKE cipher's length
 #   then strongSwan terminates (DELETE) and hostsec must drop the Quick Mode SA (FAIL if it stays 20 s).
+#   Finally (e): tshark decrypts Main Mode messages 5 and 6 of every passing case in the capture of br0 with
+#   hostsec's ikev1_decryption_table (proves each logged Ka).
 #
 # Usage: tests/interop/strongswan-ike.sh [--cases all|quick] [--only REGEX] [--phases responder,initiator,refusal]
 #                                        [--keep]
@@ -41,7 +46,7 @@ LAB_DIR=$REPO/tests/lab
 
 # ---------------------------------------------------------------- arguments and settings
 CASE_SET=all ONLY='' PHASES=responder,initiator,refusal KEEP=no
-usage() { sed -n '2,38p' "$0" >&2; exit 2; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case $1 in
     --cases) CASE_SET=${2:-}; shift 2;;
@@ -72,6 +77,7 @@ done
 lab_install_host_pkgs
 "$LAB_DIR/build-guest.sh" strongswan || { echo "ERROR: guest image build failed" >&2; exit 2; }
 lab_lock
+lab_netns_free "$LAB_NETNS" || { echo "ERROR: the lab network namespace is in use (a --keep run? stop it first)" >&2; exit 2; }
 T_START=$(lab_now_ms)
 rm -rf "$R"; mkdir -p "$R"
 TMP=$(mktemp -d /tmp/hostsec-interop.XXXXXX); chmod 700 "$TMP"
@@ -97,6 +103,7 @@ cleanup() {
     exit $rc
   fi
   hs_stop
+  lab_capture_stop
   [ "$GUEST_UP" = yes ] && lab_stop_guest "$GUEST" >/dev/null 2>&1
   [ "$NET_UP" = yes ] && lab_net_down
   rm -rf "$TMP"
@@ -108,7 +115,8 @@ trap 'echo "interrupted" >&2; exit 130' INT TERM
 # ---------------------------------------------------------------- hostsecd
 # Config variants: LEVEL:PFS (standard:on, standard:off, high:off, highest:off). The PFS variant uses psk_file,
 # the others an inline psk, so both ways of giving the key are exercised by real negotiations.
-HS_VARIANT=''
+HS_VARIANT='' HS_ERR=''
+declare -A HS_BROKEN=()   # variant -> why hostsecd did not start with it (not retried for every case)
 hs_config() { # level pfs(on|off)
   cat <<EOF
 [global]
@@ -142,25 +150,34 @@ hs_ready() { [ -S "$SOCK" ] && hs_cli status >/dev/null 2>&1; }
 hs_alive() { [ -n "$HS_PID" ] && kill -0 "$HS_PID" 2>/dev/null; }
 hs_dead() { ! hs_alive; }
 hs_ready_or_dead() { hs_ready || hs_dead; }
-# hs_ensure LEVEL PFS: (re)start hostsecd with that config variant unless it already runs with it
+# hs_ensure LEVEL PFS: (re)start hostsecd with that config variant unless it already runs with it. On failure
+# HS_ERR says why (and the variant is not tried again: every later case fails at once with the same reason).
 hs_ensure() {
   local v="$1:$2" cfg=$TMP/hostsecd-$1-$2.toml rc
   [ "$HS_VARIANT" = "$v" ] && hs_alive && return 0
+  HS_ERR=${HS_BROKEN[$v]:-}
+  [ -z "$HS_ERR" ] || return 1
+  if [ -n "$HS_PID" ] && hs_dead; then
+    wait "$HS_PID"; rc=$?
+    say "WARNING: hostsecd (pid $HS_PID, $HS_VARIANT) exited unexpectedly with status $rc; restarting it"
+    HS_PID='' HS_VARIANT=''
+  fi
   hs_stop
   hs_config "$1" "$2" > "$cfg"
   rm -f "$SOCK"
   echo "=== $(date -u +%FT%TZ) lab: starting hostsecd with $cfg (minimum_strength=$1, pfs=$2)" >> "$HSLOG"
-  ip netns exec "$LAB_NETNS" "$HOSTSECD" --config "$cfg" --foreground --log-level "$LOG_LEVEL" >> "$HSLOG" 2>&1 &
+  ip netns exec "$LAB_NETNS" "$HOSTSECD" --config "$cfg" --foreground --log-level "$LOG_LEVEL" >> "$HSLOG" 2>&1 9>&- &
   HS_PID=$!
   if ! lab_wait_until "$START_TIMEOUT" hs_ready_or_dead; then
-    echo "hostsecd ($cfg) not ready after ${START_TIMEOUT}s: no control socket $SOCK or 'hostsec status' failing" >&2
-    tail -n 20 "$HSLOG" >&2; return 1
+    HS_BROKEN[$v]="hostsecd ($cfg) not ready after ${START_TIMEOUT}s: no control socket $SOCK or 'hostsec status' failing"
+    HS_ERR=${HS_BROKEN[$v]}; echo "$HS_ERR; its log ends with:" >&2; tail -n 20 "$HSLOG" >&2; cp "$cfg" "$R/"
+    hs_stop; return 1
   fi
   if ! hs_alive; then
     wait "$HS_PID"; rc=$?; HS_PID=''
-    if [ $rc -eq 2 ]; then echo "hostsecd rejected the config $cfg as invalid (exit 2):" >&2
-    else echo "hostsecd exited with $rc during start-up:" >&2; fi
-    tail -n 20 "$HSLOG" >&2; cp "$cfg" "$R/"; return 1
+    if [ $rc -eq 2 ]; then HS_BROKEN[$v]="hostsecd rejected the config $(basename "$cfg") as invalid (exit 2)"
+    else HS_BROKEN[$v]="hostsecd exited with $rc during start-up with $(basename "$cfg")"; fi
+    HS_ERR=${HS_BROKEN[$v]}; echo "$HS_ERR; its log ends with:" >&2; tail -n 20 "$HSLOG" >&2; cp "$cfg" "$R/"; return 1
   fi
   HS_VARIANT=$v
 }
@@ -246,7 +263,7 @@ check_keys() {
 }
 
 # ---------------------------------------------------------------- results
-PASS=0 FAIL=0 NEG_MS=() CASE_MS=()
+PASS=0 FAIL=0 NEG_MS=() CASE_MS=() CKYS=()
 declare -A PH_PASS=() PH_FAIL=()
 result() { # phase case PASS|FAIL text
   if [ "$3" = PASS ]; then PASS=$((PASS + 1)); PH_PASS[$1]=$(( ${PH_PASS[$1]:-0} + 1 ))
@@ -277,7 +294,7 @@ verify_case() {
   j=$(hs_sas) || { echo "(b) $j"; return 1; }
   b=$(check_hostsec "$j" "$ss_out" "$ss_in" "$3" "$4") || { echo "(b) $b"; return 1; }
   k=$(check_keys "$dir/xfrm.txt" "$ss_in" "$ss_out" "$4" "$3" "$cky") || { echo "(c) $k"; return 1; }
-  echo "$ss_in $ss_out $(lab_esp_swanctl_algs "$4") | $(lab_ike_swanctl_algs "$3") | $k"
+  echo "$ss_in $ss_out $cky $(lab_esp_swanctl_algs "$4") | $(lab_ike_swanctl_algs "$3") | $k"
 }
 # finish_case PHASE CASE SS_SPI_OUT: terminate on the strongSwan side, wait until hostsec dropped the QM SA
 finish_case() {
@@ -291,7 +308,6 @@ finish_case() {
 # ---------------------------------------------------------------- lab up
 say "== hostsec <-> strongSwan IKEv1 interop $(date -u +%FT%TZ)"
 info "hostsec binaries: $BIN_DIR ($(stat -c %y "$HOSTSECD" | cut -d. -f1)); host $(uname -r); $(qemu-system-x86_64 --version | head -n 1)"
-lab_netns_free "$LAB_NETNS" || { echo "ERROR: the lab network namespace is in use" >&2; exit 2; }
 NET_UP=yes
 lab_net_up || { echo "ERROR: could not set up the lab network" >&2; exit 2; }
 mapfile -t ALL_CASES < <(lab_case_matrix "$CASE_SET")
@@ -321,14 +337,14 @@ pfs_of() { [ "$(lab_esp_parse "$1" | awk '{print $3}')" = - ] && echo off || ech
 
 # ---------------------------------------------------------------- phase: hostsec as responder
 phase_responder() {
-  local pass c n ike esp cm hm out rc ms v spis reason c0
+  local pass c n ike esp cm hm out rc ms v spis cky reason c0
   say "== hostsec as responder: strongSwan initiates (${#CASES[@]} cases)"
   for pass in on off; do
     for c in "${CASES[@]}"; do
       read -r n ike esp <<< "$c"
       [ "$(pfs_of "$esp")" = "$pass" ] || continue
       c0=$(lab_now_ms)
-      hs_ensure standard "$pass" || { result responder "$n" FAIL "hostsecd did not start"; continue; }
+      hs_ensure standard "$pass" || { result responder "$n" FAIL "$HS_ERR"; continue; }
       cm=$(lab_charon_log_mark "$GUEST"); hm=$(hs_log_mark)
       out=$(lab_ss_initiate "$GUEST" "$n" 30); rc=$?
       ms=$(ms_of "$out")
@@ -336,7 +352,7 @@ phase_responder() {
         reason="swanctl --initiate failed ($out): $(grep -E 'NO_PROP|failed|error|timeout|retransmit' "$LAB_RUN/$GUEST/cases/$n/initiate.log" | tail -n 2 | tr '\n' ' ')"
         spis=''
       elif v=$(verify_case responder "$n" "$ike" "$esp"); then
-        spis=$(awk '{print $2}' <<< "$v"); reason=''
+        read -r _ spis cky _ <<< "$v"; reason=''
       else
         reason=$v; spis=$(lab_swanctl_sa "$n" < "$LAB_RUN/$GUEST/cases/$n/list-sas.txt" | lab_kv spi_out)
       fi
@@ -344,7 +360,7 @@ phase_responder() {
       if [ -n "$reason" ]; then
         result responder "$n" FAIL "$reason"; save_case responder "$n" "$cm" "$hm" "$reason"
       else
-        NEG_MS+=("${ms:-0}"); CASE_MS+=("$(( $(lab_now_ms) - c0 ))")
+        NEG_MS+=("${ms:-0}"); CASE_MS+=("$(( $(lab_now_ms) - c0 ))"); CKYS+=("responder/$n:$cky")
         result responder "$n" PASS "negotiated in $(lab_ms_fmt "${ms:-0}") | $(lab_esp_swanctl_algs "$esp") | $(lab_ike_swanctl_algs "$ike") | keys equal, DELETE handled"
       fi
     done
@@ -357,7 +373,7 @@ ss_child_installed() { # case: snapshot the guest, true when the CHILD_SA is INS
   [ "$(lab_swanctl_sa "$1" < "$LAB_RUN/$GUEST/cases/$1/list-sas.txt" | lab_kv child_state)" = INSTALLED ]
 }
 phase_initiator() {
-  local pass c n ike esp cm hm rc ms v spis reason t0 c0 out
+  local pass c n ike esp cm hm rc ms v spis cky reason t0 c0 out
   say "== hostsec as initiator: hostsec initiate $RULE, strongSwan responds with exactly the case's proposals (${#CASES[@]} cases)"
   for pass in off on; do
     for c in "${CASES[@]}"; do
@@ -366,7 +382,7 @@ phase_initiator() {
       c0=$(lab_now_ms)
       { echo "connections {"; lab_swanctl_conn "$n" "$SW" "$HOST" "$ike" "$esp"; echo "}"; lab_swanctl_secrets "$PSK"; } > "$TMP/swanctl-$n.conf"
       lab_ss_load "$GUEST" "$TMP/swanctl-$n.conf" 2> "$TMP/load.err" || { result initiator "$n" FAIL "strongSwan config: $(cat "$TMP/load.err")"; continue; }
-      hs_ensure standard "$pass" || { result initiator "$n" FAIL "hostsecd did not start"; continue; }
+      hs_ensure standard "$pass" || { result initiator "$n" FAIL "$HS_ERR"; continue; }
       cm=$(lab_charon_log_mark "$GUEST"); hm=$(hs_log_mark)
       mkdir -p "$LAB_RUN/$GUEST/cases/$n"
       t0=$(lab_now_ms)
@@ -380,7 +396,7 @@ phase_initiator() {
       elif ! lab_wait_until "$SA_APPEAR_TIMEOUT" ss_child_installed "$n"; then
         reason="hostsec initiate exited 0 but strongSwan has no INSTALLED CHILD_SA $n after ${SA_APPEAR_TIMEOUT}s"
       elif v=$(verify_case initiator "$n" "$ike" "$esp"); then
-        spis=$(awk '{print $2}' <<< "$v")
+        read -r _ spis cky _ <<< "$v"
       else
         reason=$v; spis=$(lab_swanctl_sa "$n" < "$LAB_RUN/$GUEST/cases/$n/list-sas.txt" | lab_kv spi_out)
       fi
@@ -388,7 +404,7 @@ phase_initiator() {
       if [ -n "$reason" ]; then
         result initiator "$n" FAIL "$reason"; save_case initiator "$n" "$cm" "$hm" "$reason"
       else
-        NEG_MS+=("$ms"); CASE_MS+=("$(( $(lab_now_ms) - c0 ))")
+        NEG_MS+=("$ms"); CASE_MS+=("$(( $(lab_now_ms) - c0 ))"); CKYS+=("initiator/$n:$cky")
         result initiator "$n" PASS "negotiated in $(lab_ms_fmt "$ms") | $(lab_esp_swanctl_algs "$esp") | $(lab_ike_swanctl_algs "$ike") | keys equal, DELETE handled"
       fi
     done
@@ -413,7 +429,7 @@ phase_refusal() {
       elif ! grep -q 'NO_PROPOSAL_CHOSEN' "$TMP/weak-charon.log"; then reason="initiation failed ($out) but strongSwan's log has no NO_PROPOSAL_CHOSEN: $(grep -E 'IKE\]|ENC\]' "$TMP/weak-charon.log" | tail -n 2 | cut -c1-200 | tr '\n' ' ')"
       elif [ -z "$line" ]; then reason="refused, but hostsecd's log has no 'below level' line naming the offer"
       fi
-    else reason="hostsecd did not start with minimum_strength=high"; fi
+    else reason=$HS_ERR; fi
   fi
   lab_ss_terminate "$GUEST" weak >/dev/null 2>&1
   if [ -n "$reason" ]; then result refusal strongswan-weak-offer FAIL "$reason"; save_case refusal strongswan-weak-offer "${cm:-0}" "${hm:-0}" "$reason"
@@ -436,13 +452,31 @@ phase_refusal() {
       elif [ $rc -ne 1 ]; then reason="hostsec initiate exited $rc (expected 1) after $(lab_ms_fmt $ms): $(tail -n 1 <<< "$out")"
       elif [ -z "$line" ]; then reason="hostsec initiate exited 1 but strongSwan's log shows no refusal: $(grep -E 'IKE\]|CFG\]' "$TMP/strict-charon.log" | tail -n 3 | cut -c1-200 | tr '\n' ' ')"
       fi
-    else reason="hostsecd did not start with minimum_strength=highest"; fi
+    else reason=$HS_ERR; fi
   fi
   lab_gexec "$GUEST" "swanctl --terminate --ike strict --timeout 5 >/dev/null 2>&1" 30 >/dev/null
   if [ -n "$reason" ]; then result refusal hostsec-highest-offer FAIL "$reason"; save_case refusal hostsec-highest-offer "$cm" "$hm" "$reason"
-  else result refusal hostsec-highest-offer PASS "hostsec initiate exit 1 after $(lab_ms_fmt $ms); strongSwan: $(sed 's/^.*\] //' <<< "$line" | cut -c1-120)"; fi
+  else result refusal hostsec-highest-offer PASS "hostsec initiate exit 1 after $(lab_ms_fmt $ms); strongSwan: $(sed -E 's/^.*\] (<[^>]*> )?//' <<< "$line" | cut -c1-120)"; fi
 }
 
+# ---------------------------------------------------------------- IKEv1 decryption with hostsec's key log
+# (e) tshark decrypts Main Mode messages 5 and 6 of every passing case's IKE SA in the capture of br0 with
+# hostsec's ikev1_decryption_table: proves each logged Ka, which (d) only checks for presence and length.
+phase_decrypt() {
+  local x n dec bad=''
+  [ ${#CKYS[@]} -gt 0 ] || return 0
+  say "== IKEv1 decryption of the capture with hostsec's ikev1_decryption_table (tshark)"
+  lab_capture_stop
+  dec=$(lab_ikev1_decrypted "$R/ike.pcap" "$KEYS/ikev1_decryption_table" 2> "$TMP/tshark.err")
+  for x in "${CKYS[@]}"; do
+    n=$(awk -v c="${x##*:}" '$1 == c {print $2}' <<< "$dec")
+    [ "${n:-0}" = 2 ] || bad="$bad ${x%:*}(CKY-I ${x##*:}: ${n:-0} of 2)"
+  done
+  if [ -z "$bad" ]; then result decrypt ikev1-decryption-table PASS "tshark decrypted MM5 and MM6 of all ${#CKYS[@]} IKE SAs"
+  else result decrypt ikev1-decryption-table FAIL "MM5/MM6 not decrypted with the logged Ka for:$bad $(head -c 200 "$TMP/tshark.err")"; fi
+}
+
+lab_capture_start "$R/ike.pcap" || { echo "ERROR: packet capture on br0 failed" >&2; exit 2; }
 IFS=, read -r -a PH <<< "$PHASES"
 for p in "${PH[@]}"; do
   case $p in
@@ -452,6 +486,8 @@ for p in "${PH[@]}"; do
     *) echo "unknown phase $p (responder, initiator, refusal)" >&2; exit 2;;
   esac
 done
+phase_decrypt
+[ ${#CKYS[@]} -gt 0 ] && PH+=(decrypt)
 hs_alive || [ -z "$HS_PID" ] || say "WARNING: hostsecd is no longer running"
 
 # ---------------------------------------------------------------- summary

@@ -1,9 +1,10 @@
 # shellcheck shell=bash
 # Reusable functions of the hostsec interop lab (source it: . tests/lab/lib.sh).
 #
-# Sections: paths and messages · host packages · network and guests · guest command channel ·
-#           strongSwan proposal names · xfrm / key-log SA records · swanctl --list-sas parsing ·
-#           hostsec JSON helpers.
+# Sections: messages · host packages · network · guests · guest command channel · strongSwan configuration and
+#           proposal names · ESP SA records (ip xfrm state, Wireshark esp_sa) · swanctl --list-sas parsing ·
+#           interop case matrix · strongSwan guest operations and checks · lock, waits · capture and IKEv1
+#           decryption check (tshark).
 #
 # SA record: one line per ESP SA direction, the common form of `ip xfrm state` (guest kernel) and of the
 # Wireshark ESP SA UAT file `esp_sa` (hostsec key log), so that the two can be compared with a string compare:
@@ -20,7 +21,7 @@ LAB_RUN=${LAB_RUN:-$LAB_DIR/run}
 LAB_NETNS=${LAB_NETNS:-lab-host}
 export LAB_PSK_DEFAULT=lab-psk-0123456789abcdef
 
-# ---------------------------------------------------------------- paths and messages
+# ---------------------------------------------------------------- messages
 lab_ts() { date +%H:%M:%S; }
 lab_log() { echo "[$(lab_ts)] $*" >&2; }
 lab_die() { echo "ERROR: $*" >&2; exit 1; }
@@ -52,8 +53,9 @@ lab_install_host_pkgs() {
 # Namespace $LAB_NETNS (lab-host): bridge br0 198.51.100.1/24, the taps of the guests, and the daemon under test.
 # Optional NAT router namespace lab-nat (lab_net_up nat): veth into br0 as 198.51.100.254, masquerade out of it,
 # bridge brn 192.0.2.1/24 for guests behind the NAT. Only TEST-NET addresses, nothing is routed out of the lab.
-# Bridge-family counters (lab_net_counters) count at prerouting, forward and output: forward alone never sees
-# traffic to or from the bridge's own address, where the daemon lives.
+# Bridge-family counters (lab_net_counters) count at prerouting (every frame entering a bridge port) and output
+# (frames the host itself sends): the forward hook alone never sees traffic to or from the bridge's own address,
+# where the daemon lives.
 
 # lab_netns_free NS: true when NS does not exist, or exists without any process in it (a leftover: it is deleted).
 lab_netns_free() {
@@ -190,7 +192,7 @@ lab_boot_guest() {
     -virtfs "local,path=$run,mount_tag=lab,security_model=none,id=lab" \
     -device virtio-rng-pci \
     -chardev "socket,id=con,path=$run/console.sock,server=on,wait=off,logfile=$run/console.log" -serial chardev:con \
-    -pidfile "$run/qemu.pid" -daemonize > "$run/qemu.out" 2>&1 ||
+    -pidfile "$run/qemu.pid" -daemonize > "$run/qemu.out" 2>&1 9>&- ||
     { echo "qemu failed to start guest $name: $(cat "$run/qemu.out")" >&2; lab_stop_guest "$name" >/dev/null; return 1; }
   for (( i = 0; i < LAB_BOOT_TIMEOUT * 10; i++ )); do
     [ -s "$run/ready" ] && break
@@ -633,7 +635,8 @@ lab_check_xfrm_pair() {
 }
 
 # ---------------------------------------------------------------- misc
-# lab_lock: serialize lab runs on this machine (one namespace lab-host, guest names, run dirs). Holds fd 9.
+# lab_lock: serialize lab runs on this machine (one namespace lab-host, guest names, run dirs). Holds fd 9,
+# which long-running children must not inherit (start them with 9>&-), or they keep the lock after the run.
 lab_lock() {
   mkdir -p "$LAB_RUN"
   exec 9> "$LAB_RUN/.lock"
@@ -651,3 +654,45 @@ lab_wait_until() {
 }
 # lab_ms_fmt MS -> "12.345s"
 lab_ms_fmt() { printf '%d.%03ds' $(( $1 / 1000 )) $(( $1 % 1000 )); }
+
+# ---------------------------------------------------------------- packet capture and IKEv1 decryption check
+# lab_capture_start FILE [PCAP_FILTER]: tcpdump on br0 in the lab namespace (sees traffic to/from the daemon on
+# the bridge's own address, too); sets LAB_CAPTURE_PID. Default filter: IKE, NAT-T and ESP.
+LAB_CAPTURE_PID=''
+lab_capture_start() {
+  ip netns exec "$LAB_NETNS" tcpdump -i br0 -nn -s 0 -U -w "$1" "${2:-udp port 500 or udp port 4500 or esp}" \
+    > "$1.log" 2>&1 9>&- &
+  LAB_CAPTURE_PID=$!
+  lab_wait_until 10 grep -q 'listening on' "$1.log" || { echo "tcpdump did not start: $(cat "$1.log")" >&2; return 1; }
+}
+lab_capture_stop() {
+  [ -n "$LAB_CAPTURE_PID" ] || return 0
+  sleep 0.5; kill "$LAB_CAPTURE_PID" 2>/dev/null; wait "$LAB_CAPTURE_PID" 2>/dev/null; LAB_CAPTURE_PID=''
+}
+# lab_ikev1_decrypted PCAP TABLE_FILE: decrypt the capture with a Wireshark ikev1_decryption_table file
+# (lines "CKY-I,Ka") and print "CKY-I N" per initiator cookie, N = number of Main Mode messages (exchange type
+# 2) that tshark could decrypt (their ID payload dissects). A correct Ka gives 2 (MM5 and MM6).
+lab_ikev1_decrypted() {
+  local -a args=()
+  local l
+  while IFS= read -r l; do
+    l=${l%$'\r'}; [ -n "$l" ] && args+=(-o "uat:ikev1_decryption_table:$l")
+  done < "$2"
+  { tshark -r "$1" -n "${args[@]}" -Y 'isakmp.exchangetype == 2 && isakmp.id.type' -T fields -e isakmp.ispi 2>&1 1>&3 |
+      grep -v 'Running as user' >&2; } 3>&1 | sort | uniq -c | awk '{print $2, $1}'
+}
+# lab_charon_ka: stdin = charon log at ike level 4; prints the hex of the last "encryption key Ka" dump
+lab_charon_ka() {
+  awk '
+    /encryption key Ka => [0-9]+ bytes/ { n = $0; sub(/.*Ka => /, "", n); n = n + 0; ka = ""; grab = 1; next }
+    grab && /\] .*[ \t]+[0-9]+: / {
+      line = $0; sub(/.*[ \t][0-9]+: /, "", line)
+      m = split(line, b, " ")
+      for (i = 1; i <= m && length(ka) < 2 * n; i++) if (b[i] ~ /^[0-9A-Fa-f][0-9A-Fa-f]$/) ka = ka tolower(b[i])
+      if (length(ka) >= 2 * n) { last = ka; grab = 0 }
+      next
+    }
+    { grab = 0 }
+    END { if (last != "") print last }
+  '
+}
