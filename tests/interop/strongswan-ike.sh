@@ -33,7 +33,8 @@
 #   --only    run only the cases whose name matches REGEX (e.g. 'dh19', 'c0[1-3]', 'gcm')
 #   --keep    leave hostsecd, the guest and the namespaces running at the end (prints how to stop them)
 # Environment: HOSTSEC_BIN_DIR (default <repo>/target/release; this script does not build), HOSTSEC_LOG_LEVEL
-#   (default debug), HOSTSECD_START_TIMEOUT (s, default 30), LAB_ACCEL (auto|kvm|tcg).
+#   (default debug), HOSTSECD_START_TIMEOUT (s, default 30), LAB_ACCEL (auto|kvm|tcg), LAB_HOST_ADDR (default
+#   198.51.100.1, hostsecd's address; another 198.51.100.x only to test this script against a stand-in).
 # Needs root and a Debian 12 host (missing packages are installed with apt-get; the guest image is built by
 # tests/lab/build-guest.sh on first use, a few minutes). Exit code 0 only when every case passed; 2 for a usage
 # or setup error. Results: tests/lab/results/strongswan-ike/ (summary.txt, results.tsv, logs of both sides
@@ -75,8 +76,8 @@ for b in "$HOSTSECD" "$HOSTSEC"; do
 done
 [ "$(id -u)" = 0 ] || { echo "ERROR: needs root (network namespaces, TAP devices, QEMU)" >&2; exit 2; }
 lab_install_host_pkgs
-"$LAB_DIR/build-guest.sh" strongswan || { echo "ERROR: guest image build failed" >&2; exit 2; }
 lab_lock
+"$LAB_DIR/build-guest.sh" strongswan || { echo "ERROR: guest image build failed" >&2; exit 2; }
 lab_netns_free "$LAB_NETNS" || { echo "ERROR: the lab network namespace is in use (a --keep run? stop it first)" >&2; exit 2; }
 T_START=$(lab_now_ms)
 rm -rf "$R"; mkdir -p "$R"

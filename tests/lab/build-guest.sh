@@ -43,6 +43,10 @@ variant_pkgs() {
 
 lab_require_root
 mkdir -p "$B"
+# one build at a time on this machine (it is shared with engineers compiling): wait for another one
+exec 8> "$B/.lock"
+flock -n 8 || { lab_log "another build-guest.sh is running; waiting for it"; flock -w 3600 8; } ||
+  { echo "build-guest.sh: could not get $B/.lock" >&2; exit 1; }
 LOG=$B/build.log
 STEP=start
 MOUNTED=()

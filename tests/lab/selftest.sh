@@ -31,8 +31,8 @@ T_START=$(lab_now_ms)
 
 lab_require_root
 lab_install_host_pkgs
-"$LAB_DIR/build-guest.sh" strongswan || lab_die "guest image build failed"
 lab_lock
+"$LAB_DIR/build-guest.sh" strongswan || lab_die "guest image build failed"
 lab_netns_free "$LAB_NETNS" || lab_die "the lab network namespace is in use"
 rm -rf "$R"; mkdir -p "$R"
 say() { echo "$*" | tee -a "$R/summary.txt"; }
