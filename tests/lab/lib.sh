@@ -1,0 +1,698 @@
+# shellcheck shell=bash
+# Reusable functions of the hostsec interop lab (source it: . tests/lab/lib.sh).
+#
+# Sections: messages · host packages · network · guests · guest command channel · strongSwan configuration and
+#           proposal names · ESP SA records (ip xfrm state, Wireshark esp_sa) · swanctl --list-sas parsing ·
+#           interop case matrix · strongSwan guest operations and checks · lock, waits · capture and IKEv1
+#           decryption check (tshark).
+#
+# SA record: one line per ESP SA direction, the common form of `ip xfrm state` (guest kernel) and of the
+# Wireshark ESP SA UAT file `esp_sa` (hostsec key log), so that the two can be compared with a string compare:
+#   SRC DST SPI ENC ENCKEY INTEG INTEGKEY
+#   SPI      8 lowercase hex digits, no 0x
+#   ENC      aes-gcm-16-128|192|256 (ENCKEY = key + 4-byte salt) | aes-cbc-128|192|256
+#   INTEG    hmac-sha1-96 | hmac-sha256-128 | none (INTEGKEY "-")
+#   keys     lowercase hex, no 0x
+# ENC and INTEG are hostsec's algorithm names (`hostsec sas --json`).
+
+LAB_DIR=${LAB_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}
+LAB_BUILD=${LAB_BUILD:-$LAB_DIR/build}
+LAB_RUN=${LAB_RUN:-$LAB_DIR/run}
+LAB_NETNS=${LAB_NETNS:-lab-host}
+export LAB_PSK_DEFAULT=lab-psk-0123456789abcdef
+
+# ---------------------------------------------------------------- messages
+lab_ts() { date +%H:%M:%S; }
+lab_log() { echo "[$(lab_ts)] $*" >&2; }
+lab_die() { echo "ERROR: $*" >&2; exit 1; }
+lab_now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+lab_require_root() { [ "$(id -u)" = 0 ] || lab_die "$(basename "$0") needs root (network namespaces, TAP devices, chroot)"; }
+
+# ---------------------------------------------------------------- host packages
+# Debian packages the lab needs on the host (a clean Debian 12 machine gets them with apt-get).
+LAB_HOST_PKGS=(qemu-system-x86 debootstrap e2fsprogs nftables iperf3 tcpdump tshark bc conntrack socat
+               iproute2 jq procps util-linux)
+
+# lab_install_host_pkgs [PKG...]: apt-get install the packages (default: LAB_HOST_PKGS) that are not installed.
+lab_install_host_pkgs() {
+  local p missing=()
+  [ $# -gt 0 ] || set -- "${LAB_HOST_PKGS[@]}"
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  lab_log "installing host packages: ${missing[*]}"
+  command -v apt-get >/dev/null || lab_die "missing packages ${missing[*]} and no apt-get on this host"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq || lab_die "apt-get update failed (needed to install ${missing[*]})"
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
+    lab_die "apt-get install ${missing[*]} failed"
+}
+
+# ---------------------------------------------------------------- network
+# Namespace $LAB_NETNS (lab-host): bridge br0 198.51.100.1/24, the taps of the guests, and the daemon under test.
+# Optional NAT router namespace lab-nat (lab_net_up nat): veth into br0 as 198.51.100.254, masquerade out of it,
+# bridge brn 192.0.2.1/24 for guests behind the NAT. Only TEST-NET addresses, nothing is routed out of the lab.
+# Bridge-family counters (lab_net_counters) count at prerouting (every frame entering a bridge port) and output
+# (frames the host itself sends): the forward hook alone never sees traffic to or from the bridge's own address,
+# where the daemon lives.
+
+# lab_netns_free NS: true when NS does not exist, or exists without any process in it (a leftover: it is deleted).
+lab_netns_free() {
+  ip netns list 2>/dev/null | awk '{print $1}' | grep -qx "$1" || return 0
+  if [ -n "$(ip netns pids "$1" 2>/dev/null)" ]; then
+    echo "network namespace $1 exists and has processes in it (pids: $(ip netns pids "$1" | tr '\n' ' ')): another lab run?" >&2
+    return 1
+  fi
+  lab_log "removing leftover network namespace $1 (no process in it)"
+  ip netns del "$1"
+}
+
+lab_net_up() { # [nat]
+  lab_netns_free "$LAB_NETNS" || return 1
+  ip netns add "$LAB_NETNS" || return 1
+  ip -n "$LAB_NETNS" link set lo up
+  ip -n "$LAB_NETNS" link add br0 type bridge mcast_snooping 0 || return 1
+  ip -n "$LAB_NETNS" addr add 198.51.100.1/24 dev br0
+  ip -n "$LAB_NETNS" link set br0 up
+  ip netns exec "$LAB_NETNS" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 2>/dev/null || true
+  ip netns exec "$LAB_NETNS" nft -f - <<'NFT' || return 1
+table bridge labcnt {
+  counter c_esp {}
+  counter c_natt {}
+  counter c_ike {}
+  counter c_icmp_clear {}
+  counter c_tcp_clear {}
+  chain count {
+    ip protocol esp counter name "c_esp"
+    udp dport 4500 counter name "c_natt"
+    udp dport 500 counter name "c_ike"
+    ip protocol icmp counter name "c_icmp_clear"
+    ip protocol tcp counter name "c_tcp_clear"
+  }
+  chain pre { type filter hook prerouting priority 0; policy accept; jump count; }
+  chain out { type filter hook output priority 0; policy accept; jump count; }
+}
+NFT
+  if [ "${1:-}" = nat ]; then
+    lab_netns_free lab-nat || return 1
+    ip netns add lab-nat
+    ip -n lab-nat link set lo up
+    ip link add br0-nat netns "$LAB_NETNS" type veth peer name nat-out netns lab-nat
+    ip -n "$LAB_NETNS" link set br0-nat master br0 up
+    ip -n lab-nat addr add 198.51.100.254/24 dev nat-out
+    ip -n lab-nat link set nat-out up
+    ip -n lab-nat link add brn type bridge mcast_snooping 0
+    ip -n lab-nat addr add 192.0.2.1/24 dev brn
+    ip -n lab-nat link set brn up
+    ip netns exec lab-nat sysctl -qw net.ipv4.ip_forward=1
+    ip netns exec lab-nat nft -f - <<'NFT' || return 1
+table ip labnat {
+  chain postrouting {
+    type nat hook postrouting priority srcnat; policy accept;
+    oifname "nat-out" counter masquerade
+  }
+}
+NFT
+  fi
+}
+lab_net_down() {
+  ip netns del lab-nat 2>/dev/null || true
+  ip netns del "$LAB_NETNS" 2>/dev/null || true
+}
+# lab_net_counters: "c_esp PKTS pkts BYTES bytes" lines (packets seen on br0 ports, each packet counted once)
+lab_net_counters() {
+  ip netns exec "$LAB_NETNS" nft list counters table bridge labcnt 2>/dev/null |
+    awk '/counter c_/{n=$2} /packets/{print n, $2, "pkts", $4, "bytes"}'
+}
+lab_net_reset() { ip netns exec "$LAB_NETNS" nft reset counters table bridge labcnt >/dev/null; }
+
+# ---------------------------------------------------------------- guests
+# Guest NAME: run dir $LAB_RUN/NAME (9p share, mounted on /lab in the guest): console.log, init.log, charon.log,
+# ready, qemu.pid, netinfo, cmd/ (command channel). Image $LAB_BUILD/VARIANT.img, booted with snapshot=on so
+# that any number of guests share one image and nothing a guest writes survives it.
+LAB_BOOT_TIMEOUT=${LAB_BOOT_TIMEOUT:-300}
+
+# lab_accel_args: QEMU accelerator arguments. KVM only with hardware virtualisation: on hosts where /dev/kvm is
+# kvm_pvm (no VMX/SVM) the stock Debian kernel does not boot under KVM, so TCG (multi-threaded) is used there.
+lab_accel_args() {
+  local accel=${LAB_ACCEL:-auto}
+  if [ "$accel" = auto ]; then
+    if [ -w /dev/kvm ] && grep -q -w -E 'vmx|svm' /proc/cpuinfo; then accel=kvm; else accel=tcg; fi
+  fi
+  if [ "$accel" = kvm ]; then echo "-enable-kvm -cpu ${LAB_CPU:-host,-arch-capabilities}"
+  else echo "-accel tcg,thread=multi,tb-size=256 -cpu ${LAB_CPU:-max}"; fi
+}
+
+# lab_guest_pid NAME: PID of the guest's QEMU if it is running (from its pidfile), else fails.
+lab_guest_pid() {
+  local f=$LAB_RUN/$1/qemu.pid pid
+  [ -s "$f" ] || return 1
+  pid=$(cat "$f")
+  kill -0 "$pid" 2>/dev/null || return 1
+  # the PID must still be that guest's QEMU (PIDs are reused)
+  tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q -- "-name lab-$1 " || return 1
+  echo "$pid"
+}
+
+# lab_boot_guest -n NAME -a ADDR/PFX [-i strongswan|libreswan|none] [-s NETNS] [-b BRIDGE] [-g GW] [-m MB] [-c FILE]...
+# Boots a guest and waits until its init reports ready. Prints one line with the boot time.
+lab_boot_guest() {
+  local OPTIND o name='' addr='' gw='' ike=strongswan ns=$LAB_NETNS br=br0 mem=512 files=() img run tap mac append f t0 t1 i
+  while getopts n:a:g:i:s:b:m:c: o; do
+    case $o in
+      n) name=$OPTARG;; a) addr=$OPTARG;; g) gw=$OPTARG;; i) ike=$OPTARG;;
+      s) ns=$OPTARG;; b) br=$OPTARG;; m) mem=$OPTARG;; c) files+=("$OPTARG");;
+      *) echo "lab_boot_guest: bad option" >&2; return 2;;
+    esac
+  done
+  [ -n "$name" ] && [ -n "$addr" ] || { echo "lab_boot_guest: -n NAME and -a ADDR/PFX are required" >&2; return 2; }
+  img=$LAB_BUILD/$ike.img; [ "$ike" = none ] && img=$LAB_BUILD/strongswan.img
+  [ -f "$img" ] || { echo "missing $img: run tests/lab/build-guest.sh" >&2; return 1; }
+  run=$LAB_RUN/$name
+  if lab_guest_pid "$name" >/dev/null; then echo "guest $name is already running" >&2; return 1; fi
+  rm -rf "$run"; mkdir -p "$run/cmd"
+  for f in "${files[@]}"; do cp -a "$f" "$run/" || return 1; done
+  tap=t-$name
+  ip -n "$ns" link del "$tap" 2>/dev/null || true
+  ip -n "$ns" tuntap add "$tap" mode tap || return 1
+  ip -n "$ns" link set "$tap" master "$br" up || return 1
+  echo "$ns $tap" > "$run/netinfo"
+  mac=52:54:00:$(echo -n "$name" | md5sum | sed 's/^\(..\)\(..\)\(..\).*/\1:\2:\3/')
+  append="root=/dev/vda rw edd=off net.ifnames=0 console=ttyS0 init=/sbin/lab-init quiet loglevel=4 panic=-1"
+  append="$append lab.name=$name lab.ip=$addr lab.ike=$ike${gw:+ lab.gw=$gw}"
+  t0=$(date +%s%N)
+  # shellcheck disable=SC2046
+  ip netns exec "$ns" qemu-system-x86_64 \
+    -name "lab-$name" $(lab_accel_args) -smp 1 -m "$mem" -M pc \
+    -nodefaults -no-user-config -vga none -display none -no-reboot \
+    -kernel "$LAB_BUILD/vmlinuz" -initrd "$LAB_BUILD/initrd.img" -append "$append" \
+    -drive "file=$img,format=raw,if=virtio,snapshot=on" \
+    -netdev "tap,id=n0,ifname=$tap,script=no,downscript=no" -device "virtio-net-pci,netdev=n0,mac=$mac" \
+    -virtfs "local,path=$run,mount_tag=lab,security_model=none,id=lab" \
+    -device virtio-rng-pci \
+    -chardev "socket,id=con,path=$run/console.sock,server=on,wait=off,logfile=$run/console.log" -serial chardev:con \
+    -pidfile "$run/qemu.pid" -daemonize > "$run/qemu.out" 2>&1 9>&- ||
+    { echo "qemu failed to start guest $name: $(cat "$run/qemu.out")" >&2; lab_stop_guest "$name" >/dev/null; return 1; }
+  for (( i = 0; i < LAB_BOOT_TIMEOUT * 10; i++ )); do
+    [ -s "$run/ready" ] && break
+    if (( i % 10 == 0 )) && ! lab_guest_pid "$name" >/dev/null; then
+      echo "guest $name: QEMU exited during boot; last console lines:" >&2; tail -n 20 "$run/console.log" >&2
+      lab_stop_guest "$name" >/dev/null; return 1
+    fi
+    sleep 0.1
+  done
+  t1=$(date +%s%N)
+  if [ ! -s "$run/ready" ]; then
+    echo "guest $name not ready after ${LAB_BOOT_TIMEOUT}s; last console lines ($run/console.log):" >&2
+    tail -n 20 "$run/console.log" >&2
+    lab_stop_guest "$name" >/dev/null; return 1
+  fi
+  echo "$(( (t1 - t0) / 1000000 ))" > "$run/boot_ms"
+  printf '%s up in %d.%03ds (guest uptime at ready %ss; ike=%s addr=%s accel=%s)\n' "$name" \
+    $(( (t1 - t0) / 1000000000 )) $(( (t1 - t0) / 1000000 % 1000 )) "$(cat "$run/ready")" "$ike" "$addr" \
+    "$(lab_accel_args | awk '{print ($1 == "-enable-kvm") ? "kvm" : "tcg"}')"
+}
+
+# lab_stop_guest NAME...: kill the guest's QEMU by its PID (only if it is that guest's QEMU), remove its tap.
+lab_stop_guest() {
+  local n pid i ns tap
+  for n in "$@"; do
+    if pid=$(lab_guest_pid "$n"); then
+      kill "$pid" 2>/dev/null
+      for (( i = 0; i < 50; i++ )); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null
+    fi
+    rm -f "$LAB_RUN/$n/qemu.pid"
+    if [ -f "$LAB_RUN/$n/netinfo" ]; then
+      read -r ns tap < "$LAB_RUN/$n/netinfo"
+      ip -n "$ns" link del "$tap" 2>/dev/null || true
+      rm -f "$LAB_RUN/$n/netinfo"
+    fi
+    echo "stopped $n"
+  done
+}
+
+# ---------------------------------------------------------------- guest command channel
+# lab_gexec NAME 'shell command' [TIMEOUT_S=120]: run the command in the guest over the 9p command channel
+# (guest init polls $LAB_RUN/NAME/cmd every 0.1 s); prints its stdout+stderr, returns its exit code,
+# 124 on timeout, 125 when the guest is not running.
+lab_gexec() {
+  local run=$LAB_RUN/$1 cmd=$2 tmo=${3:-120} id i rc
+  [ -d "$run/cmd" ] || { echo "lab_gexec: no guest $1" >&2; return 125; }
+  id=$(date +%s%N).$BASHPID.$RANDOM
+  printf '%s\n' "$cmd" > "$run/cmd/$id.tmp" && mv "$run/cmd/$id.tmp" "$run/cmd/$id.sh" || return 125
+  for (( i = 0; i < tmo * 50; i++ )); do
+    [ -f "$run/cmd/$id.rc" ] && break
+    if (( i % 50 == 49 )) && ! lab_guest_pid "$1" >/dev/null; then echo "lab_gexec: guest $1 is not running" >&2; return 125; fi
+    sleep 0.02
+  done
+  if [ ! -f "$run/cmd/$id.rc" ]; then
+    echo "lab_gexec: timeout after ${tmo}s in guest $1: $cmd" >&2
+    rm -f "$run/cmd/$id.sh"   # not picked up yet: withdraw it
+    return 124
+  fi
+  cat "$run/cmd/$id.out"; rc=$(cat "$run/cmd/$id.rc"); rm -f "$run/cmd/$id".*
+  return "$rc"
+}
+
+# ---------------------------------------------------------------- strongSwan configuration and proposal names
+# Case proposals are strongSwan proposal keywords: IKE "aes256-sha384-ecp384", ESP "aes128gcm16[-ecp256]" or
+# "aes256-sha256[-modp2048]" (a trailing DH group = Quick Mode PFS with that group).
+
+# lab_dh_keyword NUM -> strongSwan keyword (modp2048 ...); lab_dh_num KEYWORD -> number
+lab_dh_keyword() {
+  case $1 in
+    1) echo modp768;; 2) echo modp1024;; 5) echo modp1536;; 14) echo modp2048;; 15) echo modp3072;; 16) echo modp4096;;
+    17) echo modp6144;; 18) echo modp8192;; 22) echo modp1024s160;; 23) echo modp2048s224;; 24) echo modp2048s256;;
+    19) echo ecp256;; 20) echo ecp384;; 21) echo ecp521;; 31) echo curve25519;; 32) echo curve448;;
+    *) echo "unknown DH group $1" >&2; return 1;;
+  esac
+}
+lab_dh_num() {
+  local n
+  for n in 1 2 5 14 15 16 17 18 22 23 24 19 20 21 31 32; do
+    [ "$(lab_dh_keyword "$n")" = "$1" ] && { echo "$n"; return 0; }
+  done
+  echo "unknown DH keyword $1" >&2; return 1
+}
+# lab_dh_swanctl_name KEYWORD -> name in swanctl --list-sas (modp2048 -> MODP_2048, modp2048s256 -> MODP_2048_256)
+lab_dh_swanctl_name() {
+  case $1 in
+    modp*s*) local b=${1#modp}; echo "MODP_${b%s*}_${b#*s}";;
+    modp*) echo "MODP_${1#modp}";;
+    ecp*) echo "ECP_${1#ecp}";;
+    curve25519) echo CURVE_25519;; curve448) echo CURVE_448;;
+    *) echo "unknown DH keyword $1" >&2; return 1;;
+  esac
+}
+
+# lab_ike_parse PROPOSAL -> "ENC_BITS HASH DH_KEYWORD" (aes256-sha384-ecp384 -> "256 sha384 ecp384")
+lab_ike_parse() {
+  local enc hash dh rest
+  IFS=- read -r enc hash dh rest <<< "$1"
+  [[ $enc =~ ^aes(128|192|256)$ ]] && [[ $hash =~ ^sha(1|256|384|512)$ ]] && [ -n "$dh" ] && [ -z "$rest" ] ||
+    { echo "unsupported IKE proposal '$1' (want aesN-shaN-DH)" >&2; return 1; }
+  echo "${enc#aes} $hash $dh"
+}
+# lab_ike_swanctl_algs PROPOSAL -> IKE algorithm line of swanctl --list-sas
+#   aes256-sha256-ecp256 -> AES_CBC-256/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/ECP_256
+lab_ike_swanctl_algs() {
+  local bits hash dh integ prf
+  read -r bits hash dh < <(lab_ike_parse "$1") || return 1
+  [ -n "$bits" ] || return 1
+  case $hash in
+    sha1) integ=HMAC_SHA1_96 prf=PRF_HMAC_SHA1;;
+    sha256) integ=HMAC_SHA2_256_128 prf=PRF_HMAC_SHA2_256;;
+    sha384) integ=HMAC_SHA2_384_192 prf=PRF_HMAC_SHA2_384;;
+    sha512) integ=HMAC_SHA2_512_256 prf=PRF_HMAC_SHA2_512;;
+  esac
+  echo "AES_CBC-$bits/$integ/$prf/$(lab_dh_swanctl_name "$dh")"
+}
+# lab_ike_hostsec PROPOSAL -> "ENCRYPTION HASH DH_GROUP" as in hostsec's Main Mode JSON (aes-cbc-256 sha384 20)
+lab_ike_hostsec() {
+  local bits hash dh
+  read -r bits hash dh < <(lab_ike_parse "$1") || return 1
+  [ -n "$bits" ] || return 1
+  echo "aes-cbc-$bits $hash $(lab_dh_num "$dh")"
+}
+
+# lab_esp_parse PROPOSAL -> "ENC INTEG PFS_KEYWORD|-" in hostsec names
+#   aes128gcm16-ecp256 -> "aes-gcm-16-128 none ecp256";  aes256-sha1 -> "aes-cbc-256 hmac-sha1-96 -"
+lab_esp_parse() {
+  local a b c rest enc integ pfs=-
+  IFS=- read -r a b c rest <<< "$1"
+  if [[ $a =~ ^aes(128|192|256)gcm16$ ]]; then
+    enc=aes-gcm-16-${BASH_REMATCH[1]} integ=none
+    [ -n "$b" ] && pfs=$b
+    [ -z "$c" ] || { echo "unsupported ESP proposal '$1'" >&2; return 1; }
+  elif [[ $a =~ ^aes(128|192|256)$ ]]; then
+    enc=aes-cbc-${BASH_REMATCH[1]}
+    case $b in
+      sha1) integ=hmac-sha1-96;; sha256) integ=hmac-sha256-128;; sha384) integ=hmac-sha384-192;; sha512) integ=hmac-sha512-256;;
+      *) echo "unsupported ESP proposal '$1' (integrity '$b')" >&2; return 1;;
+    esac
+    [ -n "$c" ] && pfs=$c
+    [ -z "$rest" ] || { echo "unsupported ESP proposal '$1'" >&2; return 1; }
+  else
+    echo "unsupported ESP proposal '$1' (want aesNgcm16[-DH] or aesN-shaN[-DH])" >&2; return 1
+  fi
+  echo "$enc $integ $pfs"
+}
+# lab_esp_swanctl_algs PROPOSAL -> algorithms of the CHILD_SA line of swanctl --list-sas (after "ESP:")
+#   aes128gcm16-ecp256 -> AES_GCM_16-128/ECP_256;  aes256-sha256 -> AES_CBC-256/HMAC_SHA2_256_128
+lab_esp_swanctl_algs() {
+  local enc integ pfs s
+  read -r enc integ pfs < <(lab_esp_parse "$1") || return 1
+  [ -n "$enc" ] || return 1
+  case $enc in
+    aes-gcm-16-*) s="AES_GCM_16-${enc##*-}";;
+    aes-cbc-*) s="AES_CBC-${enc##*-}";;
+  esac
+  case $integ in
+    hmac-sha1-96) s="$s/HMAC_SHA1_96";; hmac-sha256-128) s="$s/HMAC_SHA2_256_128";;
+    hmac-sha384-192) s="$s/HMAC_SHA2_384_192";; hmac-sha512-256) s="$s/HMAC_SHA2_512_256";;
+  esac
+  [ "$pfs" != - ] && s="$s/$(lab_dh_swanctl_name "$pfs")"
+  echo "$s"
+}
+
+# lab_swanctl_conn NAME LOCAL REMOTE IKE_PROPOSALS ESP_PROPOSALS [REMOTE_ID]: one IKEv1 Main Mode PSK
+# transport-mode connection (identities = the addresses) with a child of the same NAME. REMOTE may be %any
+# (then give REMOTE_ID %any too). Proposal lists are comma-separated strongSwan proposals.
+lab_swanctl_conn() {
+  cat <<EOC
+  $1 {
+    version = 1
+    aggressive = no
+    local_addrs = $2
+    remote_addrs = $3
+    proposals = $4
+    encap = no
+    dpd_delay = 0
+    local {
+      auth = psk
+      id = $2
+    }
+    remote {
+      auth = psk
+      id = ${6:-$3}
+    }
+    children {
+      $1 {
+        mode = transport
+        esp_proposals = $5
+        start_action = none
+      }
+    }
+  }
+EOC
+}
+# lab_swanctl_secrets [PSK]: the secrets section (one PSK for any identity)
+lab_swanctl_secrets() {
+  printf 'secrets {\n  ike-lab {\n    secret = "%s"\n  }\n}\n' "${1:-$LAB_PSK_DEFAULT}"
+}
+
+# ---------------------------------------------------------------- ESP SA records (see the top of this file)
+# lab_xfrm_records: `ip xfrm state` output (stdin) -> SA records, one per ESP state
+lab_xfrm_records() {
+  awk '
+    function flush() {
+      if (spi != "" && enc != "") printf "%s %s %s %s %s %s %s\n", src, dst, spi, enc, ekey, integ, ikey
+      spi = ""; enc = ""; ekey = ""; integ = "none"; ikey = "-"
+    }
+    function hex(k) { k = tolower(k); sub(/^0x/, "", k); return k }
+    BEGIN { integ = "none"; ikey = "-" }
+    /^src / { flush(); src = $2; dst = $4; next }
+    /^[ \t]+proto esp spi / { s = hex($4); while (length(s) < 8) s = "0" s; spi = s; next }
+    /^[ \t]+aead rfc4106\(gcm\(aes\)\) / { ekey = hex($3); enc = sprintf("aes-gcm-%d-%d", $4 / 8, (length(ekey) - 8) * 4); next }
+    /^[ \t]+enc cbc\(aes\) / { ekey = hex($3); enc = sprintf("aes-cbc-%d", length(ekey) * 4); next }
+    /^[ \t]+enc / { ekey = hex($3); enc = "unknown:" $2; next }
+    /^[ \t]+auth-trunc hmac\(sha[0-9]+\) / { a = $2; gsub(/hmac\(|\)/, "", a); integ = sprintf("hmac-%s-%d", a, $4); ikey = hex($3); next }
+    /^[ \t]+auth / { integ = "unknown:" $2; ikey = hex($3); next }
+    END { flush() }
+  '
+}
+# lab_xfrm_modes: `ip xfrm state` output (stdin) -> "SPI MODE" lines (mode transport|tunnel|...)
+lab_xfrm_modes() {
+  awk '/^[ \t]+proto esp spi / { s = tolower($4); sub(/^0x/, "", s); while (length(s) < 8) s = "0" s
+                                for (i = 5; i < NF; i++) if ($i == "mode") print s, $(i + 1) }'
+}
+
+# lab_uat_records: Wireshark ESP SA UAT lines (esp_sa, stdin) -> SA records; unknown algorithms give
+# "unknown:<name>" so that a comparison fails visibly. Other address families / wildcards are passed through.
+lab_uat_records() {
+  awk '
+    function hex(k) { k = tolower(k); sub(/^0x/, "", k); return k }
+    /^[ \t]*(#|$)/ { next }
+    {
+      line = $0; sub(/^[ \t]*"/, "", line); sub(/"[ \t\r]*$/, "", line)
+      n = split(line, f, /"[ \t]*,[ \t]*"/)
+      if (n != 8) { print "malformed-uat-line: " $0; next }
+      spi = hex(f[4]); while (length(spi) < 8) spi = "0" spi
+      ekey = hex(f[6]); ikey = hex(f[8])
+      if (f[5] ~ /^AES-GCM with 16 octet ICV/) enc = sprintf("aes-gcm-16-%d", (length(ekey) - 8) * 4)
+      else if (f[5] ~ /^AES-GCM with 12 octet ICV/) enc = sprintf("aes-gcm-12-%d", (length(ekey) - 8) * 4)
+      else if (f[5] ~ /^AES-GCM with 8 octet ICV/) enc = sprintf("aes-gcm-8-%d", (length(ekey) - 8) * 4)
+      else if (f[5] ~ /^AES-CBC \[RFC3602\]/) enc = sprintf("aes-cbc-%d", length(ekey) * 4)
+      else enc = "unknown:" f[5]
+      if (f[7] == "NULL") { integ = "none"; ikey = "-" }
+      else if (f[7] ~ /^HMAC-SHA-1-96 /) integ = "hmac-sha1-96"
+      else if (f[7] ~ /^HMAC-SHA-256-128 /) integ = "hmac-sha256-128"
+      else if (f[7] ~ /^HMAC-SHA-384-192 /) integ = "hmac-sha384-192"
+      else if (f[7] ~ /^HMAC-SHA-512-256 /) integ = "hmac-sha512-256"
+      else integ = "unknown:" f[7]
+      printf "%s %s %s %s %s %s %s\n", f[2], f[3], spi, enc, ekey, integ, (ikey == "" ? "-" : ikey)
+    }
+  '
+}
+# lab_records_to_uat: SA records (stdin) -> Wireshark ESP SA UAT lines (for tshark -o "uat:esp_sa:LINE")
+lab_records_to_uat() {
+  awk '
+    {
+      enc = $4; integ = $6
+      if (enc ~ /^aes-gcm-16-/) e = "AES-GCM with 16 octet ICV [RFC4106]"
+      else if (enc ~ /^aes-gcm-12-/) e = "AES-GCM with 12 octet ICV [RFC4106]"
+      else if (enc ~ /^aes-gcm-8-/) e = "AES-GCM with 8 octet ICV [RFC4106]"
+      else if (enc ~ /^aes-cbc-/) e = "AES-CBC [RFC3602]"
+      else e = enc
+      if (integ == "none") a = "NULL"
+      else if (integ == "hmac-sha1-96") a = "HMAC-SHA-1-96 [RFC2404]"
+      else if (integ == "hmac-sha256-128") a = "HMAC-SHA-256-128 [RFC4868]"
+      else if (integ == "hmac-sha384-192") a = "HMAC-SHA-384-192 [RFC4868]"
+      else if (integ == "hmac-sha512-256") a = "HMAC-SHA-512-256 [RFC4868]"
+      else a = integ
+      printf "\"IPv4\",\"%s\",\"%s\",\"0x%s\",\"%s\",\"0x%s\",\"%s\",\"%s\"\n", $1, $2, $3, e, $5, a, (integ == "none" ? "" : "0x" $7)
+    }
+  '
+}
+# lab_record_for_spi SPI: the record(s) with that SPI (stdin: records); the last one wins if a log has several
+lab_record_for_spi() { awk -v s="$1" '$3 == s { r = $0 } END { if (r != "") print r }'; }
+# lab_record_cmp NAME_A REC_A NAME_B REC_B: "" when equal, else a one-line description of the first difference
+lab_record_cmp() {
+  [ "$2" = "$4" ] && return 0
+  local -a a b; local i names=(src dst spi enc enc-key integ integ-key)
+  read -r -a a <<< "$2"; read -r -a b <<< "$4"
+  [ -n "$2" ] || { echo "no SA in $1"; return 1; }
+  [ -n "$4" ] || { echo "no SA in $3"; return 1; }
+  for i in 0 1 2 3 4 5 6; do
+    if [ "${a[i]:-}" != "${b[i]:-}" ]; then
+      echo "${names[i]} differs: $1=${a[i]:-<none>} $3=${b[i]:-<none>}"; return 1
+    fi
+  done
+  echo "records differ: $1='$2' $3='$4'"; return 1
+}
+
+# lab_ikev1_table_lookup CKY_I: Ka for that initiator cookie from an ikev1_decryption_table (stdin), lowercase
+lab_ikev1_table_lookup() {
+  awk -F, -v c="$(echo "$1" | tr 'A-F' 'a-f')" '
+    { k = tolower($1); gsub(/[ \t"]|^0x/, "", k); v = tolower($2); gsub(/[ \t\r"]|^0x/, "", v); if (k == c) r = v }
+    END { if (r != "") print r }'
+}
+
+# ---------------------------------------------------------------- swanctl --list-sas (human format) parsing
+# lab_swanctl_sa CONN [CHILD=CONN]: stdin = `swanctl --list-sas` output; prints, for the last IKE SA named CONN:
+#   ike_state=ESTABLISHED  ike_algs=AES_CBC-256/...  ike_spi_i=<CKY-I>  ike_spi_r=<CKY-R>
+#   child_state=INSTALLED  child_mode=TRANSPORT  esp_algs=AES_GCM_16-128/ECP_256  spi_in=...  spi_out=...
+# (child: the last CHILD_SA named CHILD of that IKE SA; empty values when absent; nothing when no such IKE SA)
+lab_swanctl_sa() {
+  awk -v conn="$1" -v child="${2:-$1}" '
+    function out() {
+      if (!have) return
+      printf "ike_state=%s\nike_algs=%s\nike_spi_i=%s\nike_spi_r=%s\nchild_state=%s\nchild_mode=%s\nesp_algs=%s\nspi_in=%s\nspi_out=%s\n",
+        st, algs, spi_i, spi_r, cst, cmode, esp, s_in, s_out
+    }
+    /^[^ \t]/ {                                # IKE SA line: "name: #1, ESTABLISHED, IKEv1, <spi>_i* <spi>_r"
+      inike = 0
+      if ($1 == conn ":") {
+        inike = 1; have = 1; st = $3; sub(/,$/, "", st); spi_i = ""; spi_r = ""; algs = ""
+        cst = ""; cmode = ""; esp = ""; s_in = ""; s_out = ""; inchild = 0
+        for (i = 5; i <= NF; i++) { s = $i; if (s ~ /_i\*?$/) { sub(/_i\*?$/, "", s); spi_i = s } else if (s ~ /_r\*?$/) { sub(/_r\*?$/, "", s); spi_r = s } }
+      }
+      next
+    }
+    !inike { next }
+    /^  [A-Z0-9_]+-[0-9]+\// && algs == "" { algs = $1; next }
+    /^  [^ ].*: #[0-9]+, reqid / {             # CHILD_SA line: "  name: #1, reqid 1, INSTALLED, TRANSPORT, ESP:algs"
+      inchild = ($1 == child ":")
+      if (inchild) {
+        line = $0; sub(/^.*reqid [0-9]+, /, "", line); n = split(line, f, /, /)
+        cst = f[1]; cmode = f[2]; esp = f[3]; sub(/^ESP:/, "", esp); s_in = ""; s_out = ""
+      }
+      next
+    }
+    inchild && /^    in  / { s = $2; sub(/,$/, "", s); s_in = s; next }
+    inchild && /^    out / { s = $2; sub(/,$/, "", s); s_out = s; next }
+    END { out() }
+  '
+}
+# lab_kv KEY: value of KEY from "key=value" lines (stdin)
+lab_kv() { awk -v k="$1" 'index($0, k "=") == 1 { print substr($0, length(k) + 2); exit }'; }
+
+# ---------------------------------------------------------------- interop case matrix
+# lab_case_matrix [all|quick]: one line per case "NAME IKE_PROPOSAL ESP_PROPOSAL" (strongSwan keywords).
+#   all (36 cases): every DH group 14, 24, 19, 20 x every ESP transform (AES-GCM-16 128/192/256, AES-CBC
+#   128/192/256 x HMAC-SHA1-96 / HMAC-SHA256-128). Quick Mode PFS (with the Main Mode group) alternates so that
+#   every group and every ESP transform is tested with and without PFS; the Main Mode cipher x hash pair
+#   rotates through all nine AES-CBC-128/192/256 x SHA-1/256/384 combinations (each 4 times).
+#   quick (6 cases): a subset with every group, PFS on and off, GCM and CBC with both integrity algorithms.
+LAB_DH_GROUPS=(14 24 19 20)
+LAB_ESP_TRANSFORMS=(aes128gcm16 aes192gcm16 aes256gcm16 aes128-sha1 aes192-sha1 aes256-sha1 aes128-sha256 aes192-sha256 aes256-sha256)
+lab_case_matrix() {
+  local set=${1:-all} gi t c dh enc hash esp pfs n=0 name
+  local -a encs=(aes128 aes192 aes256) hashes=(sha1 sha256 sha384)
+  for gi in 0 1 2 3; do
+    for t in 0 1 2 3 4 5 6 7 8; do
+      n=$(( n + 1 ))
+      if [ "$set" = quick ]; then
+        case "$gi:$t" in 0:0|0:5|1:7|2:1|2:8|3:2) ;; *) continue;; esac
+      fi
+      dh=$(lab_dh_keyword "${LAB_DH_GROUPS[gi]}")
+      c=$(( (t + 2 * gi) % 9 ))
+      enc=${encs[c % 3]} hash=${hashes[c / 3]}
+      esp=${LAB_ESP_TRANSFORMS[t]}
+      pfs=$(( (gi + t) % 2 == 0 ))
+      name=$(printf 'c%02d-dh%s-%s%s' "$n" "${LAB_DH_GROUPS[gi]}" "${esp//-/}" "$( [ $pfs = 1 ] && echo -pfs)")
+      [ $pfs = 1 ] && esp="$esp-$dh"
+      echo "$name $enc-$hash-$dh $esp"
+    done
+  done
+}
+
+# ---------------------------------------------------------------- strongSwan guest operations
+# Files of a case are written by the guest to /lab/cases/CASE/ = $LAB_RUN/GUEST/cases/CASE/ on the host.
+
+# lab_ss_load GUEST FILE: install FILE as the guest's swanctl.conf and load it (swanctl --load-all unloads
+# connections that are no longer in it). Fails, with swanctl's output, when swanctl reports an error.
+lab_ss_load() {
+  local out rc
+  cp "$2" "$LAB_RUN/$1/swanctl.conf" || return 1
+  out=$(lab_gexec "$1" 'lab-ike reload' 60); rc=$?
+  if [ $rc -ne 0 ] || ! grep -q 'successfully loaded' <<< "$out" || grep -qiE 'failed|error|invalid' <<< "$out"; then
+    echo "swanctl --load-all in $1 failed (rc=$rc): $out" >&2; return 1
+  fi
+}
+# lab_ss_snapshot GUEST CASE [TAG]: swanctl --list-sas and ip xfrm state of the guest into cases/CASE/
+#   (list-sas[-TAG].txt, xfrm[-TAG].txt)
+lab_ss_snapshot() {
+  local sfx=${3:+-$3}
+  lab_gexec "$1" "mkdir -p /lab/cases/$2; swanctl --list-sas > /lab/cases/$2/list-sas$sfx.txt 2>&1; ip xfrm state > /lab/cases/$2/xfrm$sfx.txt 2>&1" 60
+}
+# lab_ss_initiate GUEST CHILD [TIMEOUT_S=30]: swanctl --initiate --child CHILD in the guest, then a snapshot
+# (cases/CHILD/initiate.log, list-sas.txt, xfrm.txt). Prints "rc=N ms=M" (M: time of swanctl --initiate,
+# measured in the guest); returns swanctl's exit code.
+lab_ss_initiate() {
+  local tmo=${3:-30} out rc
+  out=$(lab_gexec "$1" "mkdir -p /lab/cases/$2; t0=\$(date +%s%N)
+swanctl --initiate --child $2 --timeout $tmo > /lab/cases/$2/initiate.log 2>&1; rc=\$?; t1=\$(date +%s%N)
+swanctl --list-sas > /lab/cases/$2/list-sas.txt 2>&1; ip xfrm state > /lab/cases/$2/xfrm.txt 2>&1
+echo rc=\$rc ms=\$(( (t1 - t0) / 1000000 )); exit \$rc" $(( tmo + 60 ))); rc=$?
+  echo "$out"
+  return $rc
+}
+# lab_ss_terminate GUEST IKE_NAME: swanctl --terminate --ike (sends the DELETEs; waits up to 10 s)
+lab_ss_terminate() { lab_gexec "$1" "swanctl --terminate --ike $2 --timeout 10 2>&1" 40; }
+# lab_charon_log_mark GUEST: current line count of the guest's charon.log (to slice a case's part later)
+lab_charon_log_mark() { local n; n=$(wc -l < "$LAB_RUN/$1/charon.log" 2>/dev/null) || n=0; echo "${n:-0}"; }
+# lab_charon_log_since GUEST MARK: charon.log lines after MARK
+lab_charon_log_since() { tail -n "+$(( $2 + 1 ))" "$LAB_RUN/$1/charon.log" 2>/dev/null; }
+
+# lab_check_ss_sa LISTSAS_FILE CONN IKE_PROPOSAL ESP_PROPOSAL: check the strongSwan view of a case: IKE SA
+# ESTABLISHED with the expected algorithms, CHILD_SA INSTALLED, TRANSPORT, expected ESP algorithms (incl. the
+# PFS group). Prints "spi_in spi_out ike_spi_i" of the CHILD_SA (strongSwan's view) or the reason of the failure.
+lab_check_ss_sa() {
+  local kv want_ike want_esp v
+  kv=$(lab_swanctl_sa "$2" < "$1")
+  [ -n "$kv" ] || { echo "strongSwan has no IKE SA $2"; return 1; }
+  want_ike=$(lab_ike_swanctl_algs "$3") && want_esp=$(lab_esp_swanctl_algs "$4") || { echo "bad case proposals"; return 1; }
+  v=$(lab_kv ike_state <<< "$kv"); [ "$v" = ESTABLISHED ] || { echo "strongSwan IKE SA $2 is '$v', not ESTABLISHED"; return 1; }
+  v=$(lab_kv ike_algs <<< "$kv"); [ "$v" = "$want_ike" ] || { echo "strongSwan IKE algorithms '$v', expected '$want_ike'"; return 1; }
+  v=$(lab_kv child_state <<< "$kv"); [ "$v" = INSTALLED ] || { echo "strongSwan CHILD_SA $2 is '${v:-absent}', not INSTALLED"; return 1; }
+  v=$(lab_kv child_mode <<< "$kv"); [ "$v" = TRANSPORT ] || { echo "strongSwan CHILD_SA mode '$v', not TRANSPORT"; return 1; }
+  v=$(lab_kv esp_algs <<< "$kv"); [ "$v" = "$want_esp" ] || { echo "strongSwan ESP algorithms '$v', expected '$want_esp'"; return 1; }
+  echo "$(lab_kv spi_in <<< "$kv") $(lab_kv spi_out <<< "$kv") $(lab_kv ike_spi_i <<< "$kv")"
+}
+# lab_check_xfrm_pair XFRM_FILE LOCAL REMOTE SPI_IN SPI_OUT ESP_PROPOSAL: the guest kernel holds both ESP SAs,
+# in transport mode, with the expected algorithms. Prints the two records (in, out) or the failure reason.
+lab_check_xfrm_pair() {
+  local recs rin rout enc integ r
+  recs=$(lab_xfrm_records < "$1")
+  rin=$(lab_record_for_spi "$4" <<< "$recs"); rout=$(lab_record_for_spi "$5" <<< "$recs")
+  [ -n "$rin" ] || { echo "kernel has no ESP SA with SPI $4 (inbound)"; return 1; }
+  [ -n "$rout" ] || { echo "kernel has no ESP SA with SPI $5 (outbound)"; return 1; }
+  read -r enc integ _ < <(lab_esp_parse "$6")
+  for r in "$rin" "$rout"; do
+    [ "$(awk '{print $4, $6}' <<< "$r")" = "$enc $integ" ] ||
+      { echo "kernel SA has $(awk '{print $4 "/" $6}' <<< "$r"), expected $enc/$integ: $r"; return 1; }
+  done
+  [ "$(awk '{print $1, $2}' <<< "$rin")" = "$3 $2" ] || { echo "kernel inbound SA $4 is not $3 -> $2: $rin"; return 1; }
+  [ "$(awk '{print $1, $2}' <<< "$rout")" = "$2 $3" ] || { echo "kernel outbound SA $5 is not $2 -> $3: $rout"; return 1; }
+  for r in "$4" "$5"; do
+    [ "$(lab_xfrm_modes < "$1" | awk -v s="$r" '$1 == s { m = $2 } END { print m }')" = transport ] ||
+      { echo "kernel SA $r is not in transport mode"; return 1; }
+  done
+  printf '%s\n%s\n' "$rin" "$rout"
+}
+
+# ---------------------------------------------------------------- misc
+# lab_lock: serialize lab runs on this machine (one namespace lab-host, guest names, run dirs). Holds fd 9,
+# which long-running children must not inherit (start them with 9>&-), or they keep the lock after the run.
+lab_lock() {
+  mkdir -p "$LAB_RUN"
+  exec 9> "$LAB_RUN/.lock"
+  flock -n 9 || { echo "another lab run holds $LAB_RUN/.lock; waiting up to ${LAB_LOCK_WAIT:-600}s" >&2
+                  flock -w "${LAB_LOCK_WAIT:-600}" 9; } || lab_die "could not get the lab lock $LAB_RUN/.lock"
+}
+# lab_wait_until TIMEOUT_S COMMAND...: run COMMAND every 0.2 s until it succeeds; fails after TIMEOUT_S
+lab_wait_until() {
+  local end=$(( $(date +%s%N) + $1 * 1000000000 )); shift
+  while :; do
+    "$@" && return 0
+    [ "$(date +%s%N)" -lt "$end" ] || return 1
+    sleep 0.2
+  done
+}
+# lab_ms_fmt MS -> "12.345s"
+lab_ms_fmt() { printf '%d.%03ds' $(( $1 / 1000 )) $(( $1 % 1000 )); }
+
+# ---------------------------------------------------------------- packet capture and IKEv1 decryption check
+# lab_capture_start FILE [PCAP_FILTER]: tcpdump on br0 in the lab namespace (sees traffic to/from the daemon on
+# the bridge's own address, too); sets LAB_CAPTURE_PID. Default filter: IKE, NAT-T and ESP.
+LAB_CAPTURE_PID=''
+lab_capture_start() {
+  ip netns exec "$LAB_NETNS" tcpdump -i br0 -nn -s 0 -U -w "$1" "${2:-udp port 500 or udp port 4500 or esp}" \
+    > "$1.log" 2>&1 9>&- &
+  LAB_CAPTURE_PID=$!
+  lab_wait_until 10 grep -q 'listening on' "$1.log" || { echo "tcpdump did not start: $(cat "$1.log")" >&2; return 1; }
+}
+lab_capture_stop() {
+  [ -n "$LAB_CAPTURE_PID" ] || return 0
+  sleep 0.5; kill "$LAB_CAPTURE_PID" 2>/dev/null; wait "$LAB_CAPTURE_PID" 2>/dev/null; LAB_CAPTURE_PID=''
+}
+# lab_ikev1_decrypted PCAP TABLE_FILE: decrypt the capture with a Wireshark ikev1_decryption_table file
+# (lines "CKY-I,Ka") and print "CKY-I N" per initiator cookie, N = number of Main Mode messages (exchange type
+# 2) that tshark could decrypt (their ID payload dissects). A correct Ka gives 2 (MM5 and MM6).
+lab_ikev1_decrypted() {
+  local -a args=()
+  local l
+  while IFS= read -r l; do
+    l=${l%$'\r'}; [ -n "$l" ] && args+=(-o "uat:ikev1_decryption_table:$l")
+  done < "$2"
+  { tshark -r "$1" -n "${args[@]}" -Y 'isakmp.exchangetype == 2 && isakmp.id.type' -T fields -e isakmp.ispi 2>&1 1>&3 |
+      grep -v 'Running as user' >&2; } 3>&1 | sort | uniq -c | awk '{print $2, $1}'
+}
+# lab_charon_ka: stdin = charon log at ike level 4; prints the hex of the last "encryption key Ka" dump
+lab_charon_ka() {
+  awk '
+    /encryption key Ka => [0-9]+ bytes/ { n = $0; sub(/.*Ka => /, "", n); n = n + 0; ka = ""; grab = 1; next }
+    grab && /\] .*[ \t]+[0-9]+: / {
+      line = $0; sub(/.*[ \t][0-9]+: /, "", line)
+      m = split(line, b, " ")
+      for (i = 1; i <= m && length(ka) < 2 * n; i++) if (b[i] ~ /^[0-9A-Fa-f][0-9A-Fa-f]$/) ka = ka tolower(b[i])
+      if (length(ka) >= 2 * n) { last = ka; grab = 0 }
+      next
+    }
+    { grab = 0 }
+    END { if (last != "") print last }
+  '
+}
