@@ -4,25 +4,14 @@
 //! and appendix B, the phase-1 CBC chain through MM5/MM6, HASH_I/HASH_R, the Quick Mode IV and hashes, and
 //! both KEYMATs of RFC 2409 §5.5.
 
+mod support;
+
 use hostsec_proto::crypto::cipher::cbc_decrypt;
 use hostsec_proto::crypto::dh::validate_public_value;
 use hostsec_proto::crypto::keys::{auth_hash, derive_phase1, exchange_iv, keymat, skeyid_psk, skeyid_signature};
 use hostsec_proto::crypto::prf::prf;
 use hostsec_proto::crypto::{AuthMethod, DhGroup, EspCipher, EspIntegrity, EspTransform, HashAlg, IkeCipher};
 use serde_json::Value;
-use std::path::PathBuf;
-
-const VECTOR_NAMES: [&str; 9] = [
-    "01-psk-aes256-sha256-ecp256",
-    "02-psk-aes256-sha384-ecp384",
-    "03-psk-aes128-sha1-modp2048",
-    "04-psk-aes256-sha256-modp2048s256",
-    "05-psk-aes192-sha256-ecp256-nopfs",
-    "06-cert-ecdsa-p256",
-    "07-cert-ecdsa-p384",
-    "08-cert-rsa2048",
-    "09-psk-aes256-sha1-modp2048-keyexp",
-];
 
 /// ISAKMP header length (RFC 2408 §3.1).
 const ISAKMP_HEADER: usize = 28;
@@ -34,11 +23,7 @@ struct Vector {
 
 impl Vector {
     fn load(name: &str) -> Vector {
-        let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests", "vectors", &format!("{name}.json")].iter().collect();
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let json: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert_eq!(json["name"], name, "file content matches its name");
-        Vector { name: name.to_string(), json }
+        Vector { name: name.to_string(), json: support::vectors::load(name) }
     }
 
     fn str_at(&self, pointer: &str) -> &str {
@@ -91,7 +76,7 @@ impl Vector {
 }
 
 fn all_vectors() -> Vec<Vector> {
-    let vectors: Vec<Vector> = VECTOR_NAMES.iter().map(|n| Vector::load(n)).collect();
+    let vectors: Vec<Vector> = support::vectors::NAMES.iter().map(|n| Vector::load(n)).collect();
     assert_eq!(vectors.len(), 9);
     vectors
 }

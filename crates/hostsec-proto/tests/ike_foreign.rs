@@ -10,16 +10,9 @@ use serde_json::Value;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-fn vectors() -> Vec<Value> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors");
-    let mut names: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
-    names.sort();
-    names.iter().map(|p| serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()).collect()
-}
-
 #[test]
 fn answers_strongswan_mm1_with_the_transform_strongswan_chose() {
-    let vs = vectors();
+    let vs: Vec<Value> = support::vectors::all().into_iter().map(|(_, v)| v).collect();
     assert_eq!(vs.len(), 9);
     let (mut psk_seen, mut cert_seen) = (0, 0);
     for v in vs {

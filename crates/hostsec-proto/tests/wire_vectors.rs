@@ -6,6 +6,8 @@
 //! A vector is read from `tests/vectors/<dir>.json` when the repository carries it, else from
 //! `../shared/vectors/<dir>/vector.json`; without either the test says SKIPPED.
 
+mod support;
+
 use hostsec_proto::wire::consts::{exchange, payload, protocol, DOI_IPSEC, ISAKMP_VERSION};
 use hostsec_proto::wire::{
     AttrValue, CertPayload, CertRepr, CertRequestPayload, CertRequestRepr, Emit, Header, IdPayload, IdRepr,
@@ -13,45 +15,10 @@ use hostsec_proto::wire::{
 };
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
-const VECTORS: [&str; 9] = [
-    "01-psk-aes256-sha256-ecp256",
-    "02-psk-aes256-sha384-ecp384",
-    "03-psk-aes128-sha1-modp2048",
-    "04-psk-aes256-sha256-modp2048s256",
-    "05-psk-aes192-sha256-ecp256-nopfs",
-    "06-cert-ecdsa-p256",
-    "07-cert-ecdsa-p384",
-    "08-cert-rsa2048",
-    "09-psk-aes256-sha1-modp2048-keyexp",
-];
-
-/// Where vector `dir` is: the repository's copy first, then the shared folder.
-fn vector_path(dir: &str) -> Option<PathBuf> {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    [
-        manifest.join("tests/vectors").join(format!("{dir}.json")),
-        manifest.join("../../../shared/vectors").join(dir).join("vector.json"),
-    ]
-    .into_iter()
-    .find(|p| p.is_file())
-}
-
-fn load(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// The vectors, or `None` (with SKIPPED printed) when none is present. Some but not all present is an error.
+/// The vectors.
 fn vectors() -> Option<Vec<(&'static str, Value)>> {
-    let found: Vec<_> = VECTORS.iter().filter_map(|d| vector_path(d).map(|p| (*d, load(&p)))).collect();
-    if found.is_empty() {
-        eprintln!("SKIPPED: no strongSwan vectors in tests/vectors/ nor ../shared/vectors");
-        return None;
-    }
-    assert_eq!(found.len(), VECTORS.len(), "only some vectors are present");
-    Some(found)
+    Some(support::vectors::all())
 }
 
 fn hex_field(v: &Value, path: &[&str]) -> Vec<u8> {

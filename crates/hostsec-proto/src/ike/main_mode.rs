@@ -246,38 +246,22 @@ impl WaitKeI {
         hdr: &Header,
         datagram: &[u8],
     ) -> Result<Step, Failure> {
-        let body = &datagram[Header::LEN..];
-        let c = match collect(hdr.next_payload, body) {
-            Ok(c) => c,
-            Err(e) => return Ok(Step::Drop(MainMode::I3(self), e.to_string())),
+        let peer = match read_ke_nonce(hdr, datagram, "MM4") {
+            Ok(p) => p,
+            Err(why) => return Ok(Step::Drop(MainMode::I3(self), why)),
         };
-        let ([ke], [nr]) = (c.ke.as_slice(), c.nonce.as_slice()) else {
-            return Ok(Step::Drop(MainMode::I3(self), "MM4 without exactly one KE and one NONCE".into()));
-        };
-        check_nonce(nr).map_err(|r| Failure::new(r, Some(notify::PAYLOAD_MALFORMED)))?;
-        let g_xy = self.dh.agree(ke).map_err(|e| {
-            Failure::new(
-                format!("the peer's key exchange value is invalid: {e}"),
-                Some(notify::INVALID_KEY_INFORMATION),
-            )
-        })?;
-        let psk = rule_psk(rule)?;
+        let keys = psk_keys(rule, &self.choice, sa, &self.dh, &self.ni, &peer, Role::Initiator)?;
         let hash = self.choice.suite.hash;
-        let skeyid = skeyid_psk(hash, psk, &self.ni, nr);
-        let g_xi = self.dh.public_value().to_vec();
-        let keys =
-            derive_phase1(hash, self.choice.suite.cipher, skeyid, g_xy.expose(), &sa.cky_i, &sa.cky_r, &g_xi, ke);
+        let (g_xi, ke) = (self.dh.public_value().to_vec(), peer.ke.as_slice());
         let id = local_identity(rule, sa.local.ip());
         let id_b = emit_vec(&id);
         let hash_i = auth_hash(hash, keys.skeyid.expose(), &g_xi, ke, &sa.cky_i, &sa.cky_r, &self.sai_b, &id_b);
         let hash_i = hash_i.as_bytes().to_vec();
-        let mut spi = sa.cky_i.to_vec();
-        spi.extend_from_slice(&sa.cky_r);
         let ic = NotifyRepr {
             doi: DOI_IPSEC,
             protocol_id: protocol::ISAKMP,
             notify_type: notify::INITIAL_CONTACT,
-            spi,
+            spi: sa.isakmp_spi(),
             data: Vec::new(),
         };
         let mut payloads: Vec<(u8, &dyn Emit)> = vec![(payload::ID, &id), (payload::HASH, &hash_i)];
@@ -289,7 +273,7 @@ impl WaitKeI {
             build_encrypted(sa.header(crate::wire::consts::exchange::IDENTITY_PROTECTION, 0), None, &payloads, &crypt)
                 .map_err(|e| Failure::new(format!("cannot build MM5: {e}"), None))?;
         send_request(cx, sa, msg);
-        let keyed = Keyed { sai_b: self.sai_b, choice: self.choice, keys, g_xi, g_xr: ke.to_vec() };
+        let keyed = Keyed { sai_b: self.sai_b, choice: self.choice, keys, g_xi, g_xr: peer.ke };
         Ok(Step::Next(MainMode::I5(WaitAuthI { keyed, iv })))
     }
 }
@@ -373,37 +357,22 @@ impl WaitKeR {
         hdr: &Header,
         datagram: &[u8],
     ) -> Result<Step, Failure> {
-        let body = &datagram[Header::LEN..];
-        let c = match collect(hdr.next_payload, body) {
-            Ok(c) => c,
-            Err(e) => return Ok(Step::Drop(MainMode::R2(self), e.to_string())),
+        let peer = match read_ke_nonce(hdr, datagram, "MM3") {
+            Ok(p) => p,
+            Err(why) => return Ok(Step::Drop(MainMode::R2(self), why)),
         };
-        let ([ke], [ni]) = (c.ke.as_slice(), c.nonce.as_slice()) else {
-            return Ok(Step::Drop(MainMode::R2(self), "MM3 without exactly one KE and one NONCE".into()));
-        };
-        check_nonce(ni).map_err(|r| Failure::new(r, Some(notify::PAYLOAD_MALFORMED)))?;
         let dh =
             DhKeyPair::generate(self.choice.suite.group, cx.rng).map_err(|e| Failure::new(format!("DH: {e}"), None))?;
-        let g_xy = dh.agree(ke).map_err(|e| {
-            Failure::new(
-                format!("the peer's key exchange value is invalid: {e}"),
-                Some(notify::INVALID_KEY_INFORMATION),
-            )
-        })?;
         let nr = cx.nonce();
-        let psk = rule_psk(rule)?;
-        let hash = self.choice.suite.hash;
-        let skeyid = skeyid_psk(hash, psk, ni, &nr);
+        let keys = psk_keys(rule, &self.choice, sa, &dh, &nr, &peer, Role::Responder)?;
         let g_xr = dh.public_value().to_vec();
-        let keys =
-            derive_phase1(hash, self.choice.suite.cipher, skeyid, g_xy.expose(), &sa.cky_i, &sa.cky_r, ke, &g_xr);
         let msg = build_plain(
             sa.header(crate::wire::consts::exchange::IDENTITY_PROTECTION, 0),
             &[(payload::KE, &g_xr), (payload::NONCE, &nr)],
         )
         .map_err(|e| Failure::new(format!("cannot build MM4: {e}"), None))?;
         send_reply(cx, sa, datagram, msg);
-        let keyed = Keyed { sai_b: self.sai_b, choice: self.choice, keys, g_xi: ke.to_vec(), g_xr };
+        let keyed = Keyed { sai_b: self.sai_b, choice: self.choice, keys, g_xi: peer.ke, g_xr };
         Ok(Step::Next(MainMode::R4(WaitAuthR { keyed })))
     }
 }
@@ -439,6 +408,46 @@ impl WaitAuthR {
         let Keyed { choice, keys, .. } = self.keyed;
         Ok(Step::Up(Box::new(established(cx, choice, keys, last, proof.peer_id, rule))))
     }
+}
+
+/// The peer's half of the key exchange, from MM3 or MM4.
+struct KeNonce {
+    ke: Vec<u8>,
+    nonce: Vec<u8>,
+}
+
+/// Reads MM3 or MM4: exactly one KE and one NONCE. `Err` says why the message does not fit (it is dropped).
+fn read_ke_nonce(hdr: &Header, datagram: &[u8], name: &str) -> Result<KeNonce, String> {
+    let c = collect(hdr.next_payload, &datagram[Header::LEN..]).map_err(|e| e.to_string())?;
+    match (c.ke.as_slice(), c.nonce.as_slice()) {
+        ([ke], [nonce]) => Ok(KeNonce { ke: ke.to_vec(), nonce: nonce.to_vec() }),
+        _ => Err(format!("{name} without exactly one KE and one NONCE")),
+    }
+}
+
+/// The phase-1 keys of a PSK Main Mode (RFC 2409 §5): checks the peer's nonce and KE value, computes g^xy,
+/// SKEYID = prf(PSK, Ni_b | Nr_b) and its children. `we` says which side we are, which orders the values.
+fn psk_keys(
+    rule: &Rule,
+    choice: &MainModeChoice,
+    sa: &SaCore,
+    ours: &DhKeyPair,
+    our_nonce: &[u8],
+    peer: &KeNonce,
+    we: Role,
+) -> Result<Phase1Keys, Failure> {
+    check_nonce(&peer.nonce).map_err(|r| Failure::new(r, Some(notify::PAYLOAD_MALFORMED)))?;
+    let g_xy = ours.agree(&peer.ke).map_err(|e| {
+        Failure::new(format!("the peer's key exchange value is invalid: {e}"), Some(notify::INVALID_KEY_INFORMATION))
+    })?;
+    let psk = rule_psk(rule)?;
+    let (ni, nr, g_xi, g_xr) = match we {
+        Role::Initiator => (our_nonce, peer.nonce.as_slice(), ours.public_value(), peer.ke.as_slice()),
+        Role::Responder => (peer.nonce.as_slice(), our_nonce, peer.ke.as_slice(), ours.public_value()),
+    };
+    let h = choice.suite.hash;
+    let skeyid = skeyid_psk(h, psk, ni, nr);
+    Ok(derive_phase1(h, choice.suite.cipher, skeyid, g_xy.expose(), &sa.cky_i, &sa.cky_r, g_xi, g_xr))
 }
 
 fn established(

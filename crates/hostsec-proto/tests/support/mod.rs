@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod vectors;
+
 use hostsec_proto::crypto::Secret;
 use hostsec_proto::ike::{Endpoint, Event, RequestId, Timing, Transmit};
 use hostsec_proto::policy::{ConfigFiles, Policy};
