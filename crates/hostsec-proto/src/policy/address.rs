@@ -140,6 +140,15 @@ impl AddressSet {
         self.any
     }
 
+    /// The disjoint sorted intervals of one family (empty for `any`: check [`AddressSet::is_any`] first).
+    pub fn intervals(&self, ipv4: bool) -> &[(u128, u128)] {
+        if ipv4 {
+            &self.v4
+        } else {
+            &self.v6
+        }
+    }
+
     /// The elements as written.
     pub fn specs(&self) -> &[AddressSpec] {
         &self.specs

@@ -4,10 +4,12 @@
 pub mod address;
 mod config;
 mod duration;
+pub mod spd;
 
 pub use address::{AddressSet, AddressSpec};
 pub use config::{ConfigError, ConfigFiles, FsFiles};
 pub use duration::{format_duration, parse_duration};
+pub use spd::Spd;
 
 use crate::crypto::{EspTransform, MainModeSuite, Secret, StrengthLevel};
 use std::net::IpAddr;
