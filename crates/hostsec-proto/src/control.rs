@@ -238,6 +238,13 @@ pub struct StatusView {
 pub struct StatsView {
     /// IKE counters.
     pub ike: Stats,
+    /// ESP datapath counters: `datapath` (packets by outcome: sent, received, delivered, dropped by reason) and
+    /// `drops` (ESP refusals by reason: replayed, authentication-failed, …). Absent without a datapath.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub esp: Option<serde_json::Value>,
+    /// Firewall drop counters (packets and bytes of cleartext dropped for require, block and default-block).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firewall: Option<serde_json::Value>,
 }
 
 /// One rule as `hostsec rules` lists it.

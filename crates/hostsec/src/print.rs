@@ -87,9 +87,29 @@ pub fn stats(d: &serde_json::Value) {
     let Some(s) = parse::<StatsView>(d) else { return };
     let v = serde_json::to_value(&s.ike).unwrap_or_default();
     println!("IKE:");
+    print_counters(&v, "  ");
+    if let Some(esp) = &s.esp {
+        println!("ESP datapath:");
+        print_counters(&esp["datapath"], "  ");
+        if esp["drops"].as_object().is_some_and(|m| !m.is_empty()) {
+            println!("  ESP drops by reason:");
+            print_counters(&esp["drops"], "    ");
+        }
+    }
+    if let Some(fw) = &s.firewall {
+        println!("Firewall (cleartext dropped):");
+        if let Some(map) = fw.as_object() {
+            for (k, c) in map {
+                println!("  {:<24} {} packets, {} bytes", k.replace('_', " "), c["packets"], c["bytes"]);
+            }
+        }
+    }
+}
+
+fn print_counters(v: &serde_json::Value, indent: &str) {
     if let Some(map) = v.as_object() {
         for (k, n) in map {
-            println!("  {:<24} {}", k.replace('_', " "), n);
+            println!("{indent}{:<24} {}", k.replace(['_', '-'], " "), n);
         }
     }
 }

@@ -2,14 +2,18 @@
 //! datagrams, key log lines and control answers out. Everything that has state lives in this one task.
 
 use crate::control::{self, ControlRequest};
+use crate::datapath::{Datapath, DpEvent, InCmd, OutCmd, Snapshot};
+use crate::host::{self, EspSockets, HostState, Tun};
 use crate::keylog::KeyLog;
+use crate::plan::host_plan;
 use crate::sockets::IkeSockets;
 use crate::{load_policy, netaddr, Options};
+use hostsec_proto::esp::{DropReason, InboundSa, LifetimeLimits, OutboundSa, SaConfig, SaCounters};
 use hostsec_proto::control::{
     MainModeEntry, QuickModeEntry, Request, Response, RuleEntry, SasView, StatsView, StatusView,
 };
 use hostsec_proto::ike::{Endpoint, Event, RequestId, Timing};
-use hostsec_proto::policy::{AutoStart, Policy};
+use hostsec_proto::policy::{Action, AutoStart, Policy};
 use rand_chacha::rand_core::SeedableRng;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -31,6 +35,23 @@ struct Datagram {
 /// First retry of a failed `auto = "start"` rule; doubles up to `AUTO_RETRY_MAX`.
 const AUTO_RETRY_MIN: Duration = Duration::from_secs(15);
 const AUTO_RETRY_MAX: Duration = Duration::from_secs(300);
+/// A `request` peer that has not answered IKE after this long gets cleartext (as Windows' fast fallback does),
+/// while IKE goes on in the background.
+const REQUEST_FALLBACK_AFTER: Duration = Duration::from_secs(3);
+
+/// The host side of the datapath: what it installed, the threads, and the counters of each SA pair.
+struct Plumbing {
+    state: HostState,
+    datapath: Datapath,
+    config: host::Config,
+    locals: Vec<IpAddr>,
+}
+
+/// The ESP counters of a Quick Mode SA pair (shared with the datapath threads).
+struct PairCounters {
+    inbound: Arc<SaCounters>,
+    outbound: Arc<SaCounters>,
+}
 
 /// Forks into the background. The parent waits until the child reports that it is ready (then exits 0) or
 /// dies first (then exits 1), so that the caller's exit code tells whether the daemon started.
@@ -93,6 +114,12 @@ struct Daemon {
     auto_retry: HashMap<String, (Instant, Duration)>,
     net_rx: mpsc::Receiver<Datagram>,
     ctl_rx: mpsc::Receiver<ControlRequest>,
+    plumbing: Option<Plumbing>,
+    dp_rx: mpsc::UnboundedReceiver<DpEvent>,
+    pairs: HashMap<u32, PairCounters>,
+    acquires: HashMap<RequestId, (IpAddr, Action)>,
+    fallback_at: HashMap<IpAddr, Instant>,
+    rng: rand_chacha::ChaCha20Rng,
 }
 
 impl Daemon {
@@ -115,8 +142,16 @@ impl Daemon {
             }
             None => None,
         };
+        let policy = Arc::new(policy);
+        let (dp_tx, dp_rx) = mpsc::unbounded_channel();
+        let plumbing = if opts.datapath {
+            Some(Self::install_datapath(&policy, &listen, &sockets, dp_tx)?)
+        } else {
+            info!("datapath off (--no-datapath): IKE only, no packet is protected by this host");
+            None
+        };
         let rng = rand_chacha::ChaCha20Rng::from_entropy();
-        let endpoint = Endpoint::new(Arc::new(policy), Timing::default(), Box::new(rng));
+        let endpoint = Endpoint::new(policy, Timing::default(), Box::new(rng));
         let (net_tx, net_rx) = mpsc::channel(4096);
         for (local, sock) in &sockets.sockets {
             let (local, sock, tx) = (*local, sock.clone(), net_tx.clone());
@@ -157,7 +192,43 @@ impl Daemon {
             auto_retry: HashMap::new(),
             net_rx,
             ctl_rx,
+            plumbing,
+            dp_rx,
+            pairs: HashMap::new(),
+            acquires: HashMap::new(),
+            fallback_at: HashMap::new(),
+            rng: rand_chacha::ChaCha20Rng::from_entropy(),
         })
+    }
+
+    /// Removes what an earlier run left (after `kill -9`), creates the TUN, installs routes and the firewall,
+    /// opens the raw ESP sockets, marks the IKE sockets and starts the datapath threads. On failure everything
+    /// installed so far is removed again.
+    fn install_datapath(
+        policy: &Arc<Policy>,
+        locals: &[IpAddr],
+        ike: &IkeSockets,
+        events: mpsc::UnboundedSender<DpEvent>,
+    ) -> Result<Plumbing, String> {
+        let config = host::Config::default();
+        match host::restore_leftovers(&config) {
+            Ok(left) if left.any() => warn!("removed what an earlier hostsecd left on the host: {left:?}"),
+            Ok(_) => {}
+            Err(e) => return Err(format!("cannot check the host for leftovers of an earlier run: {e}")),
+        }
+        let tun = Tun::create(&config.tun_name, config.mtu).map_err(|e| format!("cannot create TUN {}: {e}", config.tun_name))?;
+        let snapshot = Snapshot::new(policy.clone());
+        let (routes, plan) = host_plan(policy, &snapshot.spd, locals, &config.tun_name);
+        let mut state = HostState::new();
+        state.install_routing(&config, &routes).map_err(|e| format!("cannot install policy routing: {e}"))?;
+        state.apply_firewall(&plan).map_err(|e| format!("cannot install the nftables table: {e}"))?;
+        for (a, s) in &ike.sockets {
+            host::set_mark(&**s, host::MARK).map_err(|e| format!("cannot mark the IKE socket on {a}: {e}"))?;
+        }
+        let sockets = Arc::new(EspSockets::open(host::MARK).map_err(|e| format!("cannot open raw ESP sockets: {e}"))?);
+        let datapath = Datapath::start(tun, sockets, snapshot, events).map_err(|e| format!("cannot start the datapath: {e}"))?;
+        info!("datapath up: TUN {} (MTU {}), {} route(s), firewall table inet hostsec", config.tun_name, config.mtu, routes.len());
+        Ok(Plumbing { state, datapath, config, locals: locals.to_vec() })
     }
 
     async fn run(&mut self) -> Result<(), String> {
@@ -167,10 +238,14 @@ impl Daemon {
         self.start_auto_rules(Instant::now());
         self.flush().await;
         loop {
-            let deadline = [self.endpoint.poll_timeout(), self.auto_retry.values().map(|(t, _)| *t).min()]
-                .into_iter()
-                .flatten()
-                .min();
+            let deadline = [
+                self.endpoint.poll_timeout(),
+                self.auto_retry.values().map(|(t, _)| *t).min(),
+                self.fallback_at.values().min().copied(),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let sleep = tokio::time::sleep_until(
                 deadline.map_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600), Into::into),
             );
@@ -180,10 +255,12 @@ impl Daemon {
                 _ = term.recv() => break,
                 _ = int.recv() => break,
                 _ = hup.recv() => { let _ = self.reload(); }
+                Some(e) = self.dp_rx.recv() => self.on_datapath(e),
                 _ = sleep => {
                     let now = Instant::now();
                     self.endpoint.handle_timeout(now);
                     self.retry_auto_rules(now);
+                    self.request_fallbacks(now);
                 }
             }
             self.flush().await;
@@ -191,6 +268,11 @@ impl Daemon {
         info!("stopping: deleting SAs");
         self.endpoint.terminate(Instant::now(), None, None, "hostsecd is stopping");
         self.flush().await;
+        if let Some(mut p) = self.plumbing.take() {
+            p.datapath.stop();
+            p.state.teardown();
+            info!("host restored: routes, rules and firewall table removed, TUN {} closed", p.config.tun_name);
+        }
         control::remove(&self.control_path);
         info!("hostsecd stopped");
         Ok(())
@@ -229,8 +311,11 @@ impl Daemon {
                     }
                 }
                 self.auto_retry.remove(&keys.info.rule);
+                self.fallback_at.remove(&keys.info.peer.ip());
+                self.install_sa(&keys);
             }
             Event::QuickModeDown { info, reason } => {
+                self.remove_sa(info.spi_in, info.spi_out, info.local.ip());
                 let auto = self.endpoint.policy().rule(&info.rule).is_some_and(|r| r.auto == AutoStart::Start);
                 if auto && !reason.contains("administrator") {
                     // Bring an always-on rule back (the peer deleted the SA or it expired).
@@ -240,6 +325,14 @@ impl Daemon {
             }
             Event::MainModeDown { .. } => {}
             Event::NegotiationFailed { request, reason, .. } => {
+                if let Some((peer, action)) = request.and_then(|r| self.acquires.remove(&r)) {
+                    // IKE for packets waiting in the datapath failed: `request` peers get cleartext, `require`
+                    // peers' packets are dropped (and counted).
+                    self.fallback_at.remove(&peer);
+                    if let Some(p) = &self.plumbing {
+                        p.datapath.outbound(OutCmd::AcquireFailed { peer, cleartext: action == Action::Request });
+                    }
+                }
                 if let Some(r) = request {
                     if let Some(tx) = self.pending.remove(&r) {
                         let _ = tx.send(Response::failed(reason.clone()));
@@ -253,10 +346,75 @@ impl Daemon {
                 }
             }
             Event::RequestDone { request, info } => {
+                self.acquires.remove(&request);
                 if let Some(tx) = self.pending.remove(&request) {
                     let _ = tx.send(Response::ok(QuickModeEntry::from(&info)));
                 }
                 self.auto_requests.remove(&request);
+            }
+        }
+    }
+
+    /// Hands a new SA pair to the datapath (inbound first, so that the peer's first ESP packets find it).
+    fn install_sa(&mut self, keys: &hostsec_proto::ike::ChildSaKeys) {
+        let Some(p) = &self.plumbing else { return };
+        let info = &keys.info;
+        let limits = LifetimeLimits::from_negotiated(Instant::now(), info.lifetime_left, info.lifetime_kb);
+        let (cfg_in, cfg_out) = SaConfig::from_child_keys(keys, limits);
+        let made = InboundSa::new(&cfg_in).and_then(|i| OutboundSa::new(&cfg_out, &mut self.rng).map(|o| (i, o)));
+        match made {
+            Ok((i, o)) => {
+                self.pairs.insert(info.spi_in, PairCounters { inbound: cfg_in.counters.clone(), outbound: cfg_out.counters.clone() });
+                p.datapath.inbound(InCmd::Add(Box::new(i), info.rule.clone()));
+                p.datapath.outbound(OutCmd::Add(Box::new(o)));
+            }
+            Err(e) => warn!(peer = %info.peer, rule = %info.rule, "cannot install ESP SA pair {:08x}/{:08x}: {e}", info.spi_in, info.spi_out),
+        }
+    }
+
+    fn remove_sa(&mut self, spi_in: u32, spi_out: u32, local: IpAddr) {
+        self.pairs.remove(&spi_in);
+        if let Some(p) = &self.plumbing {
+            p.datapath.inbound(InCmd::Remove(spi_in, local));
+            p.datapath.outbound(OutCmd::Remove(spi_out));
+        }
+    }
+
+    fn on_datapath(&mut self, e: DpEvent) {
+        let now = Instant::now();
+        match e {
+            DpEvent::Acquire { rule, local, peer } => {
+                let action = self.endpoint.policy().rule(&rule).map(|r| r.action);
+                let local = SocketAddr::new(local, hostsec_proto::wire::consts::IKE_PORT);
+                match self.endpoint.initiate(now, &rule, Some(peer), local) {
+                    Ok(req) => {
+                        debug!(rule = %rule, "traffic to {peer} needs an SA: negotiating");
+                        if let Some(a) = action {
+                            self.acquires.insert(req, (peer, a));
+                            if a == Action::Request {
+                                self.fallback_at.entry(peer).or_insert(now + REQUEST_FALLBACK_AFTER);
+                            }
+                        }
+                    }
+                    Err(err) => warn!(rule = %rule, "cannot negotiate for traffic to {peer}: {err}"),
+                }
+            }
+            DpEvent::RekeySoon { spi, inbound } => {
+                if self.endpoint.rekey(now, spi, inbound).is_none() {
+                    debug!("no SA with SPI {spi:08x} to rekey");
+                }
+            }
+        }
+    }
+
+    /// `request` peers that did not answer IKE in time get cleartext while IKE goes on.
+    fn request_fallbacks(&mut self, now: Instant) {
+        let due: Vec<IpAddr> = self.fallback_at.iter().filter(|(_, t)| **t <= now).map(|(p, _)| *p).collect();
+        for peer in due {
+            self.fallback_at.remove(&peer);
+            if let Some(p) = &self.plumbing {
+                info!("{peer} has not answered IKE within {}s: sending cleartext as its rule is 'request'", REQUEST_FALLBACK_AFTER.as_secs());
+                p.datapath.outbound(OutCmd::AcquireFailed { peer, cleartext: true });
             }
         }
     }
@@ -308,7 +466,21 @@ impl Daemon {
                     warn!("config: {w}");
                 }
                 info!("reloaded {}: {} rules", self.config.display(), p.rules.len());
-                self.endpoint.set_policy(Arc::new(p));
+                let p = Arc::new(p);
+                if let Some(pl) = &mut self.plumbing {
+                    let snapshot = Snapshot::new(p.clone());
+                    let (routes, plan) = host_plan(&p, &snapshot.spd, &pl.locals, &pl.config.tun_name);
+                    if let Some(r) = pl.state.routing() {
+                        if let Err(e) = r.set_routes(&routes) {
+                            warn!("reload: routes: {e}");
+                        }
+                    }
+                    if let Err(e) = pl.state.apply_firewall(&plan) {
+                        warn!("reload: firewall: {e}");
+                    }
+                    pl.datapath.set_policy(snapshot);
+                }
+                self.endpoint.set_policy(p);
                 self.start_auto_rules(Instant::now());
                 Ok(())
             }
@@ -344,9 +516,9 @@ impl Daemon {
             }
             Request::Sas => Response::ok(SasView {
                 main_mode: self.endpoint.main_mode_sas(now).iter().map(MainModeEntry::from).collect(),
-                quick_mode: self.endpoint.quick_mode_sas(now).iter().map(QuickModeEntry::from).collect(),
+                quick_mode: self.endpoint.quick_mode_sas(now).iter().map(|q| self.quick_mode_entry(q)).collect(),
             }),
-            Request::Stats => Response::ok(StatsView { ike: self.endpoint.stats().clone() }),
+            Request::Stats => Response::ok(self.stats()),
             Request::Rules => {
                 Response::ok(self.endpoint.policy().rules.iter().map(RuleEntry::from).collect::<Vec<_>>())
             }
@@ -378,6 +550,45 @@ impl Daemon {
             },
         };
         let _ = c.reply.send(response);
+    }
+
+    /// A Quick Mode SA as `hostsec sas` shows it, with the datapath's counters.
+    fn quick_mode_entry(&self, q: &hostsec_proto::ike::QuickModeSaInfo) -> QuickModeEntry {
+        let mut e = QuickModeEntry::from(q);
+        if let Some(c) = self.pairs.get(&q.spi_in) {
+            e.bytes_in = c.inbound.bytes();
+            e.packets_in = c.inbound.packets();
+            e.bytes_out = c.outbound.bytes();
+            e.packets_out = c.outbound.packets();
+        }
+        e
+    }
+
+    /// IKE, ESP and firewall counters.
+    fn stats(&self) -> StatsView {
+        let (esp, firewall) = match &self.plumbing {
+            None => (None, None),
+            Some(p) => {
+                let mut drops: std::collections::BTreeMap<&'static str, u64> = std::collections::BTreeMap::new();
+                let mut add = |c: &SaCounters| {
+                    for r in DropReason::ALL {
+                        let n = c.drops(r);
+                        if n > 0 {
+                            *drops.entry(r.name()).or_default() += n;
+                        }
+                    }
+                };
+                add(&p.datapath.unattributed);
+                for pc in self.pairs.values() {
+                    add(&pc.inbound);
+                    add(&pc.outbound);
+                }
+                let esp = serde_json::json!({ "datapath": p.datapath.stats.view(), "drops": drops });
+                let fw = p.state.firewall().and_then(|f| f.counters().ok()).map(|c| serde_json::to_value(c).unwrap_or_default());
+                (Some(esp), fw)
+            }
+        };
+        StatsView { ike: self.endpoint.stats().clone(), esp, firewall }
     }
 
     fn explain(&self, peer: IpAddr) -> Response {

@@ -405,6 +405,26 @@ impl EspTransform {
     }
 }
 
+impl EspTransform {
+    /// Every transform hostsec implements.
+    pub const ALL: [EspTransform; 9] = [
+        EspTransform { cipher: EspCipher::AesGcm16_128, integrity: EspIntegrity::None },
+        EspTransform { cipher: EspCipher::AesGcm16_192, integrity: EspIntegrity::None },
+        EspTransform { cipher: EspCipher::AesGcm16_256, integrity: EspIntegrity::None },
+        EspTransform { cipher: EspCipher::AesCbc128, integrity: EspIntegrity::HmacSha1_96 },
+        EspTransform { cipher: EspCipher::AesCbc192, integrity: EspIntegrity::HmacSha1_96 },
+        EspTransform { cipher: EspCipher::AesCbc256, integrity: EspIntegrity::HmacSha1_96 },
+        EspTransform { cipher: EspCipher::AesCbc128, integrity: EspIntegrity::HmacSha256_128 },
+        EspTransform { cipher: EspCipher::AesCbc192, integrity: EspIntegrity::HmacSha256_128 },
+        EspTransform { cipher: EspCipher::AesCbc256, integrity: EspIntegrity::HmacSha256_128 },
+    ];
+
+    /// The transform named as [`EspTransform::name`] prints it (`aes-gcm-16-128`, `aes-cbc-256/hmac-sha256-128`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.name() == name)
+    }
+}
+
 impl fmt::Display for EspTransform {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.name())
@@ -422,8 +442,39 @@ pub struct MainModeSuite {
     pub group: DhGroup,
 }
 
+impl MainModeSuite {
+    /// The suite named as its `Display` prints it (`aes-cbc-256/sha256/ecp256`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        let mut parts = name.split('/');
+        let (c, h, g) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() {
+            return None;
+        }
+        let cipher = [IkeCipher::AesCbc128, IkeCipher::AesCbc192, IkeCipher::AesCbc256].into_iter().find(|x| x.name() == c)?;
+        let hash = [HashAlg::Sha1, HashAlg::Sha256, HashAlg::Sha384].into_iter().find(|x| x.name() == h)?;
+        let group = DhGroup::ALL.into_iter().find(|x| x.name() == g)?;
+        Some(MainModeSuite { cipher, hash, group })
+    }
+}
+
 impl fmt::Display for MainModeSuite {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}/{}", self.cipher.name(), self.hash.name(), self.group.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for t in EspTransform::ALL {
+            assert_eq!(EspTransform::from_name(&t.name()), Some(t));
+        }
+        let s = MainModeSuite { cipher: IkeCipher::AesCbc192, hash: HashAlg::Sha384, group: DhGroup::Modp2048s256 };
+        assert_eq!(MainModeSuite::from_name(&s.to_string()), Some(s));
+        assert_eq!(MainModeSuite::from_name("aes-cbc-256/md5/ecp256"), None);
+        assert_eq!(EspTransform::from_name("3des"), None);
     }
 }

@@ -888,6 +888,35 @@ impl Endpoint {
         Ok(request)
     }
 
+    /// Negotiates a successor of a Quick Mode SA pair (named by our inbound SPI, or by our outbound SPI when
+    /// `inbound` is false) before it expires: a new Quick Mode under an established Main Mode SA with the same
+    /// peer and rule, or a new Main Mode first if there is none. The old pair stays until its own expiry or a
+    /// DELETE (make-before-break); the ESP layer switches its outbound traffic to the new pair when it comes up.
+    pub fn rekey(&mut self, now: Instant, spi: u32, inbound: bool) -> Option<RequestId> {
+        let child = self.children.values().find(|c| if inbound { c.info.spi_in == spi } else { c.info.spi_out == spi })?;
+        let (rule_name, local, peer) = (child.info.rule.clone(), child.info.local, child.info.peer);
+        let rule = self.policy.rule(&rule_name).cloned()?;
+        let request = RequestId(self.next_request);
+        self.next_request += 1;
+        info!(peer = %peer, rule = %rule_name, "rekeying Quick Mode SA (SPIs {:08x}/{:08x})", child.info.spi_in, child.info.spi_out);
+        let carrier = self
+            .sas
+            .iter()
+            .filter(|(_, sa)| sa.core.rule == rule_name && sa.core.peer.ip() == peer.ip())
+            .max_by_key(|(_, sa)| sa.established().is_some())
+            .map(|(id, sa)| (*id, sa.established().is_some()));
+        match carrier {
+            Some((id, true)) => self.start_quick_mode(now, id, Some(request)),
+            Some((id, false)) => {
+                if let Some(sa) = self.sas.get_mut(&id) {
+                    sa.core.waiting.push(request);
+                }
+            }
+            None => self.start_main_mode(now, &rule, local, peer, request),
+        }
+        Some(request)
+    }
+
     fn start_main_mode(&mut self, now: Instant, rule: &Rule, local: SocketAddr, peer: SocketAddr, request: RequestId) {
         let id = self.next_sa;
         self.next_sa += 1;

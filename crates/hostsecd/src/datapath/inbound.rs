@@ -1,0 +1,204 @@
+//! The inbound thread: raw ESP sockets → open (replay, ICV) → policy check → TUN.
+
+use super::wake::{poll_readable, set_nonblocking, Wake};
+use super::{addresses, bump, DpEvent, DpStats, InCmd, Snapshot};
+use crate::host::{EspSockets, Tun};
+use hostsec_proto::esp::{InboundTable, SaCounters};
+use std::collections::{HashMap, HashSet};
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::UnboundedSender;
+use tracing::{debug, warn};
+
+/// Packets read per socket per wake-up before commands are looked at again.
+const BATCH: usize = 64;
+
+pub(super) struct Inbound {
+    tun: Tun,
+    sockets: Arc<EspSockets>,
+    commands: Receiver<InCmd>,
+    wake: Arc<Wake>,
+    snapshot: Arc<Snapshot>,
+    events: UnboundedSender<DpEvent>,
+    stats: Arc<DpStats>,
+    sas: InboundTable,
+    /// The rule each inbound SA was negotiated under, by SPI.
+    rules: HashMap<u32, String>,
+    rekey_asked: HashSet<u32>,
+}
+
+impl Inbound {
+    pub(super) fn new(
+        tun: Tun,
+        sockets: Arc<EspSockets>,
+        commands: Receiver<InCmd>,
+        wake: Arc<Wake>,
+        snapshot: Arc<Snapshot>,
+        events: UnboundedSender<DpEvent>,
+        stats: Arc<DpStats>,
+    ) -> Inbound {
+        Inbound {
+            tun,
+            sockets,
+            commands,
+            wake,
+            snapshot,
+            events,
+            stats,
+            sas: InboundTable::new(),
+            rules: HashMap::new(),
+            rekey_asked: HashSet::new(),
+        }
+    }
+
+    /// The counters of drops that name no SA.
+    pub(super) fn unattributed(&self) -> Arc<SaCounters> {
+        self.sas.counters().clone()
+    }
+
+    pub(super) fn run(mut self) {
+        for fd in [Some(self.sockets.rx4_fd()), self.sockets.rx6_fd()].into_iter().flatten() {
+            if let Err(e) = set_nonblocking(fd) {
+                warn!("inbound datapath: {e}");
+            }
+        }
+        let mut buf = vec![0u8; 65536];
+        let mut out = vec![0u8; 65536];
+        let rx6 = self.sockets.rx6_fd().unwrap_or(-1);
+        let mut last_sweep = Instant::now();
+        loop {
+            let [v4, v6, woken] = poll_readable([self.sockets.rx4_fd(), rx6, self.wake.fd()], 1000);
+            if woken {
+                self.wake.clear();
+                if !self.commands() {
+                    return;
+                }
+            }
+            for (ready, ipv6) in [(v4, false), (v6, true)] {
+                if !ready {
+                    continue;
+                }
+                for _ in 0..BATCH {
+                    let r = if ipv6 { self.sockets.recv6(&mut buf) } else { self.sockets.recv4(&mut buf) };
+                    match r {
+                        Ok(n) => {
+                            let now = Instant::now();
+                            self.packet(now, &buf[..n], &mut out);
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(e) => {
+                            bump(&self.stats.dropped_malformed);
+                            debug!("ESP receive: {e}");
+                            break;
+                        }
+                    }
+                }
+            }
+            let now = Instant::now();
+            if now.duration_since(last_sweep) >= Duration::from_secs(1) {
+                last_sweep = now;
+                for sa in self.sas.remove_expired(now) {
+                    self.rules.remove(&sa.spi());
+                    self.rekey_asked.remove(&sa.spi());
+                    debug!("inbound SA {:08x} expired in the datapath", sa.spi());
+                }
+            }
+        }
+    }
+
+    fn commands(&mut self) -> bool {
+        while let Ok(c) = self.commands.try_recv() {
+            match c {
+                InCmd::Stop => return false,
+                InCmd::Policy(s) => self.snapshot = s,
+                InCmd::Add(sa, rule) => {
+                    self.rules.insert(sa.spi(), rule);
+                    self.sas.insert(*sa);
+                }
+                InCmd::Remove(spi, local) => {
+                    self.sas.remove(spi, local);
+                    self.rules.remove(&spi);
+                    self.rekey_asked.remove(&spi);
+                }
+            }
+        }
+        true
+    }
+
+    fn packet(&mut self, now: Instant, packet: &[u8], out: &mut [u8]) {
+        bump(&self.stats.esp_received);
+        let opened = match self.sas.open(now, packet, out) {
+            Ok(o) => o,
+            Err(reason) => {
+                bump(&self.stats.dropped_esp);
+                if !reason.is_quiet() {
+                    debug!("inbound ESP dropped: {}", reason.name());
+                }
+                return;
+            }
+        };
+        let inner = opened.packet;
+        // The SA carries the traffic of its rule only (RFC 4301 §5.2): the rule that governs the inner packet
+        // must be the one the SA was negotiated under, and it must still ask for protection.
+        let Some((src, dst)) = addresses(inner) else {
+            bump(&self.stats.dropped_malformed);
+            return;
+        };
+        let spi = packet_spi(packet).unwrap_or(0);
+        let snap = &self.snapshot;
+        let governing = snap.spd.lookup(&snap.policy, dst, src).map(|i| &snap.policy.rules[i]);
+        let owner = self.rules.get(&spi);
+        let ok = matches!((governing, owner), (Some(r), Some(o)) if &r.name == o && r.action.negotiates());
+        if !ok {
+            bump(&self.stats.dropped_policy_mismatch);
+            debug!(
+                "inbound packet {src} -> {dst} on SA {spi:08x} dropped: its rule ({}) does not govern it",
+                owner.map_or("unknown", String::as_str)
+            );
+            return;
+        }
+        if opened.rekey_soon && self.rekey_asked.insert(spi) {
+            let _ = self.events.send(DpEvent::RekeySoon { spi, inbound: true });
+        }
+        match self.tun.write(inner) {
+            Ok(_) => bump(&self.stats.delivered),
+            Err(e) => {
+                bump(&self.stats.io_errors);
+                debug!("TUN write: {e}");
+            }
+        }
+    }
+}
+
+/// The SPI of an outer IPv4/IPv6 ESP packet (after the IP header and, for IPv6, extension headers).
+fn packet_spi(packet: &[u8]) -> Option<u32> {
+    let off = match packet.first()? >> 4 {
+        4 => usize::from(packet.first()? & 0x0f) * 4,
+        6 => ipv6_esp_offset(packet)?,
+        _ => return None,
+    };
+    Some(u32::from_be_bytes(packet.get(off..off + 4)?.try_into().ok()?))
+}
+
+/// Offset of the ESP header in an IPv6 packet: after the fixed header and the extension headers before ESP.
+fn ipv6_esp_offset(packet: &[u8]) -> Option<usize> {
+    let mut next = *packet.get(6)?;
+    let mut off = 40;
+    for _ in 0..8 {
+        match next {
+            50 => return Some(off),
+            0 | 43 | 60 => {
+                next = *packet.get(off)?;
+                off += (usize::from(*packet.get(off + 1)?) + 1) * 8;
+            }
+            44 => {
+                next = *packet.get(off)?;
+                off += 8;
+            }
+            _ => return None,
+        }
+    }
+    None
+}
+

@@ -1,0 +1,239 @@
+//! The ESP datapath: two dedicated threads around the sans-IO ESP engine of `hostsec-proto`.
+//!
+//! - The outbound thread reads the packets that policy routing sends into the TUN device, looks up the rule of
+//!   each (the SPD: one binary search), and seals it with the peer's outbound SA, sends it in cleartext (bypass, or
+//!   a `request` peer that runs no IKE), drops it (block), or queues it while IKE negotiates (on demand).
+//! - The inbound thread receives ESP on raw sockets, opens it with the SA of its SPI (replay and ICV checked),
+//!   checks that the SA's rule governs the inner packet, and writes it into the TUN.
+//!
+//! Each thread owns its SA table: the per-packet path takes no lock. The control plane (the tokio task that runs
+//! IKE) talks to them through command channels (woken by an eventfd) and reads their counters (atomics); they
+//! report back through an unbounded channel (acquires, rekeys).
+
+mod inbound;
+mod outbound;
+mod wake;
+
+use crate::host::{EspSockets, Tun};
+use hostsec_proto::esp::{InboundSa, OutboundSa, SaCounters};
+use hostsec_proto::policy::{Policy, Spd};
+use serde::Serialize;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use tokio::sync::mpsc::UnboundedSender;
+use wake::Wake;
+
+/// The policy as the datapath consults it.
+pub struct Snapshot {
+    /// The rules.
+    pub policy: Arc<Policy>,
+    /// Their flattened remote sets.
+    pub spd: Spd,
+}
+
+impl Snapshot {
+    /// A snapshot of `policy`.
+    pub fn new(policy: Arc<Policy>) -> Arc<Snapshot> {
+        let spd = Spd::build(&policy);
+        Arc::new(Snapshot { policy, spd })
+    }
+}
+
+/// Commands to the outbound thread.
+pub enum OutCmd {
+    /// A new policy (reload).
+    Policy(Arc<Snapshot>),
+    /// The SA to use towards its peer from now on (replaces the previous one: make-before-break), and the rule it
+    /// belongs to. Packets queued for the peer go out with it.
+    Add(Box<OutboundSa>),
+    /// Forget the outbound SA with this SPI.
+    Remove(u32),
+    /// IKE with the peer did not succeed (yet): queued packets go out in cleartext (`request`, and the peer is
+    /// then sent cleartext until IKE succeeds or the fallback expires) or are dropped (`require`).
+    AcquireFailed {
+        /// The peer.
+        peer: IpAddr,
+        /// Whether cleartext is allowed (`request`).
+        cleartext: bool,
+    },
+    /// Stop the thread.
+    Stop,
+}
+
+/// Commands to the inbound thread.
+pub enum InCmd {
+    /// A new policy (reload).
+    Policy(Arc<Snapshot>),
+    /// A new inbound SA and the name of its rule.
+    Add(Box<InboundSa>, String),
+    /// Forget the inbound SA with this SPI for this local address.
+    Remove(u32, IpAddr),
+    /// Stop the thread.
+    Stop,
+}
+
+/// What the datapath asks of the control plane.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DpEvent {
+    /// A packet wants protection and there is no SA: negotiate `rule` with `peer` from `local`.
+    Acquire {
+        /// Rule name.
+        rule: String,
+        /// Our address (the packet's source).
+        local: IpAddr,
+        /// The peer.
+        peer: IpAddr,
+    },
+    /// An SA crossed a soft lifetime limit: negotiate its successor.
+    RekeySoon {
+        /// The outbound SPI (or inbound SPI for inbound soft limits).
+        spi: u32,
+        /// Whether `spi` is our inbound SPI.
+        inbound: bool,
+    },
+}
+
+macro_rules! counters {
+    ($(#[doc = $doc:literal] $name:ident),* $(,)?) => {
+        /// Datapath counters (what `hostsec stats` shows under `esp`): every packet that is not delivered is
+        /// counted under exactly one reason.
+        #[derive(Debug, Default)]
+        pub struct DpStats {
+            $(#[doc = $doc] pub $name: AtomicU64,)*
+        }
+
+        /// A snapshot of [`DpStats`].
+        #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+        pub struct DpStatsView {
+            $(#[doc = $doc] pub $name: u64,)*
+        }
+
+        impl DpStats {
+            /// Reads every counter.
+            pub fn view(&self) -> DpStatsView {
+                DpStatsView { $($name: self.$name.load(Ordering::Relaxed),)* }
+            }
+        }
+    };
+}
+
+counters! {
+    /// Packets read from the TUN (outbound, before any decision).
+    tun_read,
+    /// ESP packets sent.
+    esp_sent,
+    /// Packets sent in cleartext (bypass rules, `request` fallback, default bypass).
+    cleartext_sent,
+    /// ESP packets received.
+    esp_received,
+    /// Decrypted packets written into the TUN.
+    delivered,
+    /// Packets queued while IKE negotiated.
+    queued,
+    /// Dropped: the queue for a peer (or all queues) was full.
+    dropped_queue_full,
+    /// Dropped: IKE failed for a `require` peer, or the queue waited too long.
+    dropped_no_sa,
+    /// Dropped: a `block` rule, or the default action `block`.
+    dropped_blocked,
+    /// Dropped inbound: the SA's rule does not govern the inner packet (or no longer exists).
+    dropped_policy_mismatch,
+    /// Dropped: ESP refused the packet (see the reasons in `esp_drops`).
+    dropped_esp,
+    /// Dropped: a packet that is not IPv4/IPv6, or too short.
+    dropped_malformed,
+    /// Errors sending or writing packets.
+    io_errors,
+}
+
+/// Adds one to a counter.
+pub(crate) fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The running datapath.
+pub struct Datapath {
+    out_tx: mpsc::Sender<OutCmd>,
+    out_wake: Arc<Wake>,
+    in_tx: mpsc::Sender<InCmd>,
+    in_wake: Arc<Wake>,
+    /// Counters.
+    pub stats: Arc<DpStats>,
+    /// Drops that belong to no SA (unknown SPIs, malformed ESP), shared with the inbound table.
+    pub unattributed: Arc<SaCounters>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Datapath {
+    /// Starts the two threads.
+    pub fn start(
+        tun: Tun,
+        sockets: Arc<EspSockets>,
+        snapshot: Arc<Snapshot>,
+        events: UnboundedSender<DpEvent>,
+    ) -> std::io::Result<Datapath> {
+        let stats = Arc::new(DpStats::default());
+        let (out_tx, out_rx) = mpsc::channel();
+        let (in_tx, in_rx) = mpsc::channel();
+        let out_wake = Arc::new(Wake::new()?);
+        let in_wake = Arc::new(Wake::new()?);
+        let tun_out = tun.try_clone()?;
+        let ob = outbound::Outbound::new(tun, sockets.clone(), out_rx, out_wake.clone(), snapshot.clone(), events.clone(), stats.clone());
+        let ib = inbound::Inbound::new(tun_out, sockets, in_rx, in_wake.clone(), snapshot, events, stats.clone());
+        let unattributed = ib.unattributed();
+        let threads = vec![
+            std::thread::Builder::new().name("hs-outbound".into()).spawn(move || ob.run())?,
+            std::thread::Builder::new().name("hs-inbound".into()).spawn(move || ib.run())?,
+        ];
+        Ok(Datapath { out_tx, out_wake, in_tx, in_wake, stats, unattributed, threads })
+    }
+
+    /// Sends a command to the outbound thread.
+    pub fn outbound(&self, c: OutCmd) {
+        if self.out_tx.send(c).is_ok() {
+            self.out_wake.wake();
+        }
+    }
+
+    /// Sends a command to the inbound thread.
+    pub fn inbound(&self, c: InCmd) {
+        if self.in_tx.send(c).is_ok() {
+            self.in_wake.wake();
+        }
+    }
+
+    /// A new policy for both threads.
+    pub fn set_policy(&self, snapshot: Arc<Snapshot>) {
+        self.outbound(OutCmd::Policy(snapshot.clone()));
+        self.inbound(InCmd::Policy(snapshot));
+    }
+
+    /// Stops the threads and waits for them.
+    pub fn stop(mut self) {
+        self.outbound(OutCmd::Stop);
+        self.inbound(InCmd::Stop);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The source and destination of an IPv4 or IPv6 packet, if it is one.
+pub(crate) fn addresses(packet: &[u8]) -> Option<(IpAddr, IpAddr)> {
+    match packet.first()? >> 4 {
+        4 => {
+            let s: [u8; 4] = packet.get(12..16)?.try_into().ok()?;
+            let d: [u8; 4] = packet.get(16..20)?.try_into().ok()?;
+            Some((IpAddr::from(s), IpAddr::from(d)))
+        }
+        6 => {
+            let s: [u8; 16] = packet.get(8..24)?.try_into().ok()?;
+            let d: [u8; 16] = packet.get(24..40)?.try_into().ok()?;
+            Some((IpAddr::from(s), IpAddr::from(d)))
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,274 @@
+//! The outbound thread: TUN → policy decision → ESP (or cleartext, queue, drop).
+
+use super::wake::{poll_readable, set_nonblocking, Wake};
+use super::{addresses, bump, DpEvent, DpStats, OutCmd, Snapshot};
+use crate::host::{EspSockets, Tun};
+use hostsec_proto::esp::{DropReason, OutboundTable, MAX_OVERHEAD};
+use hostsec_proto::policy::{Action, DefaultAction};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::UnboundedSender;
+use tracing::{debug, warn};
+
+/// Packets kept per peer while IKE negotiates (the rest is dropped and counted).
+const QUEUE_PER_PEER: usize = 64;
+/// Packets kept over all peers.
+const QUEUE_TOTAL: usize = 4096;
+/// How long queued packets wait for an SA before they are dropped.
+const QUEUE_TIMEOUT: Duration = Duration::from_secs(30);
+/// At most one acquire per peer in this interval (the control plane deduplicates too).
+const ACQUIRE_INTERVAL: Duration = Duration::from_secs(2);
+/// How long a `request` peer that did not answer IKE is sent cleartext before IKE is tried again.
+const CLEARTEXT_FALLBACK: Duration = Duration::from_secs(60);
+/// Packets read from the TUN per wake-up before commands are looked at again.
+const BATCH: usize = 64;
+
+struct Queued {
+    since: Instant,
+    packets: VecDeque<Vec<u8>>,
+}
+
+pub(super) struct Outbound {
+    tun: Tun,
+    sockets: Arc<EspSockets>,
+    commands: Receiver<OutCmd>,
+    wake: Arc<Wake>,
+    snapshot: Arc<Snapshot>,
+    events: UnboundedSender<DpEvent>,
+    stats: Arc<DpStats>,
+    sas: OutboundTable,
+    queues: HashMap<IpAddr, Queued>,
+    queued_total: usize,
+    fallback: HashMap<IpAddr, Instant>,
+    acquired: HashMap<IpAddr, Instant>,
+    rekey_asked: HashSet<u32>,
+    /// Scratch buffer for packets sealed while applying commands (queued packets).
+    scratch: Vec<u8>,
+}
+
+impl Outbound {
+    pub(super) fn new(
+        tun: Tun,
+        sockets: Arc<EspSockets>,
+        commands: Receiver<OutCmd>,
+        wake: Arc<Wake>,
+        snapshot: Arc<Snapshot>,
+        events: UnboundedSender<DpEvent>,
+        stats: Arc<DpStats>,
+    ) -> Outbound {
+        Outbound {
+            tun,
+            sockets,
+            commands,
+            wake,
+            snapshot,
+            events,
+            stats,
+            sas: OutboundTable::new(),
+            queues: HashMap::new(),
+            queued_total: 0,
+            fallback: HashMap::new(),
+            acquired: HashMap::new(),
+            rekey_asked: HashSet::new(),
+            scratch: vec![0u8; 65536 + MAX_OVERHEAD],
+        }
+    }
+
+    pub(super) fn run(mut self) {
+        if let Err(e) = set_nonblocking(self.tun.fd()) {
+            warn!("outbound datapath: {e}");
+        }
+        let mut buf = vec![0u8; 65536];
+        let mut out = vec![0u8; 65536 + MAX_OVERHEAD];
+        let mut last_sweep = Instant::now();
+        loop {
+            let [tun_ready, woken] = poll_readable([self.tun.fd(), self.wake.fd()], 1000);
+            if woken {
+                self.wake.clear();
+                if !self.commands() {
+                    return;
+                }
+            }
+            if tun_ready {
+                for _ in 0..BATCH {
+                    match self.tun.read(&mut buf) {
+                        Ok(n) => {
+                            let now = Instant::now();
+                            self.packet(now, &buf[..n], &mut out);
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(e) => {
+                            bump(&self.stats.io_errors);
+                            debug!("TUN read: {e}");
+                            break;
+                        }
+                    }
+                }
+            }
+            let now = Instant::now();
+            if now.duration_since(last_sweep) >= Duration::from_secs(1) {
+                last_sweep = now;
+                self.sweep(now);
+            }
+        }
+    }
+
+    /// Applies every pending command; `false` when told to stop.
+    fn commands(&mut self) -> bool {
+        let mut out = std::mem::take(&mut self.scratch);
+        let go_on = self.apply_commands(&mut out);
+        self.scratch = out;
+        go_on
+    }
+
+    fn apply_commands(&mut self, out: &mut [u8]) -> bool {
+        while let Ok(c) = self.commands.try_recv() {
+            match c {
+                OutCmd::Stop => return false,
+                OutCmd::Policy(s) => self.snapshot = s,
+                OutCmd::Add(sa) => {
+                    let peer = sa.peer();
+                    self.fallback.remove(&peer);
+                    self.acquired.remove(&peer);
+                    if let Some(old) = self.sas.insert(*sa) {
+                        self.rekey_asked.remove(&old.spi());
+                    }
+                    // Packets that waited for this SA go out now, in order.
+                    if let Some(q) = self.queues.remove(&peer) {
+                        self.queued_total -= q.packets.len();
+                        let now = Instant::now();
+                        for p in q.packets {
+                            self.seal_and_send(now, &p, out);
+                        }
+                    }
+                }
+                OutCmd::Remove(spi) => {
+                    let peer = self.sas.iter().find(|s| s.spi() == spi).map(|s| s.peer());
+                    if let Some(p) = peer {
+                        self.sas.remove(p);
+                    }
+                    self.rekey_asked.remove(&spi);
+                }
+                OutCmd::AcquireFailed { peer, cleartext } => {
+                    let q = self.queues.remove(&peer);
+                    let n = q.as_ref().map_or(0, |q| q.packets.len());
+                    self.queued_total -= n;
+                    if cleartext {
+                        self.fallback.insert(peer, Instant::now() + CLEARTEXT_FALLBACK);
+                        for p in q.into_iter().flat_map(|q| q.packets) {
+                            self.send_clear(&p);
+                        }
+                    } else {
+                        self.stats.dropped_no_sa.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// Decides what happens to one packet from the TUN.
+    fn packet(&mut self, now: Instant, packet: &[u8], out: &mut [u8]) {
+        bump(&self.stats.tun_read);
+        let Some((src, dst)) = addresses(packet) else {
+            bump(&self.stats.dropped_malformed);
+            return;
+        };
+        let snap = self.snapshot.clone();
+        let rule = snap.spd.lookup(&snap.policy, src, dst).map(|i| &snap.policy.rules[i]);
+        let action = match rule {
+            Some(r) => r.action,
+            None => match snap.policy.global.default_action {
+                DefaultAction::Bypass => Action::Bypass,
+                DefaultAction::Block => Action::Block,
+            },
+        };
+        match action {
+            Action::Bypass => self.send_clear(packet),
+            Action::Block => bump(&self.stats.dropped_blocked),
+            Action::Require | Action::Request => {
+                if self.sas.get(dst).is_some() {
+                    self.seal_and_send(now, packet, out);
+                } else if action == Action::Request && self.fallback.get(&dst).is_some_and(|t| *t > now) {
+                    self.send_clear(packet);
+                } else if let Some(r) = rule {
+                    self.queue(now, src, dst, &r.name, packet);
+                }
+            }
+        }
+    }
+
+    fn seal_and_send(&mut self, now: Instant, packet: &[u8], out: &mut [u8]) {
+        match self.sas.seal(now, packet, out) {
+            Ok(sealed) => {
+                if sealed.rekey_soon {
+                    if let Some(sa) = addresses(packet).and_then(|(_, d)| self.sas.get(d)) {
+                        let spi = sa.spi();
+                        if self.rekey_asked.insert(spi) {
+                            let _ = self.events.send(DpEvent::RekeySoon { spi, inbound: false });
+                        }
+                    }
+                }
+                match self.sockets.send(sealed.packet) {
+                    Ok(()) => bump(&self.stats.esp_sent),
+                    Err(e) => {
+                        bump(&self.stats.io_errors);
+                        debug!("ESP send: {e}");
+                    }
+                }
+            }
+            Err(DropReason::NoSa) => bump(&self.stats.dropped_no_sa),
+            Err(reason) => {
+                bump(&self.stats.dropped_esp);
+                debug!("outbound packet refused: {}", reason.name());
+            }
+        }
+    }
+
+    fn send_clear(&self, packet: &[u8]) {
+        match self.sockets.send(packet) {
+            Ok(()) => bump(&self.stats.cleartext_sent),
+            Err(e) => {
+                bump(&self.stats.io_errors);
+                debug!("cleartext send: {e}");
+            }
+        }
+    }
+
+    /// Keeps the packet until the peer's SA is up, and asks the control plane to negotiate it.
+    fn queue(&mut self, now: Instant, src: IpAddr, dst: IpAddr, rule: &str, packet: &[u8]) {
+        let q = self.queues.entry(dst).or_insert_with(|| Queued { since: now, packets: VecDeque::new() });
+        if q.packets.len() >= QUEUE_PER_PEER || self.queued_total >= QUEUE_TOTAL {
+            bump(&self.stats.dropped_queue_full);
+        } else {
+            q.packets.push_back(packet.to_vec());
+            self.queued_total += 1;
+            bump(&self.stats.queued);
+        }
+        let due = self.acquired.get(&dst).is_none_or(|t| now.duration_since(*t) >= ACQUIRE_INTERVAL);
+        if due {
+            self.acquired.insert(dst, now);
+            let _ = self.events.send(DpEvent::Acquire { rule: rule.to_string(), local: src, peer: dst });
+        }
+    }
+
+    /// Once a second: queues that waited too long, expired fallbacks and SAs.
+    fn sweep(&mut self, now: Instant) {
+        let stale: Vec<IpAddr> = self.queues.iter().filter(|(_, q)| now.duration_since(q.since) > QUEUE_TIMEOUT).map(|(p, _)| *p).collect();
+        for p in stale {
+            if let Some(q) = self.queues.remove(&p) {
+                self.queued_total -= q.packets.len();
+                self.stats.dropped_no_sa.fetch_add(q.packets.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        self.fallback.retain(|_, t| *t > now);
+        self.acquired.retain(|_, t| now.duration_since(*t) < Duration::from_secs(60));
+        for sa in self.sas.remove_expired(now) {
+            self.rekey_asked.remove(&sa.spi());
+            debug!("outbound SA {:08x} expired in the datapath", sa.spi());
+        }
+    }
+}
