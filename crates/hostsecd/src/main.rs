@@ -4,6 +4,7 @@
 
 mod control;
 mod daemon;
+pub mod host;
 mod keylog;
 mod netaddr;
 mod sockets;
