@@ -289,3 +289,168 @@ pub fn parse_counters(json: &str) -> io::Result<FirewallCounters> {
     }
     Ok(c)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> (IpAddr, u8) {
+        let (a, l) = s.split_once('/').unwrap_or((s, if s.contains(':') { "128" } else { "32" }));
+        (a.parse().unwrap(), l.parse().unwrap())
+    }
+
+    #[test]
+    fn golden_ruleset() {
+        let plan = FirewallPlan {
+            require: vec![p("198.51.100.2"), p("2001:db8:1::/64"), p("203.0.113.0/24")],
+            request: vec![p("198.51.100.3")],
+            bypass: vec![],
+            block: vec![p("2001:db8:2::5"), p("192.0.2.77/32")],
+            default_block: true,
+            tun: "hs0".into(),
+            ike_ports: [500, 4500],
+        };
+        let counters = FirewallCounters { drop_block: Counter { packets: 3, bytes: 252 }, ..Default::default() };
+        let want = r#"table inet hostsec {}
+delete table inet hostsec
+table inet hostsec {
+	counter drop_require_in {
+		packets 0 bytes 0
+	}
+	counter drop_require_out {
+		packets 0 bytes 0
+	}
+	counter drop_block {
+		packets 3 bytes 252
+	}
+	counter drop_default {
+		packets 0 bytes 0
+	}
+	set require4 {
+		type ipv4_addr
+		flags interval
+		auto-merge
+		elements = { 198.51.100.2, 203.0.113.0/24 }
+	}
+	set require6 {
+		type ipv6_addr
+		flags interval
+		auto-merge
+		elements = { 2001:db8:1::/64 }
+	}
+	set request4 {
+		type ipv4_addr
+		flags interval
+		auto-merge
+		elements = { 198.51.100.3 }
+	}
+	set request6 {
+		type ipv6_addr
+		flags interval
+		auto-merge
+	}
+	set bypass4 {
+		type ipv4_addr
+		flags interval
+		auto-merge
+	}
+	set bypass6 {
+		type ipv6_addr
+		flags interval
+		auto-merge
+	}
+	set block4 {
+		type ipv4_addr
+		flags interval
+		auto-merge
+		elements = { 192.0.2.77 }
+	}
+	set block6 {
+		type ipv6_addr
+		flags interval
+		auto-merge
+		elements = { 2001:db8:2::5 }
+	}
+	chain input {
+		type filter hook input priority filter; policy accept;
+		iifname "lo" accept
+		icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, nd-redirect } accept
+		ip saddr @block4 counter name "drop_block" drop
+		ip6 saddr @block6 counter name "drop_block" drop
+		iifname "hs0" accept
+		meta l4proto esp accept
+		udp dport { 500, 4500 } accept
+		ip saddr @require4 counter name "drop_require_in" drop
+		ip6 saddr @require6 counter name "drop_require_in" drop
+		ip saddr @request4 accept
+		ip6 saddr @request6 accept
+		ip saddr @bypass4 accept
+		ip6 saddr @bypass6 accept
+		counter name "drop_default" drop
+	}
+	chain output {
+		type filter hook output priority filter; policy accept;
+		oifname "lo" accept
+		icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, nd-redirect } accept
+		ip daddr @block4 counter name "drop_block" drop
+		ip6 daddr @block6 counter name "drop_block" drop
+		oifname "hs0" accept
+		meta l4proto esp accept
+		udp sport { 500, 4500 } accept
+		ip daddr @require4 counter name "drop_require_out" drop
+		ip6 daddr @require6 counter name "drop_require_out" drop
+		meta mark 0x4853 accept
+		ip daddr @request4 accept
+		ip6 daddr @request6 accept
+		ip daddr @bypass4 accept
+		ip6 daddr @bypass6 accept
+		counter name "drop_default" drop
+	}
+}
+"#;
+        assert_eq!(plan.transaction(&counters).unwrap(), want);
+    }
+
+    #[test]
+    fn without_default_block_nothing_is_dropped_by_default() {
+        let plan = FirewallPlan { require: vec![p("198.51.100.2")], ..Default::default() };
+        let t = plan.table_text(&FirewallCounters::default()).unwrap();
+        assert!(!t.contains("drop_default\" drop"));
+        assert!(!t.contains("meta mark"));
+        assert!(t.contains("ip saddr @require4 counter name \"drop_require_in\" drop"));
+    }
+
+    #[test]
+    fn host_bits_are_cleared_and_long_lists_wrap() {
+        let plan = FirewallPlan {
+            bypass: (0..20).map(|i| (IpAddr::from([203, 0, 113, i]), 32)).chain([p("198.51.100.77/24")]).collect(),
+            ..Default::default()
+        };
+        let t = plan.table_text(&FirewallCounters::default()).unwrap();
+        assert!(t.contains("198.51.100.0/24"), "{t}");
+        assert!(t.contains("203.0.113.7,\n\t\t\t     203.0.113.8, "), "{t}");
+    }
+
+    #[test]
+    fn refuses_an_interface_name_that_would_change_the_ruleset() {
+        for bad in ["hs0\" accept", "a\nb", "", "0123456789abcdef"] {
+            let plan = FirewallPlan { tun: bad.into(), ..Default::default() };
+            assert!(plan.table_text(&FirewallCounters::default()).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn reads_counters_from_nft_json() {
+        let json = r#"{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}},
+            {"counter": {"family": "inet", "name": "drop_require_in", "table": "hostsec", "handle": 1, "packets": 7, "bytes": 588}},
+            {"counter": {"family": "inet", "name": "drop_block", "table": "hostsec", "handle": 3, "packets": 2, "bytes": 120}},
+            {"counter": {"family": "inet", "name": "drop_block", "table": "other", "handle": 3, "packets": 99, "bytes": 99}},
+            {"counter": {"family": "inet", "name": "unknown", "table": "hostsec", "handle": 9, "packets": 1, "bytes": 1}}]}"#;
+        let c = parse_counters(json).unwrap();
+        assert_eq!(c.drop_require_in, Counter { packets: 7, bytes: 588 });
+        assert_eq!(c.drop_block, Counter { packets: 2, bytes: 120 });
+        assert_eq!(c.drop_default, Counter::default());
+        assert!(parse_counters("not json").is_err());
+        assert!(parse_counters("{}").is_err());
+    }
+}

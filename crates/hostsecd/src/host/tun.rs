@@ -115,7 +115,8 @@ impl Tun {
     }
 
     /// Opens one more queue of the same device (for one more datapath thread: the kernel spreads the packets it
-    /// routes into the device over the queues by flow).
+    /// routes into the device over the queues by flow). Call it from a thread in the device's network namespace:
+    /// `/dev/net/tun` attaches by name in the namespace of the thread that opens it.
     pub fn queue(&self) -> io::Result<Tun> {
         Ok(Tun { fd: open_queue(&self.name)?, name: self.name.clone() })
     }
