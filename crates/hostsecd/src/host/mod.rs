@@ -23,9 +23,9 @@ pub mod restore;
 pub mod routing;
 pub mod tun;
 
-pub use firewall::{Firewall, FirewallCounters, FirewallPlan};
-pub use rawsock::EspSockets;
-pub use restore::{restore_leftovers, HostState};
+pub use firewall::{Counter, Firewall, FirewallCounters, FirewallPlan};
+pub use rawsock::{rebuild_ipv6, EspSockets, RebuildError};
+pub use restore::{restore_leftovers, HostState, Leftovers};
 pub use routing::{address_set_prefixes, interval_to_prefixes, RouteKind, RouteSpec, Routing};
 pub use tun::Tun;
 

@@ -10,17 +10,24 @@ const HDR: usize = 16;
 const BATCH_BYTES: usize = 32 * 1024;
 const RECV_BUF: usize = 256 * 1024;
 
-/// Netlink attribute types not exported by `libc`.
+// Rule attributes (`linux/fib_rules.h`), not exported by `libc`.
+/// Rule preference.
 pub const FRA_PRIORITY: u16 = 6;
+/// Firewall mark selector.
 pub const FRA_FWMARK: u16 = 10;
+/// Table to look up (any size; the header's 8-bit field cannot hold 4853).
 pub const FRA_TABLE: u16 = 15;
+/// Mask of the firewall mark selector.
 pub const FRA_FWMASK: u16 = 16;
 /// `fib_rule_hdr.flags`: the selector is negated (`ip rule add not ...`).
 pub const FIB_RULE_INVERT: u32 = 2;
 /// `fib_rule_hdr.action`: look up a table.
 pub const FR_ACT_TO_TBL: u8 = 1;
+/// Route origin: configured (what `ip route add` uses), so that `ip route` shows `proto static`.
 pub const RTPROT_STATIC: u8 = 4;
+/// Route scope of a route that is not on-link (throw).
 pub const RT_SCOPE_UNIVERSE: u8 = 0;
+/// Route scope of a route to a directly attached destination (into the TUN).
 pub const RT_SCOPE_LINK: u8 = 253;
 
 /// One request under construction: header, fixed part, attributes.
@@ -74,7 +81,9 @@ fn pad4(buf: &mut Vec<u8>) {
 
 /// A message received from the kernel: type and body (fixed header and attributes, without the netlink header).
 pub struct Reply {
+    /// Message type (`RTM_NEWLINK`, ...).
     pub ty: u16,
+    /// Fixed header and attributes.
     pub body: Vec<u8>,
 }
 

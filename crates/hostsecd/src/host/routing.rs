@@ -162,11 +162,17 @@ fn rule_msg(ty: u16, flags: u16, ipv4: bool) -> Msg {
 /// A rule of the kernel, as dumped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct DumpedRule {
+    /// IPv4 or IPv6.
     pub ipv4: bool,
+    /// Preference.
     pub pref: u32,
+    /// Table looked up.
     pub table: u32,
+    /// Firewall mark selector.
     pub fwmark: Option<u32>,
+    /// Its mask.
     pub fwmask: Option<u32>,
+    /// Whether the selector is negated (`not`).
     pub invert: bool,
     /// The message body, to delete exactly this rule.
     body: Vec<u8>,
@@ -252,10 +258,15 @@ pub(crate) fn delete_our_rules(nl: &mut Netlink) -> io::Result<usize> {
 /// A route of our table, as dumped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct DumpedRoute {
+    /// Destination.
     pub prefix: IpAddr,
+    /// Prefix length.
     pub len: u8,
+    /// `RTN_UNICAST`, `RTN_THROW`, ...
     pub rtype: u8,
+    /// Output interface.
     pub oif: Option<u32>,
+    /// Preferred source address.
     pub prefsrc: Option<IpAddr>,
 }
 
@@ -299,6 +310,7 @@ pub(crate) fn dump_table(nl: &mut Netlink) -> io::Result<Vec<DumpedRoute>> {
     Ok(out)
 }
 
+/// A request that deletes the route `prefix/len` of our table (any scope, protocol and next hop).
 pub(crate) fn route_del_msg(prefix: IpAddr, len: u8, rtype: u8) -> Msg {
     let mut rt = [0u8; 12];
     rt[0] = family(prefix.is_ipv4());
