@@ -9,6 +9,7 @@
 
 pub mod control;
 pub mod crypto;
+pub mod esp;
 pub mod ike;
 pub mod policy;
 pub mod wire;

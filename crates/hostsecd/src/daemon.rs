@@ -8,10 +8,10 @@ use crate::keylog::KeyLog;
 use crate::plan::host_plan;
 use crate::sockets::IkeSockets;
 use crate::{load_policy, netaddr, Options};
-use hostsec_proto::esp::{DropReason, InboundSa, LifetimeLimits, OutboundSa, SaConfig, SaCounters};
 use hostsec_proto::control::{
     MainModeEntry, QuickModeEntry, Request, Response, RuleEntry, SasView, StatsView, StatusView,
 };
+use hostsec_proto::esp::{DropReason, InboundSa, LifetimeLimits, OutboundSa, SaConfig, SaCounters};
 use hostsec_proto::ike::{Endpoint, Event, RequestId, Timing};
 use hostsec_proto::policy::{Action, AutoStart, Policy};
 use rand_chacha::rand_core::SeedableRng;
@@ -216,7 +216,8 @@ impl Daemon {
             Ok(_) => {}
             Err(e) => return Err(format!("cannot check the host for leftovers of an earlier run: {e}")),
         }
-        let tun = Tun::create(&config.tun_name, config.mtu).map_err(|e| format!("cannot create TUN {}: {e}", config.tun_name))?;
+        let tun = Tun::create(&config.tun_name, config.mtu)
+            .map_err(|e| format!("cannot create TUN {}: {e}", config.tun_name))?;
         let snapshot = Snapshot::new(policy.clone());
         let (routes, plan) = host_plan(policy, &snapshot.spd, locals, &config.tun_name);
         let mut state = HostState::new();
@@ -226,8 +227,14 @@ impl Daemon {
             host::set_mark(&**s, host::MARK).map_err(|e| format!("cannot mark the IKE socket on {a}: {e}"))?;
         }
         let sockets = Arc::new(EspSockets::open(host::MARK).map_err(|e| format!("cannot open raw ESP sockets: {e}"))?);
-        let datapath = Datapath::start(tun, sockets, snapshot, events).map_err(|e| format!("cannot start the datapath: {e}"))?;
-        info!("datapath up: TUN {} (MTU {}), {} route(s), firewall table inet hostsec", config.tun_name, config.mtu, routes.len());
+        let datapath =
+            Datapath::start(tun, sockets, snapshot, events).map_err(|e| format!("cannot start the datapath: {e}"))?;
+        info!(
+            "datapath up: TUN {} (MTU {}), {} route(s), firewall table inet hostsec",
+            config.tun_name,
+            config.mtu,
+            routes.len()
+        );
         Ok(Plumbing { state, datapath, config, locals: locals.to_vec() })
     }
 
@@ -364,11 +371,16 @@ impl Daemon {
         let made = InboundSa::new(&cfg_in).and_then(|i| OutboundSa::new(&cfg_out, &mut self.rng).map(|o| (i, o)));
         match made {
             Ok((i, o)) => {
-                self.pairs.insert(info.spi_in, PairCounters { inbound: cfg_in.counters.clone(), outbound: cfg_out.counters.clone() });
+                self.pairs.insert(
+                    info.spi_in,
+                    PairCounters { inbound: cfg_in.counters.clone(), outbound: cfg_out.counters.clone() },
+                );
                 p.datapath.inbound(InCmd::Add(Box::new(i), info.rule.clone()));
                 p.datapath.outbound(OutCmd::Add(Box::new(o)));
             }
-            Err(e) => warn!(peer = %info.peer, rule = %info.rule, "cannot install ESP SA pair {:08x}/{:08x}: {e}", info.spi_in, info.spi_out),
+            Err(e) => {
+                warn!(peer = %info.peer, rule = %info.rule, "cannot install ESP SA pair {:08x}/{:08x}: {e}", info.spi_in, info.spi_out)
+            }
         }
     }
 
@@ -413,7 +425,10 @@ impl Daemon {
         for peer in due {
             self.fallback_at.remove(&peer);
             if let Some(p) = &self.plumbing {
-                info!("{peer} has not answered IKE within {}s: sending cleartext as its rule is 'request'", REQUEST_FALLBACK_AFTER.as_secs());
+                info!(
+                    "{peer} has not answered IKE within {}s: sending cleartext as its rule is 'request'",
+                    REQUEST_FALLBACK_AFTER.as_secs()
+                );
                 p.datapath.outbound(OutCmd::AcquireFailed { peer, cleartext: true });
             }
         }
@@ -584,7 +599,16 @@ impl Daemon {
                     add(&pc.outbound);
                 }
                 let esp = serde_json::json!({ "datapath": p.datapath.stats.view(), "drops": drops });
-                let fw = p.state.firewall().and_then(|f| f.counters().ok()).map(|c| serde_json::to_value(c).unwrap_or_default());
+                let fw = p.state.firewall().and_then(|f| f.counters().ok()).map(|c| {
+                    let one =
+                        |k: host::firewall::Counter| serde_json::json!({ "packets": k.packets, "bytes": k.bytes });
+                    serde_json::json!({
+                        "drop_require_in": one(c.drop_require_in),
+                        "drop_require_out": one(c.drop_require_out),
+                        "drop_block": one(c.drop_block),
+                        "drop_default": one(c.drop_default),
+                    })
+                });
                 (Some(esp), fw)
             }
         };

@@ -5,6 +5,7 @@
 mod control;
 mod daemon;
 mod datapath;
+pub mod host;
 mod keylog;
 mod netaddr;
 mod plan;
@@ -56,8 +57,8 @@ fn parse_args() -> Result<Options, String> {
 pub fn load_policy(path: &std::path::Path) -> Result<Policy, Vec<String>> {
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| vec![format!("{name}: cannot read: {e}")])?;
-    let mut policy =
-        Policy::from_toml(&name, &text, &FsFiles).map_err(|errs| errs.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+    let mut policy = Policy::from_toml(&name, &text, &FsFiles)
+        .map_err(|errs| errs.iter().map(ToString::to_string).collect::<Vec<_>>())?;
     apply_offer_overrides(&mut policy).map_err(|e| vec![e])?;
     Ok(policy)
 }

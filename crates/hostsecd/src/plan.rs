@@ -33,7 +33,8 @@ pub fn host_plan(policy: &Policy, spd: &Spd, locals: &[IpAddr], tun: &str) -> (V
             }
         }
     }
-    let never: Vec<(IpAddr, u8)> = NEVER_PROTECTED.iter().filter_map(|(a, l)| a.parse().ok().map(|p| (p, *l))).collect();
+    let never: Vec<(IpAddr, u8)> =
+        NEVER_PROTECTED.iter().filter_map(|(a, l)| a.parse().ok().map(|p| (p, *l))).collect();
     routes.retain(|r| !never.contains(&(r.prefix, r.len)));
     routes.extend(never.into_iter().map(|(p, l)| RouteSpec::throw(p, l)));
     (routes, plan)

@@ -450,7 +450,8 @@ impl MainModeSuite {
         if parts.next().is_some() {
             return None;
         }
-        let cipher = [IkeCipher::AesCbc128, IkeCipher::AesCbc192, IkeCipher::AesCbc256].into_iter().find(|x| x.name() == c)?;
+        let cipher =
+            [IkeCipher::AesCbc128, IkeCipher::AesCbc192, IkeCipher::AesCbc256].into_iter().find(|x| x.name() == c)?;
         let hash = [HashAlg::Sha1, HashAlg::Sha256, HashAlg::Sha384].into_iter().find(|x| x.name() == h)?;
         let group = DhGroup::ALL.into_iter().find(|x| x.name() == g)?;
         Some(MainModeSuite { cipher, hash, group })

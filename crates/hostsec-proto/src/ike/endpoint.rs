@@ -893,7 +893,8 @@ impl Endpoint {
     /// peer and rule, or a new Main Mode first if there is none. The old pair stays until its own expiry or a
     /// DELETE (make-before-break); the ESP layer switches its outbound traffic to the new pair when it comes up.
     pub fn rekey(&mut self, now: Instant, spi: u32, inbound: bool) -> Option<RequestId> {
-        let child = self.children.values().find(|c| if inbound { c.info.spi_in == spi } else { c.info.spi_out == spi })?;
+        let child =
+            self.children.values().find(|c| if inbound { c.info.spi_in == spi } else { c.info.spi_out == spi })?;
         let (rule_name, local, peer) = (child.info.rule.clone(), child.info.local, child.info.peer);
         let rule = self.policy.rule(&rule_name).cloned()?;
         let request = RequestId(self.next_request);

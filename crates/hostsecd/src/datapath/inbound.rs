@@ -201,4 +201,3 @@ fn ipv6_esp_offset(packet: &[u8]) -> Option<usize> {
     }
     None
 }
-

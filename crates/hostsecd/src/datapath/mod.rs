@@ -181,7 +181,15 @@ impl Datapath {
         let out_wake = Arc::new(Wake::new()?);
         let in_wake = Arc::new(Wake::new()?);
         let tun_out = tun.try_clone()?;
-        let ob = outbound::Outbound::new(tun, sockets.clone(), out_rx, out_wake.clone(), snapshot.clone(), events.clone(), stats.clone());
+        let ob = outbound::Outbound::new(
+            tun,
+            sockets.clone(),
+            out_rx,
+            out_wake.clone(),
+            snapshot.clone(),
+            events.clone(),
+            stats.clone(),
+        );
         let ib = inbound::Inbound::new(tun_out, sockets, in_rx, in_wake.clone(), snapshot, events, stats.clone());
         let unattributed = ib.unattributed();
         let threads = vec![

@@ -257,7 +257,8 @@ impl Outbound {
 
     /// Once a second: queues that waited too long, expired fallbacks and SAs.
     fn sweep(&mut self, now: Instant) {
-        let stale: Vec<IpAddr> = self.queues.iter().filter(|(_, q)| now.duration_since(q.since) > QUEUE_TIMEOUT).map(|(p, _)| *p).collect();
+        let stale: Vec<IpAddr> =
+            self.queues.iter().filter(|(_, q)| now.duration_since(q.since) > QUEUE_TIMEOUT).map(|(p, _)| *p).collect();
         for p in stale {
             if let Some(q) = self.queues.remove(&p) {
                 self.queued_total -= q.packets.len();
