@@ -411,6 +411,7 @@ impl Daemon {
                     Err(err) => warn!(rule = %rule, "cannot negotiate for traffic to {peer}: {err}"),
                 }
             }
+            DpEvent::Expired { spi, inbound } => self.endpoint.expire_child(now, spi, inbound),
             DpEvent::RekeySoon { spi, inbound } => {
                 if self.endpoint.rekey(now, spi, inbound).is_none() {
                     debug!("no SA with SPI {spi:08x} to rekey");

@@ -75,6 +75,9 @@ enum TimerKey {
 const MAX_QUICK_MODES_PER_SA: usize = 32;
 /// Bound on the Informational message IDs remembered per SA to ignore replays.
 const SEEN_INFORMATIONAL: usize = 64;
+/// How long a rekeyed SA pair lives on beside its successor, for packets still in flight (make-before-break),
+/// before it is deleted (and the peer told).
+const REKEY_OVERLAP: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The sans-IO IKEv1 engine of one host.
 pub struct Endpoint {
@@ -93,6 +96,8 @@ pub struct Endpoint {
     next_sa: SaId,
     next_request: u64,
     contacted: HashSet<IpAddr>,
+    /// Rekey requests and the inbound SPI of the pair each one replaces.
+    rekeying: HashMap<RequestId, u32>,
 }
 
 /// The context of one step, borrowing the endpoint's fields one by one so that an SA of `sas` can be borrowed
@@ -130,6 +135,7 @@ impl Endpoint {
             next_sa: 1,
             next_request: 1,
             contacted: HashSet::new(),
+            rekeying: HashMap::new(),
         }
     }
 
@@ -691,8 +697,27 @@ impl Endpoint {
         self.children.insert(info.spi_in, Child { info: info.clone(), expires });
         self.timers.push(Reverse((expires, TimerKey::Child(info.spi_in))));
         self.events.push_back(Event::QuickModeUp(child.keys));
+        if let Some(old) = request.and_then(|r| self.rekeying.remove(&r)) {
+            // The successor is up: the old pair retires after the overlap.
+            if let Some(c) = self.children.get_mut(&old) {
+                let retire = now + REKEY_OVERLAP;
+                if retire < c.expires {
+                    c.expires = retire;
+                    self.timers.push(Reverse((retire, TimerKey::Child(old))));
+                }
+            }
+        }
         if let Some(request) = request {
             self.events.push_back(Event::RequestDone { request, info });
+        }
+    }
+
+    /// The ESP layer used up an SA pair (its byte or packet lifetime, or its sequence numbers): it is deleted and
+    /// the peer told. `spi` is our inbound SPI, or our outbound SPI when `inbound` is false.
+    pub fn expire_child(&mut self, now: Instant, spi: u32, inbound: bool) {
+        let found = self.children.values().find(|c| if inbound { c.info.spi_in == spi } else { c.info.spi_out == spi });
+        if let Some(spi_in) = found.map(|c| c.info.spi_in) {
+            self.delete_child_with_notice(now, spi_in, "its byte lifetime ran out");
         }
     }
 
@@ -900,6 +925,10 @@ impl Endpoint {
         let request = RequestId(self.next_request);
         self.next_request += 1;
         info!(peer = %peer, rule = %rule_name, "rekeying Quick Mode SA (SPIs {:08x}/{:08x})", child.info.spi_in, child.info.spi_out);
+        let old = child.info.spi_in;
+        let children = &self.children;
+        self.rekeying.retain(|_, spi| children.contains_key(spi));
+        self.rekeying.insert(request, old);
         let carrier = self
             .sas
             .iter()

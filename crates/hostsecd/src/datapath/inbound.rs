@@ -11,8 +11,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, warn};
 
-/// Packets read per socket per wake-up before commands are looked at again.
+/// Packets received per `recvmmsg`.
 const BATCH: usize = 64;
+/// Size of a receive slot: an ESP packet of a 1500-byte link fits (jumbo frames would be truncated, counted as
+/// malformed).
+const SLOT: usize = 9216;
 
 pub(super) struct Inbound {
     tun: Tun,
@@ -65,6 +68,8 @@ impl Inbound {
         }
         let mut buf = vec![0u8; 65536];
         let mut out = vec![0u8; 65536];
+        let mut slots: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![0u8; SLOT]).collect();
+        let mut lens = [0usize; BATCH];
         let rx6 = self.sockets.rx6_fd().unwrap_or(-1);
         let mut last_sweep = Instant::now();
         loop {
@@ -75,13 +80,29 @@ impl Inbound {
                     return;
                 }
             }
-            for (ready, ipv6) in [(v4, false), (v6, true)] {
-                if !ready {
-                    continue;
+            if v4 {
+                let mut bufs: Vec<&mut [u8]> = slots.iter_mut().map(|s| s.as_mut_slice()).collect();
+                match self.sockets.recv4_batch(&mut bufs, &mut lens) {
+                    Ok(n) => {
+                        let now = Instant::now();
+                        for (slot, len) in slots.iter().zip(&lens[..n]) {
+                            if *len == 0 {
+                                bump(&self.stats.dropped_malformed);
+                                continue;
+                            }
+                            self.packet(now, &slot[..*len], &mut out);
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) => {
+                        bump(&self.stats.dropped_malformed);
+                        debug!("ESP receive: {e}");
+                    }
                 }
+            }
+            if v6 {
                 for _ in 0..BATCH {
-                    let r = if ipv6 { self.sockets.recv6(&mut buf) } else { self.sockets.recv4(&mut buf) };
-                    match r {
+                    match self.sockets.recv6(&mut buf) {
                         Ok(n) => {
                             let now = Instant::now();
                             self.packet(now, &buf[..n], &mut out);
@@ -102,6 +123,7 @@ impl Inbound {
                     self.rules.remove(&sa.spi());
                     self.rekey_asked.remove(&sa.spi());
                     debug!("inbound SA {:08x} expired in the datapath", sa.spi());
+                    let _ = self.events.send(DpEvent::Expired { spi: sa.spi(), inbound: true });
                 }
             }
         }

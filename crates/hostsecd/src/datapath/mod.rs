@@ -87,6 +87,13 @@ pub enum DpEvent {
         /// The peer.
         peer: IpAddr,
     },
+    /// An SA reached a hard limit in the datapath (bytes, packets, sequence numbers): delete it.
+    Expired {
+        /// The SPI.
+        spi: u32,
+        /// Whether `spi` is our inbound SPI.
+        inbound: bool,
+    },
     /// An SA crossed a soft lifetime limit: negotiate its successor.
     RekeySoon {
         /// The outbound SPI (or inbound SPI for inbound soft limits).

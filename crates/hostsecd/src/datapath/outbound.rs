@@ -23,8 +23,12 @@ const QUEUE_TIMEOUT: Duration = Duration::from_secs(30);
 const ACQUIRE_INTERVAL: Duration = Duration::from_secs(2);
 /// How long a `request` peer that did not answer IKE is sent cleartext before IKE is tried again.
 const CLEARTEXT_FALLBACK: Duration = Duration::from_secs(60);
-/// Packets read from the TUN per wake-up before commands are looked at again.
+/// Packets read from the TUN per wake-up before commands are looked at again; sealed ones leave in one
+/// `sendmmsg`.
 const BATCH: usize = 64;
+/// Size of a batch slot: a TUN packet (at most the TUN MTU) plus the ESP overhead fits with room to spare;
+/// anything larger is sealed into the big buffer and sent alone.
+const SLOT: usize = 2048;
 
 struct Queued {
     since: Instant,
@@ -82,7 +86,8 @@ impl Outbound {
             warn!("outbound datapath: {e}");
         }
         let mut buf = vec![0u8; 65536];
-        let mut out = vec![0u8; 65536 + MAX_OVERHEAD];
+        let mut slots: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![0u8; SLOT]).collect();
+        let mut lens = [0usize; BATCH];
         let mut last_sweep = Instant::now();
         loop {
             let [tun_ready, woken] = poll_readable([self.tun.fd(), self.wake.fd()], 1000);
@@ -93,11 +98,15 @@ impl Outbound {
                 }
             }
             if tun_ready {
+                let mut n = 0;
                 for _ in 0..BATCH {
                     match self.tun.read(&mut buf) {
-                        Ok(n) => {
+                        Ok(len) => {
                             let now = Instant::now();
-                            self.packet(now, &buf[..n], &mut out);
+                            if let Some(sealed) = self.packet(now, &buf[..len], &mut slots[n]) {
+                                lens[n] = sealed;
+                                n += 1;
+                            }
                         }
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                         Err(e) => {
@@ -107,11 +116,36 @@ impl Outbound {
                         }
                     }
                 }
+                self.send_sealed(&slots, &lens[..n]);
             }
             let now = Instant::now();
             if now.duration_since(last_sweep) >= Duration::from_secs(1) {
                 last_sweep = now;
                 self.sweep(now);
+            }
+        }
+    }
+
+    /// Sends the sealed packets of a batch with as few system calls as the kernel allows.
+    fn send_sealed(&self, slots: &[Vec<u8>], lens: &[usize]) {
+        let mut packets = [&[][..]; BATCH];
+        for (i, (s, l)) in slots.iter().zip(lens).enumerate() {
+            packets[i] = &s[..*l];
+        }
+        let mut rest = &packets[..lens.len()];
+        while !rest.is_empty() {
+            match self.sockets.send_batch(rest) {
+                Ok(0) => break,
+                Ok(k) => {
+                    self.stats.esp_sent.fetch_add(k as u64, std::sync::atomic::Ordering::Relaxed);
+                    rest = &rest[k..];
+                }
+                Err(e) => {
+                    // The first packet of the rest could not go: count it and go on with the others.
+                    bump(&self.stats.io_errors);
+                    debug!("ESP send: {e}");
+                    rest = &rest[1..];
+                }
             }
         }
     }
@@ -170,12 +204,13 @@ impl Outbound {
         true
     }
 
-    /// Decides what happens to one packet from the TUN.
-    fn packet(&mut self, now: Instant, packet: &[u8], out: &mut [u8]) {
+    /// Decides what happens to one packet from the TUN. A packet sealed into `slot` is left there for the batch
+    /// (its length is returned); everything else is done here.
+    fn packet(&mut self, now: Instant, packet: &[u8], slot: &mut [u8]) -> Option<usize> {
         bump(&self.stats.tun_read);
         let Some((src, dst)) = addresses(packet) else {
             bump(&self.stats.dropped_malformed);
-            return;
+            return None;
         };
         let snap = self.snapshot.clone();
         let rule = snap.spd.lookup(&snap.policy, src, dst).map(|i| &snap.policy.rules[i]);
@@ -191,7 +226,12 @@ impl Outbound {
             Action::Block => bump(&self.stats.dropped_blocked),
             Action::Require | Action::Request => {
                 if self.sas.get(dst).is_some() {
-                    self.seal_and_send(now, packet, out);
+                    if packet.len() + MAX_OVERHEAD <= slot.len() {
+                        return self.seal(now, packet, slot);
+                    }
+                    let mut big = std::mem::take(&mut self.scratch);
+                    self.seal_and_send(now, packet, &mut big);
+                    self.scratch = big;
                 } else if action == Action::Request && self.fallback.get(&dst).is_some_and(|t| *t > now) {
                     self.send_clear(packet);
                 } else if let Some(r) = rule {
@@ -199,31 +239,48 @@ impl Outbound {
                 }
             }
         }
+        None
     }
 
-    fn seal_and_send(&mut self, now: Instant, packet: &[u8], out: &mut [u8]) {
+    /// Seals a packet into `out`; returns the sealed length.
+    fn seal(&mut self, now: Instant, packet: &[u8], out: &mut [u8]) -> Option<usize> {
         match self.sas.seal(now, packet, out) {
             Ok(sealed) => {
                 if sealed.rekey_soon {
-                    if let Some(sa) = addresses(packet).and_then(|(_, d)| self.sas.get(d)) {
-                        let spi = sa.spi();
-                        if self.rekey_asked.insert(spi) {
-                            let _ = self.events.send(DpEvent::RekeySoon { spi, inbound: false });
-                        }
-                    }
+                    self.ask_rekey(packet);
                 }
-                match self.sockets.send(sealed.packet) {
-                    Ok(()) => bump(&self.stats.esp_sent),
-                    Err(e) => {
-                        bump(&self.stats.io_errors);
-                        debug!("ESP send: {e}");
-                    }
-                }
+                Some(sealed.packet.len())
             }
-            Err(DropReason::NoSa) => bump(&self.stats.dropped_no_sa),
+            Err(DropReason::NoSa) => {
+                bump(&self.stats.dropped_no_sa);
+                None
+            }
             Err(reason) => {
                 bump(&self.stats.dropped_esp);
                 debug!("outbound packet refused: {}", reason.name());
+                None
+            }
+        }
+    }
+
+    fn ask_rekey(&mut self, packet: &[u8]) {
+        if let Some(sa) = addresses(packet).and_then(|(_, d)| self.sas.get(d)) {
+            let spi = sa.spi();
+            if self.rekey_asked.insert(spi) {
+                let _ = self.events.send(DpEvent::RekeySoon { spi, inbound: false });
+            }
+        }
+    }
+
+    /// Seals one packet into `out` and sends it at once (queued packets, oversized packets).
+    fn seal_and_send(&mut self, now: Instant, packet: &[u8], out: &mut [u8]) {
+        if let Some(len) = self.seal(now, packet, out) {
+            match self.sockets.send(&out[..len]) {
+                Ok(()) => bump(&self.stats.esp_sent),
+                Err(e) => {
+                    bump(&self.stats.io_errors);
+                    debug!("ESP send: {e}");
+                }
             }
         }
     }
@@ -270,6 +327,7 @@ impl Outbound {
         for sa in self.sas.remove_expired(now) {
             self.rekey_asked.remove(&sa.spi());
             debug!("outbound SA {:08x} expired in the datapath", sa.spi());
+            let _ = self.events.send(DpEvent::Expired { spi: sa.spi(), inbound: false });
         }
     }
 }

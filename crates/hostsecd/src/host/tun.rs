@@ -73,6 +73,9 @@ fn write_sysctl(path: &str, value: &str) {
     }
 }
 
+/// Packets the kernel may queue for the datapath thread in the TUN device.
+const TUN_TX_QUEUE: u32 = 4096;
+
 impl Tun {
     /// Creates the TUN device `name` (fails if a device of that name exists and is not a multi-queue TUN of
     /// ours), configures it and brings it up with `mtu`:
@@ -97,6 +100,14 @@ impl Tun {
         if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFMTU, &mut req as *mut IfReq) } < 0 {
             let e = io::Error::last_os_error();
             return Err(io::Error::new(e.kind(), format!("cannot set MTU {mtu} on {name}: {e}")));
+        }
+        // The kernel drops what it routes into a TUN whose queue is full; 500 packets (the default) overflow at
+        // the first burst of a fast TCP sender while the datapath thread is sealing, which TCP takes as loss.
+        let mut req = IfReq::new(name);
+        req.data[..4].copy_from_slice(&(TUN_TX_QUEUE as libc::c_int).to_ne_bytes());
+        // SAFETY: SIOCSIFTXQLEN reads `ifr_qlen` from the live `req`.
+        if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFTXQLEN, &mut req as *mut IfReq) } < 0 {
+            warn!("cannot set the queue length of {name}: {}", io::Error::last_os_error());
         }
         let mut req = IfReq::new(name);
         // SAFETY: SIOCGIFFLAGS writes `ifr_flags` into the live `req`.
