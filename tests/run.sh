@@ -2,7 +2,7 @@
 # The whole hostsec test suite, as CI runs it (bash .ci/run calls this). As root on Debian 12:
 #   1. formatting and lints (cargo fmt --check, cargo clippy -D warnings)
 #   2. unit, property, known-answer, capture and in-memory pair tests (cargo test)
-#   3. hostsecd + hostsec end to end in network namespaces (tests/e2e/hostsec-pair.sh)
+#   3. hostsecd + hostsec end to end in network namespaces (tests/e2e/hostsec-pair.sh, tests/e2e/datapath.sh)
 #   4. interop with strongSwan in a QEMU guest with kernel ESP (tests/interop/strongswan-ike.sh)
 # Options: --no-interop (skip 4), --interop-cases all|quick (default all).
 set -euo pipefail
@@ -21,7 +21,8 @@ step() { printf '\n==== %s (%ss)\n' "$*" "$(( $(date +%s) - t0 ))"; }
 
 step "host packages"
 need=()
-for p in iproute2:ip python3:python3 gcc:gcc make:make pkg-config:pkg-config curl:curl; do
+for p in iproute2:ip python3:python3 gcc:gcc make:make pkg-config:pkg-config curl:curl nftables:nft tcpdump:tcpdump \
+         tshark:tshark iperf3:iperf3 iputils-ping:ping netcat-openbsd:nc; do
   command -v "${p#*:}" >/dev/null || need+=("${p%%:*}")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -50,8 +51,11 @@ cargo test --workspace
 step "release build"
 cargo build --release -p hostsecd -p hostsec
 
-step "end to end: two hostsecd in network namespaces"
+step "end to end: two hostsecd in network namespaces (IKE, CLI)"
 bash tests/e2e/hostsec-pair.sh
+
+step "end to end: the ESP datapath between two hostsecd (IPv4/IPv6, actions, replay, restore)"
+bash tests/e2e/datapath.sh
 
 if [ "$INTEROP" = yes ]; then
   step "interop: strongSwan in a QEMU guest with kernel ESP ($CASES cases)"
