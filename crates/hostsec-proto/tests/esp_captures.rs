@@ -137,7 +137,11 @@ fn parse_sa_line(line: &str) -> SaLine {
         (Ok(cipher), Ok(integrity)) if cipher.is_aead() == (integrity == EspIntegrity::None) => {
             Ok((EspTransform { cipher, integrity }, enc, int))
         }
-        (c, i) => Err(format!("{} / {}", c.map_or_else(|e| e, |c| c.name().into()), i.map_or_else(|e| e, |i| i.name().into()))),
+        (c, i) => Err(format!(
+            "{} / {}",
+            c.map_or_else(|e| e, |c| c.name().into()),
+            i.map_or_else(|e| e, |i| i.name().into())
+        )),
     };
     SaLine { src: addr(f[1]), dst: addr(f[2]), spi, usable }
 }

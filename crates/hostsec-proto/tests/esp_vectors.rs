@@ -48,10 +48,7 @@ fn vector_transform(p2: &Value) -> EspTransform {
     let attrs = &p2["selected_transform_attrs"];
     let bits = attrs["6"].as_u64().map(|b| b as u16);
     let auth = attrs["5"].as_u64().map(|a| a as u16);
-    EspTransform {
-        cipher: EspCipher::from_wire(id, bits).unwrap(),
-        integrity: EspIntegrity::from_wire(auth).unwrap(),
-    }
+    EspTransform { cipher: EspCipher::from_wire(id, bits).unwrap(), integrity: EspIntegrity::from_wire(auth).unwrap() }
 }
 
 fn inbound(t: EspTransform, spi: u32, enc: &[u8], int: &[u8], local: &str, peer: &str) -> InboundSa {
@@ -85,10 +82,9 @@ fn strongswan_esp_packets_decrypt_with_the_vectors_keymat() {
         seen.insert(t);
         let (i_addr, r_addr) = ("203.0.113.1", "203.0.113.2");
         let mut sas = Vec::new();
-        for (dir, local, peer) in [
-            ("KEYMAT_initiator_to_responder", r_addr, i_addr),
-            ("KEYMAT_responder_to_initiator", i_addr, r_addr),
-        ] {
+        for (dir, local, peer) in
+            [("KEYMAT_initiator_to_responder", r_addr, i_addr), ("KEYMAT_responder_to_initiator", i_addr, r_addr)]
+        {
             let k = &p2[dir];
             let spi = u32::from_str_radix(k["spi"].as_str().unwrap(), 16).unwrap();
             let enc = unhex(k["encr_key"].as_str().unwrap());
@@ -122,7 +118,13 @@ fn strongswan_esp_packets_decrypt_with_the_vectors_keymat() {
     let names: Vec<String> = seen.iter().map(|t| t.name()).collect();
     assert_eq!(
         names,
-        ["aes-gcm-16-128", "aes-gcm-16-256", "aes-cbc-128/hmac-sha1-96", "aes-cbc-256/hmac-sha1-96", "aes-cbc-256/hmac-sha256-128"],
+        [
+            "aes-gcm-16-128",
+            "aes-gcm-16-256",
+            "aes-cbc-128/hmac-sha1-96",
+            "aes-cbc-256/hmac-sha1-96",
+            "aes-cbc-256/hmac-sha256-128"
+        ],
         "transforms the vectors cover"
     );
 }

@@ -33,8 +33,7 @@ pub use counters::{CounterSnapshot, SaCounters};
 pub use keys::{parse_trailer, OpeningKeys};
 pub use replay::ReplayWindow;
 pub use sa::{
-    EspPayload, InboundSa, LifetimeLimits, OutboundSa, Opened, SaConfig, SaError, Sealed, SealedEsp,
-    SEQ_SOFT_MARGIN,
+    EspPayload, InboundSa, LifetimeLimits, Opened, OutboundSa, SaConfig, SaError, Sealed, SealedEsp, SEQ_SOFT_MARGIN,
 };
 pub use table::{InboundTable, OutboundTable};
 

@@ -66,10 +66,12 @@ impl LifetimeLimits {
         }
     }
 
+    #[inline]
     fn expired(&self, now: Instant, bytes: u64, packets: u64) -> bool {
         bytes >= self.hard_bytes || packets >= self.hard_packets || self.hard_time.is_some_and(|t| now >= t)
     }
 
+    #[inline]
     fn soft_reached(&self, now: Instant, bytes: u64, packets: u64) -> bool {
         bytes >= self.soft_bytes || packets >= self.soft_packets || self.soft_time.is_some_and(|t| now >= t)
     }
@@ -239,12 +241,8 @@ impl OutboundSa {
         config.check_addresses()?;
         let mut iv_key = Zeroizing::new([0u8; 32]);
         rng.fill_bytes(&mut iv_key[..]);
-        let keys = SealingKeys::new(
-            config.transform,
-            config.encryption_key.expose(),
-            config.integrity_key.expose(),
-            &iv_key,
-        )?;
+        let keys =
+            SealingKeys::new(config.transform, config.encryption_key.expose(), config.integrity_key.expose(), &iv_key)?;
         Ok(OutboundSa {
             spi: config.spi,
             transform: config.transform,
@@ -315,6 +313,7 @@ impl OutboundSa {
     }
 
     /// Whether a soft limit is crossed (time, bytes, packets, or sequence numbers near the end).
+    #[inline]
     pub fn rekey_soon(&self, now: Instant) -> bool {
         self.limits.soft_reached(now, self.bytes, self.packets)
             || self.seq >= self.max_seq().saturating_sub(SEQ_SOFT_MARGIN)
@@ -325,6 +324,7 @@ impl OutboundSa {
         self.limits.expired(now, self.bytes, self.packets) || self.seq >= self.max_seq()
     }
 
+    #[inline]
     fn max_seq(&self) -> u64 {
         if self.esn {
             u64::MAX
@@ -335,6 +335,7 @@ impl OutboundSa {
 
     /// The next sequence number, after the hard limits: RFC 4303 §3.3.3, the counter never cycles (the last
     /// 32-bit number is 2^32 − 1; after it the SA needs rekeying).
+    #[inline]
     fn next_seq(&mut self, now: Instant) -> Result<u64, DropReason> {
         if self.limits.expired(now, self.bytes, self.packets) {
             return Err(DropReason::Expired);
@@ -346,11 +347,11 @@ impl OutboundSa {
         Ok(self.seq)
     }
 
+    #[inline]
     fn account(&mut self, now: Instant, payload_len: usize) -> bool {
-        let n = payload_len as u64;
-        self.bytes = self.bytes.saturating_add(n);
+        self.bytes = self.bytes.saturating_add(payload_len as u64);
         self.packets = self.packets.saturating_add(1);
-        self.counters.count_packet(n);
+        self.counters.publish(self.bytes, self.packets);
         self.rekey_soon(now)
     }
 
@@ -633,6 +634,7 @@ impl InboundSa {
         }
     }
 
+    #[inline]
     fn check_spi(&self, esp: &[u8]) -> Result<(), DropReason> {
         // Cheapest checks first: a packet shorter than header, IV, ICV and trailer cannot be ESP of this SA.
         if esp.len() < ESP_HEADER_LEN + self.keys.iv_len() + self.keys.icv_len() + 2 {
@@ -660,10 +662,9 @@ impl InboundSa {
         // The window moves only once the packet authenticated (§3.4.3 "after" the ICV check, §3.4.4).
         let len = self.keys.open_with(esp, seq, self.esn, out, || window.update(seq))?;
         let (payload_len, next_header) = parse_trailer(out.get(..len).ok_or(DropReason::BufferTooSmall)?)?;
-        let n = payload_len as u64;
-        self.bytes = self.bytes.saturating_add(n);
+        self.bytes = self.bytes.saturating_add(payload_len as u64);
         self.packets = self.packets.saturating_add(1);
-        self.counters.count_packet(n);
+        self.counters.publish(self.bytes, self.packets);
         Ok((payload_len, next_header, seq, self.rekey_soon(now)))
     }
 }

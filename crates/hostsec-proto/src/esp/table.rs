@@ -83,7 +83,8 @@ impl InboundTable {
     /// ([`InboundSa::open`]). Packets that name no SA are counted in [`InboundTable::counters`].
     pub fn open<'o>(&mut self, now: Instant, packet: &[u8], out: &'o mut [u8]) -> Result<Opened<'o>, DropReason> {
         let found = ip::parse_inbound(packet).and_then(|l| {
-            let spi = packet.get(l.header_len..l.total_len).and_then(|esp| u32_at(esp, 0)).ok_or(DropReason::Malformed)?;
+            let spi =
+                packet.get(l.header_len..l.total_len).and_then(|esp| u32_at(esp, 0)).ok_or(DropReason::Malformed)?;
             Ok((l, spi))
         });
         let (layout, spi) = match found {
