@@ -361,7 +361,8 @@ impl OutboundSa {
     /// ESP), the rest is encrypted. Refused: fragments, malformed headers, source/destination other than the
     /// SA's local/peer, results that do not fit `out` or the IP length field, and anything after a hard
     /// limit or the last sequence number. A refusal consumes no sequence number (except on a crypto library
-    /// failure) and is counted in the SA's counters.
+    /// failure) and is counted in the SA's counters. The IPv4 header checksum is updated for the changed fields,
+    /// not verified (the local stack computed it).
     pub fn seal<'o>(&mut self, now: Instant, packet: &[u8], out: &'o mut [u8]) -> Result<Sealed<'o>, DropReason> {
         let layout = ip::parse_outbound(packet);
         self.seal_parsed(now, packet, layout, out)
@@ -427,8 +428,7 @@ impl OutboundSa {
         payload: &[u8],
         out: &'o mut [u8],
     ) -> Result<SealedEsp<'o>, DropReason> {
-        let result = self.seal_esp_packet(now, next_header, payload, out);
-        match result {
+        match self.seal_esp_packet(now, next_header, payload, out) {
             Ok((len, seq, rekey_soon)) => {
                 let out: &'o [u8] = out;
                 Ok(SealedEsp { esp: out.get(..len).ok_or(DropReason::BufferTooSmall)?, seq, rekey_soon })
@@ -439,9 +439,7 @@ impl OutboundSa {
             }
         }
     }
-}
 
-impl OutboundSa {
     fn seal_esp_packet(
         &mut self,
         now: Instant,
