@@ -154,6 +154,16 @@ fn tunnel_mode_and_dummy_packets_are_refused_after_authentication() {
             assert_eq!(open_err(&mut i, &outer), reason, "{}", t.name());
             assert_eq!(open_err(&mut i, &outer), DropReason::Replayed, "{}: authenticated first", t.name());
         }
+        // The same through `seal`: an IPv6 packet whose encrypted part starts with IPv6-in-IPv6 after
+        // destination options carries next header 60, and one that is IP-in-IP right away carries 41.
+        let (mut o6, mut i6) = pair(t, "2001:db8::1", "2001:db8::2");
+        let tunnelled = ipv6("2001:db8::1", "2001:db8::2", &[], PROTO_IPV6, &payload(40, 1));
+        let outer = seal_one(&mut o6, &tunnelled);
+        assert_eq!(open_err(&mut i6, &outer), DropReason::TunnelMode);
+        let with_opts = ipv6("2001:db8::1", "2001:db8::2", &[ext(60, 6)], PROTO_IPV6, &payload(40, 1));
+        let outer = seal_one(&mut o6, &with_opts);
+        let mut out = vec![0u8; outer.len()];
+        assert_eq!(i6.open(Instant::now(), &outer, &mut out).unwrap().next_header, 60, "encrypted options first");
         assert!(DropReason::Dummy.is_quiet() && !DropReason::TunnelMode.is_quiet());
         let c = i.counters().snapshot();
         assert_eq!((c.drops_for(DropReason::TunnelMode), c.drops_for(DropReason::Dummy)), (2, 1));
