@@ -270,7 +270,8 @@ pub fn esp_open(data: &[u8]) {
             if mode == 1 {
                 patch_esp_packet(&mut packet, local, peer, SPI);
             }
-            for r in [inbound.open(now, &packet, &mut out).map(|_| ()), table.open(now, &packet, &mut out).map(|_| ())] {
+            for r in [inbound.open(now, &packet, &mut out).map(|_| ()), table.open(now, &packet, &mut out).map(|_| ())]
+            {
                 assert!(r.is_err(), "a packet made of fuzz bytes authenticated");
             }
         }
@@ -305,7 +306,9 @@ pub fn esp_open(data: &[u8]) {
                 } else {
                     let (nh, payload) = bytes.split_first().map_or((6, &[][..]), |(n, p)| (*n, p));
                     let nh = if matches!(nh, 4 | 41 | 59) { 17 } else { nh };
-                    outbound.seal_esp(now, nh, payload, &mut buf).map(|s| (s.esp.to_vec(), payload.to_vec(), s.seq, true))
+                    outbound
+                        .seal_esp(now, nh, payload, &mut buf)
+                        .map(|s| (s.esp.to_vec(), payload.to_vec(), s.seq, true))
                 };
                 match sealed_one {
                     Ok(s) => sealed.push(s),
@@ -316,7 +319,8 @@ pub fn esp_open(data: &[u8]) {
                 }
             }
             1 | 2 => {
-                let Some((packet, expected, seq, raw)) = bytes.first().and_then(|i| sealed.get(usize::from(*i) % 32)) else {
+                let Some((packet, expected, seq, raw)) = bytes.first().and_then(|i| sealed.get(usize::from(*i) % 32))
+                else {
                     continue;
                 };
                 let mut packet = packet.clone();
