@@ -45,19 +45,34 @@ pub(crate) fn put_u16(b: &mut [u8], at: usize, value: u16) -> Option<()> {
     put(b, at, &value.to_be_bytes())
 }
 
-/// The Internet checksum (RFC 1071) of `data` (an IPv4 header: always an even number of bytes; an odd last
-/// byte is padded with zero as RFC 1071 says).
+/// `checksum` after one 16-bit word of the summed data changed from `old` to `new` (RFC 1624 eqn. 3:
+/// HC' = ~(~HC + ~m + m'), which, unlike eqn. 2, never produces the -0 that RFC 1624 §3 warns about).
+#[inline]
+pub(crate) fn checksum_adjust(checksum: u16, old: u16, new: u16) -> u16 {
+    let mut sum = u32::from(!checksum) + u32::from(!old) + u32::from(new);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    !(sum as u16)
+}
+
+/// The Internet checksum (RFC 1071) of `data` (an IPv4 header: always a multiple of 4 bytes; an odd tail is
+/// padded with zeros as RFC 1071 says).
+#[cfg(test)]
 pub(crate) fn internet_checksum(data: &[u8]) -> u16 {
-    let mut sum: u32 = 0;
-    let mut chunks = data.chunks_exact(2);
-    for c in chunks.by_ref() {
-        if let [a, b] = *c {
-            sum += u32::from(u16::from_be_bytes([a, b]));
+    // One's complement sums can be taken over wider words and folded at the end (RFC 1071 §2 (B), (C)): 32-bit
+    // big-endian words into a 64-bit accumulator, which cannot overflow for any IP header.
+    let mut sum: u64 = 0;
+    let mut words = data.chunks_exact(4);
+    for w in words.by_ref() {
+        if let [a, b, c, d] = *w {
+            sum += u64::from(u32::from_be_bytes([a, b, c, d]));
         }
     }
-    if let [last] = *chunks.remainder() {
-        sum += u32::from(u16::from_be_bytes([last, 0]));
+    let mut tail = [0u8; 4];
+    for (t, &b) in tail.iter_mut().zip(words.remainder()) {
+        *t = b;
     }
+    sum += u64::from(u32::from_be_bytes(tail));
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
     }

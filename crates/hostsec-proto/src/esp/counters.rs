@@ -7,8 +7,9 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Traffic and drop counters of one SA (or of a table, for drops that belong to no SA). Shared as
-/// `Arc<SaCounters>`: the datapath adds with relaxed atomics (a counter is a statistic, it orders nothing),
-/// the control plane reads with [`SaCounters::snapshot`].
+/// `Arc<SaCounters>` between the SA (the only writer of `bytes` and `packets`: give every SA counters of its
+/// own) and the control plane, which reads them with [`SaCounters::snapshot`]. Relaxed atomics: a counter is a
+/// statistic, it orders nothing.
 pub struct SaCounters {
     bytes: AtomicU64,
     packets: AtomicU64,
@@ -42,10 +43,12 @@ impl SaCounters {
         self.drops.get(reason.index()).map_or(0, |c| c.load(Ordering::Relaxed))
     }
 
-    /// Counts one packet of `bytes` payload bytes.
-    pub fn count_packet(&self, bytes: u64) {
-        self.bytes.fetch_add(bytes, Ordering::Relaxed);
-        self.packets.fetch_add(1, Ordering::Relaxed);
+    /// Publishes the running totals of the SA that owns these counters. The SA keeps the totals itself and is
+    /// their only writer, so plain stores suffice: no read-modify-write (a locked instruction) per packet.
+    #[inline]
+    pub(crate) fn publish(&self, bytes: u64, packets: u64) {
+        self.bytes.store(bytes, Ordering::Relaxed);
+        self.packets.store(packets, Ordering::Relaxed);
     }
 
     /// Counts one drop. Public so that the daemon can count drops it decides itself (e.g.
@@ -121,8 +124,8 @@ mod tests {
         let writer = {
             let c = c.clone();
             std::thread::spawn(move || {
-                for _ in 0..1000 {
-                    c.count_packet(100);
+                for n in 1..=1000 {
+                    c.publish(100 * n, n);
                 }
                 c.count_drop(DropReason::Replayed);
             })

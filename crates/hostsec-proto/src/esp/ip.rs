@@ -1,7 +1,7 @@
 //! The IP side of transport-mode ESP: where the ESP header goes in an outbound packet, where it is in an inbound
 //! one, and how the IP header is fixed up around it (RFC 4303 §3.1.1).
 
-use super::bytes::{array, internet_checksum, put_u16, put_u8, u16_at, u8_at};
+use super::bytes::{array, checksum_adjust, put_u16, put_u8, u16_at, u8_at};
 use super::{DropReason, PROTO_ESP};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -50,9 +50,11 @@ fn bad<T>(_: T) -> DropReason {
     DropReason::Malformed
 }
 
-/// The IPv4 header: checks, lengths, addresses. `verify_checksum` for packets from the local stack (outbound),
-/// whose header is copied into the outer packet; inbound packets come from the kernel, which has checked it.
-fn ipv4(packet: &[u8], verify_checksum: bool) -> Result<IpLayout, DropReason> {
+/// The IPv4 header: version, lengths, fragment fields, addresses. The header checksum is not verified: the
+/// local stack wrote it (outbound) or the kernel checked it (inbound), and [`finish_header`] updates it
+/// incrementally, so that a header that was wrong stays wrong for the next hop to drop.
+#[inline]
+fn ipv4(packet: &[u8]) -> Result<IpLayout, DropReason> {
     let b0 = u8_at(packet, 0).ok_or(DropReason::Malformed)?;
     if b0 >> 4 != 4 {
         return Err(DropReason::Malformed);
@@ -67,9 +69,6 @@ fn ipv4(packet: &[u8], verify_checksum: bool) -> Result<IpLayout, DropReason> {
     if fragment & 0x3fff != 0 {
         return Err(DropReason::Fragment);
     }
-    if verify_checksum && internet_checksum(packet.get(..header_len).ok_or(DropReason::Malformed)?) != 0 {
-        return Err(DropReason::Malformed);
-    }
     Ok(IpLayout {
         family: Family::V4,
         header_len,
@@ -82,6 +81,7 @@ fn ipv4(packet: &[u8], verify_checksum: bool) -> Result<IpLayout, DropReason> {
 }
 
 /// The fixed IPv6 header: version, length, addresses.
+#[inline]
 fn ipv6_fixed(packet: &[u8]) -> Result<(usize, u8, IpAddr, IpAddr), DropReason> {
     let b0 = u8_at(packet, 0).ok_or(DropReason::Malformed)?;
     if b0 >> 4 != 6 {
@@ -100,6 +100,7 @@ fn ipv6_fixed(packet: &[u8]) -> Result<(usize, u8, IpAddr, IpAddr), DropReason> 
 
 /// One extension header at `at`: its next header and its end. The fragment header is checked to be atomic
 /// (offset 0, no more fragments: RFC 8200 §4.5, RFC 6946), since ESP is applied to whole datagrams only.
+#[inline]
 fn ext_header(packet: &[u8], kind: u8, at: usize, total_len: usize) -> Result<(u8, usize), DropReason> {
     let next = u8_at(packet, at).ok_or(DropReason::Malformed)?;
     let len = if kind == FRAGMENT {
@@ -123,9 +124,10 @@ fn ext_header(packet: &[u8], kind: u8, at: usize, total_len: usize) -> Result<(u
 /// IPv4: after the header and its options. IPv6 (RFC 4303 §3.1.1): after the hop-by-hop, routing and fragment
 /// headers (and destination options in front of a routing header), which the network must see; destination
 /// options after them and everything else are encrypted.
+#[inline]
 pub(crate) fn parse_outbound(packet: &[u8]) -> Result<IpLayout, DropReason> {
     match u8_at(packet, 0).ok_or(DropReason::Malformed)? >> 4 {
-        4 => ipv4(packet, true),
+        4 => ipv4(packet),
         6 => {
             let (total_len, first, src, dst) = ipv6_fixed(packet)?;
             let mut kind = first;
@@ -169,10 +171,11 @@ pub(crate) fn parse_outbound(packet: &[u8]) -> Result<IpLayout, DropReason> {
 
 /// An inbound packet: where its ESP header is. IPv4 protocol 50; IPv6 with extension headers in front of ESP
 /// (hop-by-hop, destination options, routing, atomic fragment), anything else is not ESP.
+#[inline]
 pub(crate) fn parse_inbound(packet: &[u8]) -> Result<IpLayout, DropReason> {
     match u8_at(packet, 0).ok_or(DropReason::Malformed)? >> 4 {
         4 => {
-            let l = ipv4(packet, false)?;
+            let l = ipv4(packet)?;
             if l.next_header != PROTO_ESP {
                 return Err(DropReason::Malformed);
             }
@@ -211,19 +214,25 @@ pub(crate) fn parse_inbound(packet: &[u8]) -> Result<IpLayout, DropReason> {
 }
 
 /// Fixes up the clear header copied to the front of `out` for a datagram of `total_len` bytes whose part after
-/// the header starts with protocol `next_header`: protocol / next header field, length field, and the IPv4
-/// header checksum (RFC 791 §3.1; RFC 8200 §3: IPv6 counts the payload after the fixed header).
+/// the header starts with protocol `next_header`: protocol / next header field, length field (RFC 791 §3.1;
+/// RFC 8200 §3: IPv6 counts the payload after the fixed header), and the IPv4 header checksum, updated for the
+/// two changed 16-bit words (RFC 1624 eqn. 3) rather than recomputed over the header and its options.
+#[inline]
 pub(crate) fn finish_header(out: &mut [u8], l: &IpLayout, next_header: u8, total_len: usize) -> Result<(), DropReason> {
-    put_u8(out, l.next_header_at, next_header).ok_or(DropReason::BufferTooSmall)?;
     match l.family {
         Family::V4 => {
             let len = u16::try_from(total_len).map_err(bad)?;
+            let old_len = u16_at(out, 2).ok_or(DropReason::BufferTooSmall)?;
+            let old_ttl_proto = u16_at(out, 8).ok_or(DropReason::BufferTooSmall)?;
+            let new_ttl_proto = (old_ttl_proto & 0xff00) | u16::from(next_header);
+            let sum = u16_at(out, 10).ok_or(DropReason::BufferTooSmall)?;
+            let sum = checksum_adjust(checksum_adjust(sum, old_len, len), old_ttl_proto, new_ttl_proto);
             put_u16(out, 2, len).ok_or(DropReason::BufferTooSmall)?;
-            put_u16(out, 10, 0).ok_or(DropReason::BufferTooSmall)?;
-            let sum = internet_checksum(out.get(..l.header_len).ok_or(DropReason::BufferTooSmall)?);
+            put_u16(out, 8, new_ttl_proto).ok_or(DropReason::BufferTooSmall)?;
             put_u16(out, 10, sum).ok_or(DropReason::BufferTooSmall)?;
         }
         Family::V6 => {
+            put_u8(out, l.next_header_at, next_header).ok_or(DropReason::BufferTooSmall)?;
             let len = u16::try_from(total_len.checked_sub(IPV6_HEADER).ok_or(DropReason::Malformed)?).map_err(bad)?;
             put_u16(out, 4, len).ok_or(DropReason::BufferTooSmall)?;
         }
@@ -233,6 +242,7 @@ pub(crate) fn finish_header(out: &mut [u8], l: &IpLayout, next_header: u8, total
 
 /// Largest datagram the length field can describe: 65535 bytes for IPv4 (total length), 40 + 65535 for IPv6
 /// (payload length; no jumbograms).
+#[inline]
 pub(crate) fn max_total_len(family: Family) -> usize {
     match family {
         Family::V4 => 0xffff,
@@ -289,6 +299,22 @@ mod tests {
         assert_eq!(parse_inbound(&p), Err(DropReason::Malformed));
     }
 
+    use crate::esp::bytes::internet_checksum;
+
+    #[test]
+    fn incremental_checksum_equals_recomputation() {
+        let mut h = vec![0x46, 0, 0, 40, 0x12, 0x34, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2, 0x94, 4, 0, 0];
+        let sum = internet_checksum(&h);
+        h[10..12].copy_from_slice(&sum.to_be_bytes());
+        let l = parse_outbound(&[h.clone(), vec![0; 16]].concat()).unwrap();
+        for (proto, total) in [(50u8, 100usize), (17, 24), (0, 65535), (255, 0xfffe)] {
+            let mut out = h.clone();
+            finish_header(&mut out, &l, proto, total).unwrap();
+            assert_eq!((out[9], u16::from_be_bytes([out[2], out[3]])), (proto, total as u16));
+            assert_eq!(internet_checksum(&out), 0, "proto {proto} total {total}");
+        }
+    }
+
     #[test]
     fn ipv4_checks() {
         let mut p = vec![0x45, 0, 0, 28, 0, 1, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
@@ -296,9 +322,6 @@ mod tests {
         let sum = internet_checksum(&p[..20]);
         p[10..12].copy_from_slice(&sum.to_be_bytes());
         assert_eq!(parse_outbound(&p).map(|l| (l.header_len, l.total_len, l.next_header)), Ok((20, 28, 17)));
-        let mut bad_sum = p.clone();
-        bad_sum[11] ^= 1;
-        assert_eq!(parse_outbound(&bad_sum), Err(DropReason::Malformed));
         let mut frag = p.clone();
         frag[6] = 0x20;
         assert_eq!(parse_outbound(&frag), Err(DropReason::Fragment));

@@ -54,13 +54,16 @@ impl Layout {
         }
     }
 
-    /// Padding for a payload of `payload_len` bytes: the RFC 4303 §2.4 minimum.
+    /// Padding for a payload of `payload_len` bytes: the RFC 4303 §2.4 minimum. `align` is a power of two
+    /// (4 or 16), so the remainders are masks.
+    #[inline]
     fn pad_len(&self, payload_len: usize) -> usize {
-        let unpadded = payload_len % self.align + 2;
-        (self.align - unpadded % self.align) % self.align
+        // -(payload + 2) mod align.
+        0usize.wrapping_sub((payload_len & (self.align - 1)) + 2) & (self.align - 1)
     }
 
     /// Length of the ESP packet (header through ICV) carrying `payload_len` bytes.
+    #[inline]
     pub fn sealed_len(&self, payload_len: usize) -> Option<usize> {
         payload_len.checked_add(ESP_HEADER_LEN + self.iv_len + 2 + self.icv_len)?.checked_add(self.pad_len(payload_len))
     }
@@ -225,6 +228,7 @@ impl SealingKeys {
     }
 
     /// The packet sizes of this transform.
+    #[inline]
     pub fn layout(&self) -> Layout {
         self.layout
     }
@@ -253,6 +257,7 @@ impl SealingKeys {
     /// Seals `payload` with next header `next_header` as the ESP packet with `spi` and sequence number `seq`
     /// into the front of `out`; returns its length. The caller guarantees that `seq` was never used with these
     /// keys before: it is the GCM IV (RFC 4106 §3.1 requires it never repeat for a key).
+    #[inline]
     pub fn seal(
         &self,
         spi: u32,

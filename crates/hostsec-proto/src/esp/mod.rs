@@ -18,6 +18,50 @@
 //!
 //! Nothing in this module may panic on packet data: every access to packet bytes is a checked one (the lints
 //! below make indexing a compile error here).
+//!
+//! ```
+//! use hostsec_proto::crypto::{EspCipher, EspIntegrity, EspTransform, Secret};
+//! use hostsec_proto::esp::{InboundSa, LifetimeLimits, OutboundSa, SaConfig, SaCounters, MAX_OVERHEAD};
+//! use std::{sync::Arc, time::Instant};
+//!
+//! // What Quick Mode negotiated (see `SaConfig::from_child_keys` for the real thing).
+//! let transform = EspTransform { cipher: EspCipher::AesGcm16_128, integrity: EspIntegrity::None };
+//! let config = |local: &str, peer: &str| SaConfig {
+//!     spi: 0xc0ffee01,
+//!     transform,
+//!     encryption_key: Secret::new(vec![7; 20]), // 16-byte key and 4-byte salt
+//!     integrity_key: Secret::new(vec![]),
+//!     local: local.parse().unwrap(),
+//!     peer: peer.parse().unwrap(),
+//!     limits: LifetimeLimits::UNLIMITED,
+//!     esn: false,
+//!     counters: Arc::new(SaCounters::new()),
+//! };
+//! let mut rng = rand_core::OsRng;
+//! let mut outbound = OutboundSa::new(&config("192.0.2.1", "192.0.2.2"), &mut rng)?;
+//! let mut inbound = InboundSa::new(&config("192.0.2.2", "192.0.2.1"))?;
+//!
+//! // An IPv4 UDP packet 192.0.2.1 -> 192.0.2.2 as read from the TUN device.
+//! let mut packet = vec![0x45, 0, 0, 32, 0, 0, 0x40, 0, 64, 17, 0, 0, 192, 0, 2, 1, 192, 0, 2, 2];
+//! let mut sum: u32 = packet.chunks(2).map(|w| u32::from(u16::from_be_bytes([w[0], w[1]]))).sum();
+//! while sum > 0xffff {
+//!     sum = (sum & 0xffff) + (sum >> 16);
+//! }
+//! packet[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+//! packet.extend_from_slice(&[0x30, 0x39, 0x00, 0x35, 0x00, 0x0c, 0x00, 0x00, 1, 2, 3, 4]);
+//!
+//! let now = Instant::now();
+//! let mut wire = vec![0u8; packet.len() + MAX_OVERHEAD];
+//! let sealed = outbound.seal(now, &packet, &mut wire)?; // to the raw socket
+//! assert_eq!(sealed.packet[9], 50);
+//! let sealed = sealed.packet.to_vec();
+//!
+//! let mut inner = vec![0u8; sealed.len()];
+//! let opened = inbound.open(now, &sealed, &mut inner)?; // to the TUN device
+//! assert_eq!(opened.packet, &packet[..]);
+//! assert_eq!(inbound.counters().snapshot().packets, 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

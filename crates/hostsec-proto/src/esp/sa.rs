@@ -66,10 +66,12 @@ impl LifetimeLimits {
         }
     }
 
+    #[inline]
     fn expired(&self, now: Instant, bytes: u64, packets: u64) -> bool {
         bytes >= self.hard_bytes || packets >= self.hard_packets || self.hard_time.is_some_and(|t| now >= t)
     }
 
+    #[inline]
     fn soft_reached(&self, now: Instant, bytes: u64, packets: u64) -> bool {
         bytes >= self.soft_bytes || packets >= self.soft_packets || self.soft_time.is_some_and(|t| now >= t)
     }
@@ -311,6 +313,7 @@ impl OutboundSa {
     }
 
     /// Whether a soft limit is crossed (time, bytes, packets, or sequence numbers near the end).
+    #[inline]
     pub fn rekey_soon(&self, now: Instant) -> bool {
         self.limits.soft_reached(now, self.bytes, self.packets)
             || self.seq >= self.max_seq().saturating_sub(SEQ_SOFT_MARGIN)
@@ -321,6 +324,7 @@ impl OutboundSa {
         self.limits.expired(now, self.bytes, self.packets) || self.seq >= self.max_seq()
     }
 
+    #[inline]
     fn max_seq(&self) -> u64 {
         if self.esn {
             u64::MAX
@@ -331,6 +335,7 @@ impl OutboundSa {
 
     /// The next sequence number, after the hard limits: RFC 4303 §3.3.3, the counter never cycles (the last
     /// 32-bit number is 2^32 − 1; after it the SA needs rekeying).
+    #[inline]
     fn next_seq(&mut self, now: Instant) -> Result<u64, DropReason> {
         if self.limits.expired(now, self.bytes, self.packets) {
             return Err(DropReason::Expired);
@@ -342,11 +347,11 @@ impl OutboundSa {
         Ok(self.seq)
     }
 
+    #[inline]
     fn account(&mut self, now: Instant, payload_len: usize) -> bool {
-        let n = payload_len as u64;
-        self.bytes = self.bytes.saturating_add(n);
+        self.bytes = self.bytes.saturating_add(payload_len as u64);
         self.packets = self.packets.saturating_add(1);
-        self.counters.count_packet(n);
+        self.counters.publish(self.bytes, self.packets);
         self.rekey_soon(now)
     }
 
@@ -356,7 +361,8 @@ impl OutboundSa {
     /// ESP), the rest is encrypted. Refused: fragments, malformed headers, source/destination other than the
     /// SA's local/peer, results that do not fit `out` or the IP length field, and anything after a hard
     /// limit or the last sequence number. A refusal consumes no sequence number (except on a crypto library
-    /// failure) and is counted in the SA's counters.
+    /// failure) and is counted in the SA's counters. The IPv4 header checksum is updated for the changed fields,
+    /// not verified (the local stack computed it).
     pub fn seal<'o>(&mut self, now: Instant, packet: &[u8], out: &'o mut [u8]) -> Result<Sealed<'o>, DropReason> {
         let layout = ip::parse_outbound(packet);
         self.seal_parsed(now, packet, layout, out)
@@ -422,8 +428,7 @@ impl OutboundSa {
         payload: &[u8],
         out: &'o mut [u8],
     ) -> Result<SealedEsp<'o>, DropReason> {
-        let result = self.seal_esp_packet(now, next_header, payload, out);
-        match result {
+        match self.seal_esp_packet(now, next_header, payload, out) {
             Ok((len, seq, rekey_soon)) => {
                 let out: &'o [u8] = out;
                 Ok(SealedEsp { esp: out.get(..len).ok_or(DropReason::BufferTooSmall)?, seq, rekey_soon })
@@ -434,9 +439,7 @@ impl OutboundSa {
             }
         }
     }
-}
 
-impl OutboundSa {
     fn seal_esp_packet(
         &mut self,
         now: Instant,
@@ -629,6 +632,7 @@ impl InboundSa {
         }
     }
 
+    #[inline]
     fn check_spi(&self, esp: &[u8]) -> Result<(), DropReason> {
         // Cheapest checks first: a packet shorter than header, IV, ICV and trailer cannot be ESP of this SA.
         if esp.len() < ESP_HEADER_LEN + self.keys.iv_len() + self.keys.icv_len() + 2 {
@@ -656,10 +660,9 @@ impl InboundSa {
         // The window moves only once the packet authenticated (§3.4.3 "after" the ICV check, §3.4.4).
         let len = self.keys.open_with(esp, seq, self.esn, out, || window.update(seq))?;
         let (payload_len, next_header) = parse_trailer(out.get(..len).ok_or(DropReason::BufferTooSmall)?)?;
-        let n = payload_len as u64;
-        self.bytes = self.bytes.saturating_add(n);
+        self.bytes = self.bytes.saturating_add(payload_len as u64);
         self.packets = self.packets.saturating_add(1);
-        self.counters.count_packet(n);
+        self.counters.publish(self.bytes, self.packets);
         Ok((payload_len, next_header, seq, self.rekey_soon(now)))
     }
 }
