@@ -748,3 +748,30 @@ fn set_routes_is_exact_idempotent_and_fast() {
         );
     });
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Reverse path filtering
+
+#[test]
+fn strict_rp_filter_is_detected_because_it_drops_esp_from_protected_peers() {
+    if !prerequisites() {
+        return;
+    }
+    let p = Pair::new("rp");
+    let config = host::Config::default();
+    let (tun, routing, esp_a) = p.a.run(|| {
+        let tun = Tun::create(&config.tun_name, config.mtu).unwrap();
+        let mut routing = Routing::install(&config).unwrap();
+        routing.set_routes(&[RouteSpec::tun(B4.into(), 32, Some(A4.into()))]).unwrap();
+        (tun, routing, EspSockets::open(host::MARK).unwrap())
+    });
+    let esp_b = p.b.run(|| EspSockets::open(0).unwrap());
+    for (mode, arrives) in [(2, true), (1, false), (0, true)] {
+        p.a.sh(&format!("sysctl -qw net.ipv4.conf.all.rp_filter={mode} net.ipv4.conf.veth-a.rp_filter={mode}"));
+        let strict = p.a.run(|| host::strict_rp_filter_interfaces("hs0"));
+        assert_eq!(strict == ["veth-a"], mode == 1, "rp_filter={mode}: {strict:?}");
+        esp_b.send(&ipv4(B4, A4, 50, &esp(0x7000 + mode, 40))).unwrap();
+        assert_eq!(recv_esp(&esp_a, false).is_some(), arrives, "rp_filter={mode}");
+    }
+    drop((routing, tun));
+}

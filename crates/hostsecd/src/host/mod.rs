@@ -26,7 +26,9 @@ pub mod tun;
 pub use firewall::{Counter, Firewall, FirewallCounters, FirewallPlan};
 pub use rawsock::{rebuild_ipv6, EspSockets, RebuildError};
 pub use restore::{restore_leftovers, HostState, Leftovers};
-pub use routing::{address_set_prefixes, interval_to_prefixes, RouteKind, RouteSpec, Routing};
+pub use routing::{
+    address_set_prefixes, interval_to_prefixes, strict_rp_filter_interfaces, RouteKind, RouteSpec, Routing,
+};
 pub use tun::Tun;
 
 use std::os::fd::AsRawFd;

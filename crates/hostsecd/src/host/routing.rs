@@ -371,6 +371,29 @@ pub(crate) fn ifindex(name: &str) -> io::Result<u32> {
     Ok(i)
 }
 
+/// The interfaces (other than `tun` and `lo`) of the calling thread's namespace on which IPv4 reverse path
+/// filtering is strict: the kernel uses the higher of `all` and the interface's own `rp_filter`. Strict filtering
+/// checks that the route back to a packet's source leaves by the interface it came in on, and for a protected
+/// peer that route is the TUN, so ESP from it would be dropped before the raw socket sees it; loose mode (2) or
+/// none (0) is needed.
+pub fn strict_rp_filter_interfaces(tun: &str) -> Vec<String> {
+    let read = |name: &str| {
+        std::fs::read_to_string(format!("/proc/sys/net/ipv4/conf/{name}/rp_filter"))
+            .ok()
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .unwrap_or(0)
+    };
+    let all = read("all");
+    let Ok(dir) = std::fs::read_dir("/proc/sys/net/ipv4/conf") else { return Vec::new() };
+    let mut out: Vec<String> = dir
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| !["all", "default", "lo", tun].contains(&n.as_str()))
+        .filter(|n| all.max(read(n)) == 1)
+        .collect();
+    out.sort();
+    out
+}
+
 /// The policy routing this run installed: the rules it added and the routes it manages.
 pub struct Routing {
     nl: Netlink,
@@ -415,6 +438,16 @@ impl Routing {
             }
         }
         info!("policy routing: ip rule not fwmark {MARK:#x} lookup {ROUTE_TABLE} pref {RULE_PREF}");
+        let strict = strict_rp_filter_interfaces(&config.tun_name);
+        if !strict.is_empty() {
+            warn!(
+                "strict reverse path filtering (rp_filter=1) on {}: IPv4 packets from protected peers (ESP included) \
+                 will be dropped, because table {ROUTE_TABLE} routes those peers into {}; use loose mode \
+                 (sysctl net.ipv4.conf.all.rp_filter=2 and the same for each interface)",
+                strict.join(", "),
+                config.tun_name
+            );
+        }
         Ok(Routing { nl, tun_name: config.tun_name.clone(), rules_added, routes: Vec::new(), removed: false })
     }
 
