@@ -9,6 +9,8 @@
 
 // The module is compiled into this test crate, where not all of its API is used.
 #[allow(unused_imports)]
+// The daemon uses all of the module; this test only part of it.
+#[allow(dead_code)]
 #[path = "../src/host/mod.rs"]
 mod host;
 

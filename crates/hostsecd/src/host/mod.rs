@@ -13,9 +13,6 @@
 //! Every name and number the plumbing puts on the host is a constant of this file, so that `restore` finds exactly
 //! what an earlier run added.
 
-// The daemon loop is wired to this module separately; until then its items have no caller in the binary.
-#![allow(dead_code)]
-
 pub mod firewall;
 mod netlink;
 pub mod rawsock;
