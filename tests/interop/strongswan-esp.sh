@@ -53,7 +53,8 @@
 #   --keep    leave hostsecd, the guest and the namespace running at the end (prints how to stop them)
 # Environment: HOSTSEC_BIN_DIR (default <repo>/target/release; not built here), HOSTSEC_LOG_LEVEL (debug),
 #   HOSTSECD_START_TIMEOUT (s, 30), ON_DEMAND_TIMEOUT (s, 30: first ping to 5 replies), REQUEST_FALLBACK_TIMEOUT
-#   (s, 60), LAB_ACCEL, and the JSON paths (jq) of the counters this script reads, see HS_* below.
+#   (s, 60), LAB_ACCEL, the JSON paths (jq) of the counters this script reads (HS_* below); HOSTSEC_EP,
+#   HOSTSEC_ADDR4, HOSTSEC_ADDR6 only to test this script against a stand-in for hostsec (see below).
 # Needs root and a Debian 12 host. Exit 0 only when every check passed; 2 for a usage or setup error.
 # Results: tests/lab/results/strongswan-esp/ (summary.txt, results.tsv, per case: capture cut before the iperf3
 # bulk, hostsec JSON, guest xfrm/list-sas, iperf3 JSON; decryption table of failed cases; hostsecd.log,
@@ -90,7 +91,10 @@ HS_FW_REQUIRE=${HS_FW_REQUIRE:-.firewall.dropped_require}
 HS_FW_BLOCK=${HS_FW_BLOCK:-.firewall.dropped_block}
 # keys of .esp that count traffic, not drops (may change during the replay checks)
 HS_ESP_TRAFFIC_RE=${HS_ESP_TRAFFIC_RE:-'^(rx|tx|received|sent|packets|bytes|decrypted|encrypted|accepted|delivered|in|out)(_|$)'}
-HOST4=$LAB_HOST_ADDR4 HOST6=$LAB_HOST_ADDR6      # hostsecd (br0 in lab-host)
+HOST4=${HOSTSEC_ADDR4:-$LAB_HOST_ADDR4} HOST6=${HOSTSEC_ADDR6:-$LAB_HOST_ADDR6}   # hostsecd (br0 in lab-host)
+# where hostsec's side of the traffic (ping, listeners, iperf3 server) runs: "host" (lab-host), or, only to test
+# this script against a stand-in for hostsec, "guest:NAME" with HOSTSEC_ADDR4/6 set to that guest's addresses
+HS_EP=${HOSTSEC_EP:-host}
 SW4=198.51.100.2 SW6=2001:db8:1::2               # the strongSwan guest
 GUEST=sw
 PSK=$LAB_PSK_DEFAULT
@@ -129,7 +133,7 @@ cleanup() {
   cp "$KEYS/esp_sa" "$KEYS/ikev1_decryption_table" "$R/" 2>/dev/null
   lab_capture_stop
   [ -n "$LAB_CAPTURE_ONE_PID" ] && kill "$LAB_CAPTURE_ONE_PID" 2>/dev/null
-  lab_iperf_server_stop host
+  lab_iperf_server_stop "$HS_EP"
   if [ "$KEEP" = yes ]; then
     echo "--keep: left running: hostsecd pid ${HS_PID:-none} (socket $SOCK), guest $GUEST, namespace $LAB_NETNS."
     echo "  stop with: kill ${HS_PID:-<pid>}; $LAB_DIR/stop-peer.sh $GUEST; $LAB_DIR/net.sh down; rm -rf $TMP"
@@ -313,7 +317,7 @@ traffic_case() { # name family ike esp pfs role
     ss) out=$(lab_ss_initiate "$GUEST" "$n" 30); rc=$?;;
     hs) out=$(hs_cli initiate "$rule" 2>&1); rc=$?; out="hostsec initiate $rule: exit $rc $(tail -n 1 <<< "$out")"
         [ $rc = 0 ] && { lab_wait_until "$SA_APPEAR_TIMEOUT" ss_child_installed "$n" || { rc=1; out="$out; strongSwan has no INSTALLED CHILD_SA"; }; };;
-    od) x=$(lab_ep_ping host "$g" 5 "-w $OD_TIMEOUT"); rc=$?
+    od) x=$(lab_ep_ping "$HS_EP" "$g" 5 "-w $OD_TIMEOUT"); rc=$?
         out="on demand: ping from hostsec's side $x (tx rx) in $(lab_ms_fmt $(( $(lab_now_ms) - t0 )))"
         [ $rc = 0 ] && { lab_wait_until "$SA_APPEAR_TIMEOUT" ss_child_installed "$n" || { rc=1; out="$out; strongSwan has no INSTALLED CHILD_SA"; }; };;
   esac
@@ -339,24 +343,24 @@ traffic_case() { # name family ike esp pfs role
   result "$n" sa PASS "$(lab_esp_swanctl_algs "$esp") strongSwan in $ss_in out $ss_out | $out"
 
   # (a) ping both ways
-  x=$(lab_ep_ping "guest:$GUEST" "$h" 5); ok=$?; y=$(lab_ep_ping host "$g" 5); [ $ok = 0 ] && ok=$?
+  x=$(lab_ep_ping "guest:$GUEST" "$h" 5); ok=$?; y=$(lab_ep_ping "$HS_EP" "$g" 5); [ $ok = 0 ] && ok=$?
   check "$n" ping "$ok" "guest->hostsec $x, hostsec->guest $y (tx rx)"
   # markers both ways
   m_gh=$(lab_marker "$n-gh") m_hg=$(lab_marker "$n-hg")
-  r_gh=$(lab_marker_xfer "guest:$GUEST" host "$h" 5301 "$m_gh" "$d"); ok=$?
-  r_hg=$(lab_marker_xfer host "guest:$GUEST" "$g" 5302 "$m_hg" "$d"); [ $ok = 0 ] && ok=$?
+  r_gh=$(lab_marker_xfer "guest:$GUEST" "$HS_EP" "$h" 5301 "$m_gh" "$d"); ok=$?
+  r_hg=$(lab_marker_xfer "$HS_EP" "guest:$GUEST" "$g" 5302 "$m_hg" "$d"); [ $ok = 0 ] && ok=$?
   check "$n" marker "$ok" "guest->hostsec got '$r_gh'; hostsec->guest got '$r_hg'"
   # (b) iperf3 both ways, server in lab-host
   t_bulk=$(date +%s.%N)
   LAB_IPERF_LOG=$d/iperf3-server.log
-  if lab_iperf_server_start host "$h"; then
+  if lab_iperf_server_start "$HS_EP" "$h"; then
     mb_gh=$(lab_iperf_guest "$GUEST" "$h" "$IPERF_S" "$n-iperf-gh.json"); ok=$?
     mb_hg=$(lab_iperf_guest "$GUEST" "$h" "$IPERF_S" "$n-iperf-hg.json" -R); [ $ok = 0 ] && ok=$?
-    lab_iperf_server_stop host
+    lab_iperf_server_stop "$HS_EP"
     cp "$LAB_RUN/$GUEST/cases/$n-iperf-"*.json "$d/" 2>/dev/null
     check "$n" iperf "$ok" "guest->hostsec ${mb_gh} Mbit/s, hostsec->guest ${mb_hg} Mbit/s (${IPERF_S} s each, TCP)"
   else
-    lab_iperf_server_stop host; result "$n" iperf FAIL "iperf3 server in lab-host did not start: $(head -c 200 "$d/iperf3-server.log")"
+    lab_iperf_server_stop "$HS_EP"; result "$n" iperf FAIL "iperf3 server in lab-host did not start: $(head -c 200 "$d/iperf3-server.log")"
   fi
   # (e) snapshots right after the traffic: hostsec's counters and the guest kernel's
   j=$(hs_sas); echo "$j" > "$d/hostsec-sas.json"; hs_stats > "$d/hostsec-stats.json"
@@ -372,15 +376,18 @@ traffic_case() { # name family ike esp pfs role
   ok=1; [ "$(kv esp "$cls")" -gt 100 ] && [ "$x" = 0 ] && [ "$clr" = 0 ] && [ "$cb" = 0 ] && [ "$ce" -gt 100 ] && ok=0
   check "$n" wire "$ok" "tshark: $cls | tcpdump cleartext filter: $clr | nft br0: esp=$ce cleartext icmp-echo+tcp=$cb"
   # (d) decryption with hostsec's key log as it is
+  # (only the lines of this case's two SPIs: a single line that tshark rejects would make it refuse all of them)
   cp "$KEYS/esp_sa" "$d/esp_sa" 2>/dev/null || : > "$d/esp_sa"
-  lab_esp_decrypt "$d/full.pcap" "$d/esp_sa" > "$d/decrypted.tsv"
+  LAB_TSHARK_ERR=$d/tshark-decrypt.err lab_esp_decrypt "$d/full.pcap" "$d/esp_sa" "$ss_out" "$ss_in" > "$d/decrypted.tsv"
   s_out=$(lab_esp_decrypt_summary "$ss_out" < "$d/decrypted.tsv"); s_in=$(lab_esp_decrypt_summary "$ss_in" < "$d/decrypted.tsv")
   x=$(lab_esp_find_marker "$m_gh" < "$d/decrypted.tsv" | head -n 1); y=$(lab_esp_find_marker "$m_hg" < "$d/decrypted.tsv" | head -n 1)
   ok=1
   if [ "$(kv esp "$s_out")" -gt 0 ] && [ "$(kv esp "$s_out")" = "$(kv decrypted "$s_out")" ] && [ "$(kv esp "$s_out")" = "$(kv icv_good "$s_out")" ] &&
      [ "$(kv esp "$s_in")" -gt 0 ] && [ "$(kv esp "$s_in")" = "$(kv decrypted "$s_in")" ] && [ "$(kv esp "$s_in")" = "$(kv icv_good "$s_in")" ] &&
      [ "$(awk '{print $4, $5}' <<< "$x")" = "$ss_out good" ] && [ "$(awk '{print $4, $5}' <<< "$y")" = "$ss_in good" ]; then ok=0; fi
-  check "$n" decrypt "$ok" "with hostsec's esp_sa ($(grep -c . "$d/esp_sa") lines): guest->hostsec SA $ss_out: $s_out; hostsec->guest SA $ss_in: $s_in; markers in frames ${x%% *}/${y%% *}"
+  v="$(lab_uat_lines "$d/esp_sa" "$ss_out" | grep -c .)/$(lab_uat_lines "$d/esp_sa" "$ss_in" | grep -c .)"
+  [ "$v" = 1/1 ] || v="$v <- key log lines for $ss_out/$ss_in, expected 1/1"
+  check "$n" decrypt "$ok" "with hostsec's esp_sa (lines for the SAs: $v): guest->hostsec SA $ss_out: $s_out; hostsec->guest SA $ss_in: $s_in; markers in frames ${x%% *}/${y%% *}$(grep -v 'Running as user' "$d/tshark-decrypt.err" 2>/dev/null | head -n 1 | cut -c1-200 | sed 's/^./; tshark: &/')"
   # (e) hostsec's byte and packet counters against the guest kernel's
   qm=$(hs_qm "$j" "$ss_out" "$ss_in")
   bi=$(jnum "$qm" .bytes_in) bo=$(jnum "$qm" .bytes_out) pi=$(jnum "$qm" .packets_in) po=$(jnum "$qm" .packets_out)
@@ -498,7 +505,7 @@ act_block() {
     act_capture "block-v$fam" || { result block "v$fam" FAIL "tcpdump"; continue; }
     c0=$(jnum "$(hs_stats)" "$HS_FW_BLOCK")
     x=$(lab_ep_ping "guest:$GUEST" "$h" 3)
-    y=$(lab_ep_ping host "$g" 3)
+    y=$(lab_ep_ping "$HS_EP" "$g" 3)
     out=$(lab_gexec "$GUEST" "swanctl --initiate --child block$fam --timeout 10 2>&1" 60); rc=$?
     lab_gexec "$GUEST" "swanctl --terminate --ike block$fam --timeout 5 >/dev/null 2>&1" 30 >/dev/null
     c1=$(jnum "$(hs_stats)" "$HS_FW_BLOCK")
@@ -518,7 +525,7 @@ act_bypass() {
     if [ "$fam" = 4 ]; then g=$SW4 h=$HOST4; else g=$SW6 h=$HOST6; fi
     act_capture "bypass-v$fam" || { result bypass "v$fam" FAIL "tcpdump"; continue; }
     x=$(lab_ep_ping "guest:$GUEST" "$h" 3)
-    y=$(lab_ep_ping host "$g" 3)
+    y=$(lab_ep_ping "$HS_EP" "$g" 3)
     lab_capture_stop; cls=$(lab_pcap_classify "$R/actions/bypass-v$fam.pcap" "$g" "$h")
     ok=1; [ "$x" = "3 3" ] && [ "$y" = "3 3" ] && [ "$(kv esp "$cls")" = 0 ] && [ "$(kv ike "$cls")" = 0 ] && [ "$(kv icmp_echo "$cls")" -ge 12 ] && ok=0
     check bypass "v$fam" "$ok" "ping guest->hostsec $x, hostsec->guest $y (tx rx); on the wire: $cls"
@@ -533,7 +540,7 @@ act_request() {
     if [ "$fam" = 4 ]; then g=$SW4 h=$HOST4; else g=$SW6 h=$HOST6; fi
     act_capture "request-v$fam" || { result request "v$fam" FAIL "tcpdump"; continue; }
     t0=$(lab_now_ms)
-    x=$(lab_ep_ping host "$g" 3 "-w $FALLBACK_TIMEOUT"); ms=$(( $(lab_now_ms) - t0 ))
+    x=$(lab_ep_ping "$HS_EP" "$g" 3 "-w $FALLBACK_TIMEOUT"); ms=$(( $(lab_now_ms) - t0 ))
     lab_capture_stop; pc=$(from_host "$R/actions/request-v$fam.pcap" "$fam")
     ok=1; [ "$x" = "${x%% *} 3" ] && [ "$(kv ike "$pc")" -gt 0 ] && [ "$(kv esp "$pc")" = 0 ] && [ "$(kv icmp_echo "$pc")" -ge 3 ] && hs_no_qm && ok=0
     check request "v$fam" "$ok" "charon stopped; ping hostsec->guest (-w $FALLBACK_TIMEOUT) $x (tx rx) in $(lab_ms_fmt $ms); hostsec sent to the guest: $pc; hostsec Quick Mode SAs: $(hs_sas | jq '.quick_mode | length' 2>/dev/null)"
@@ -619,7 +626,7 @@ boot=$(lab_boot_guest -n "$GUEST" -a "$SW4/24" -6 "$SW6/64" -c "$TMP/boot/swanct
 info "$boot"
 BOOT_MS=$(( $(lab_now_ms) - t0 ))
 # neighbours resolved in cleartext once, before any policy exists on either side
-lab_ep_ping host "$SW4" 1 >/dev/null; lab_ep_ping host "$SW6" 1 >/dev/null
+lab_ep_ping "$HS_EP" "$SW4" 1 >/dev/null; lab_ep_ping "$HS_EP" "$SW6" 1 >/dev/null
 BASELINE=$(lab_host_state)
 echo "$BASELINE" > "$R/host-state-baseline.txt"
 

@@ -590,12 +590,13 @@ lab_case_matrix() {
 # Files of a case are written by the guest to /lab/cases/CASE/ = $LAB_RUN/GUEST/cases/CASE/ on the host.
 
 # lab_ss_load GUEST FILE: install FILE as the guest's swanctl.conf and load it (swanctl --load-all unloads
-# connections that are no longer in it). Fails, with swanctl's output, when swanctl reports an error.
+# connections that are no longer in it; a file without connections is fine: "no connections found"). Fails,
+# with swanctl's output, when swanctl reports an error.
 lab_ss_load() {
   local out rc
   cp "$2" "$LAB_RUN/$1/swanctl.conf" || return 1
   out=$(lab_gexec "$1" 'lab-ike reload' 60); rc=$?
-  if [ $rc -ne 0 ] || ! grep -q 'successfully loaded' <<< "$out" || grep -qiE 'failed|error|invalid' <<< "$out"; then
+  if [ $rc -ne 0 ] || ! grep -qE 'successfully loaded|no connections found' <<< "$out" || grep -qiE 'failed|error|invalid' <<< "$out"; then
     echo "swanctl --load-all in $1 failed (rc=$rc): $out" >&2; return 1
   fi
 }
@@ -695,7 +696,7 @@ lab_capture_start() {
   ip netns exec "$LAB_NETNS" tcpdump -i "${3:-br0}" --immediate-mode -nn -s 0 -U -w "$1" \
     "${2:-udp port 500 or udp port 4500 or esp}" > "$1.log" 2>&1 9>&- &
   LAB_CAPTURE_PID=$!
-  lab_wait_until 10 grep -q 'listening on' "$1.log" || { echo "tcpdump did not start: $(cat "$1.log")" >&2; return 1; }
+  lab_wait_until 10 grep -qs 'listening on' "$1.log" || { echo "tcpdump did not start: $(cat "$1.log")" >&2; return 1; }
 }
 lab_capture_stop() {
   [ -n "$LAB_CAPTURE_PID" ] || return 0
@@ -765,10 +766,10 @@ lab_near() {
 #   total esp ike (UDP 500) natt (UDP 4500) nd (ICMPv6 133-137) arp icmp_echo icmp_other tcp udp other
 # "Cleartext" for the ESP checks = icmp_echo + tcp + udp (+ icmp_other: errors and the like).
 lab_pcap_classify() {
-  local a=${2:-} b=${3:-} f=() ip=ip
-  [[ $a == *:* ]] && ip=ipv6
-  [ -n "$a" ] && f=(-Y "($ip.src == $a && $ip.dst == $b) || ($ip.src == $b && $ip.dst == $a) || arp")
-  tshark -r "$1" -n -o esp.enable_encryption_decode:FALSE "${f[@]}" \
+  local ea=${2:-} eb=${3:-} yflt=() ip=ip
+  [[ $ea == *:* ]] && ip=ipv6
+  [ -n "$ea" ] && yflt=(-Y "($ip.src == $ea && $ip.dst == $eb) || ($ip.src == $eb && $ip.dst == $ea) || arp")
+  tshark -r "$1" -n -o esp.enable_encryption_decode:FALSE "${yflt[@]}" \
       -T fields -E separator=/t -e frame.protocols -e udp.srcport -e udp.dstport -e icmp.type -e icmpv6.type 2>/dev/null |
     awk -F'\t' '
       BEGIN { split("total esp ike natt nd arp icmp_echo icmp_other tcp udp other", K, " ") }
@@ -796,18 +797,32 @@ lab_pcap_cleartext_tcpdump() {
 # lab_pcap_cut IN OUT EPOCH: packets of IN captured before EPOCH (s, may be fractional) -> OUT (keeps results small)
 lab_pcap_cut() { tshark -r "$1" -Y "frame.time_epoch < $3" -w "$2" 2>/dev/null; }
 
-# lab_esp_decrypt PCAP ESP_SA_FILE: decrypt with Wireshark ESP SA UAT lines (hostsec's key log esp_sa, or
-# lab_records_to_uat output), with the ICV check on. One tab-separated line per ESP packet:
+# lab_uat_lines ESP_SA_FILE [SPI...]: the Wireshark ESP SA UAT lines of the file as they are (no comments, no blank
+# lines), only those for the given SPIs when SPIs are given (8 hex digits; the file may write 0x..., any case)
+lab_uat_lines() {
+  local file=$1; shift
+  awk -v want="$*" '
+    BEGIN { n = split(tolower(want), w, " "); for (i = 1; i <= n; i++) ok[w[i]] = 1 }
+    { sub(/\r$/, "") }
+    /^[ \t]*(#|$)/ { next }
+    n == 0 { print; next }
+    { line = $0; sub(/^[ \t]*"/, "", line); split(line, f, /"[ \t]*,[ \t]*"/)
+      s = tolower(f[4]); sub(/^0x/, "", s); while (length(s) < 8) s = "0" s
+      if (s in ok) print }' "$file"
+}
+# lab_esp_decrypt PCAP ESP_SA_FILE [SPI...]: decrypt with Wireshark ESP SA UAT lines (hostsec's key log esp_sa as it
+# is, or lab_records_to_uat output; only the lines of the given SPIs when SPIs are given: one line tshark rejects
+# makes it refuse the whole table), with the ICV check on. tshark's errors go to $LAB_TSHARK_ERR (default
+# /dev/null). One tab-separated line per ESP packet:
 #   FRAME SRC DST SPI(8 hex) SEQ ICV(good|bad|-) INNER(protocols after esp, "-" when not decrypted) TCP_PAYLOAD_HEX
 lab_esp_decrypt() {
   local -a args=()
-  local l
-  while IFS= read -r l; do
-    l=${l%$'\r'}; [ -n "$l" ] && [ "${l#\#}" = "$l" ] && args+=(-o "uat:esp_sa:$l")
-  done < "$2"
-  tshark -r "$1" -n -o esp.enable_encryption_decode:TRUE -o esp.enable_authentication_check:TRUE "${args[@]}" \
+  local l p=$1 file=$2
+  shift 2
+  while IFS= read -r l; do args+=(-o "uat:esp_sa:$l"); done < <(lab_uat_lines "$file" "$@")
+  tshark -r "$p" -n -o esp.enable_encryption_decode:TRUE -o esp.enable_authentication_check:TRUE "${args[@]}" \
       -Y esp -T fields -E separator=/t -E occurrence=f -e frame.number -e ip.src -e ipv6.src -e ip.dst -e ipv6.dst \
-      -e esp.spi -e esp.sequence -e esp.icv_good -e esp.icv_bad -e frame.protocols -e tcp.payload 2>/dev/null |
+      -e esp.spi -e esp.sequence -e esp.icv_good -e esp.icv_bad -e frame.protocols -e tcp.payload 2> "${LAB_TSHARK_ERR:-/dev/null}" |
     awk -F'\t' -v OFS='\t' '{
       spi = tolower($6); sub(/^0x/, "", spi); while (length(spi) < 8) spi = "0" spi
       icv = ($8 == "1" || $8 == "True") ? "good" : ($9 == "1" || $9 == "True") ? "bad" : "-"
@@ -849,12 +864,12 @@ lab_inject_down() { ip -n "$LAB_NETNS" link del inj0 2>/dev/null || true; }
 lab_inject() { local p=$1; shift; ip netns exec "$LAB_NETNS" python3 "$LAB_DIR/esp-inject.py" --pcap "$p" --iface inj1 "$@"; }
 # lab_capture_one FILE FILTER [TIMEOUT_S=20] [IFACE=br0]: capture exactly one packet matching FILTER (waits for it);
 # start it in the background, send traffic, then wait for its PID (LAB_CAPTURE_ONE_PID)
-LAB_CAPTURE_ONE_PID=''
+export LAB_CAPTURE_ONE_PID=''
 lab_capture_one() {
   timeout "${3:-20}" ip netns exec "$LAB_NETNS" tcpdump -i "${4:-br0}" --immediate-mode -nn -s 0 -c 1 -U -w "$1" "$2" \
     > "$1.log" 2>&1 9>&- &
   LAB_CAPTURE_ONE_PID=$!
-  lab_wait_until 10 grep -q 'listening on' "$1.log" || { echo "tcpdump did not start: $(cat "$1.log")" >&2; return 1; }
+  lab_wait_until 10 grep -qs 'listening on' "$1.log" || { echo "tcpdump did not start: $(cat "$1.log")" >&2; return 1; }
 }
 
 # lab_host_state NETNS: the host side that a daemon must restore, normalized for comparison: ip rule (v4, v6),
