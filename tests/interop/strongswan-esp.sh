@@ -301,7 +301,7 @@ TRANSFORMS=("gcm128     aes128-sha256-ecp256 aes128gcm16          off"
             "cbc256-pfs aes256-sha384-ecp384 aes256-sha256-ecp384 on")
 traffic_case() { # name family ike esp pfs role
   local n=$1 fam=$2 ike=$3 esp=$4 pfs=$5 role=$6 g h rule d c0 out rc v ss_in ss_out j qm x y ok m_gh m_hg r_gh r_hg \
-        mb_gh mb_hg t_bulk cls clr cb ce s_out s_in st gin gout pi po bi bo cm hm t0
+        mb_gh mb_hg t_bulk cls clr cb ce s_out s_in st gin gout pi po bi bo cm hm t0 ij
   c0=$(lab_now_ms)
   if [ "$fam" = 4 ]; then g=$SW4 h=$HOST4 rule=sw4; else g=$SW6 h=$HOST6 rule=sw6; fi
   d=$R/$n; mkdir -p "$d"
@@ -385,9 +385,10 @@ traffic_case() { # name family ike esp pfs role
   if [ "$(kv esp "$s_out")" -gt 0 ] && [ "$(kv esp "$s_out")" = "$(kv decrypted "$s_out")" ] && [ "$(kv esp "$s_out")" = "$(kv icv_good "$s_out")" ] &&
      [ "$(kv esp "$s_in")" -gt 0 ] && [ "$(kv esp "$s_in")" = "$(kv decrypted "$s_in")" ] && [ "$(kv esp "$s_in")" = "$(kv icv_good "$s_in")" ] &&
      [ "$(awk '{print $4, $5}' <<< "$x")" = "$ss_out good" ] && [ "$(awk '{print $4, $5}' <<< "$y")" = "$ss_in good" ]; then ok=0; fi
+  ij=$(lab_esp_find_marker '"tcp":true' < "$d/decrypted.tsv" | grep -c .)   # iperf3's parameter JSON (information)
   v="$(lab_uat_lines "$d/esp_sa" "$ss_out" | grep -c .)/$(lab_uat_lines "$d/esp_sa" "$ss_in" | grep -c .)"
   [ "$v" = 1/1 ] || v="$v <- key log lines for $ss_out/$ss_in, expected 1/1"
-  check "$n" decrypt "$ok" "with hostsec's esp_sa (lines for the SAs: $v): guest->hostsec SA $ss_out: $s_out; hostsec->guest SA $ss_in: $s_in; markers in frames ${x%% *}/${y%% *}$(grep -v 'Running as user' "$d/tshark-decrypt.err" 2>/dev/null | head -n 1 | cut -c1-200 | sed 's/^./; tshark: &/')"
+  check "$n" decrypt "$ok" "with hostsec's esp_sa (lines for the SAs: $v): guest->hostsec SA $ss_out: $s_out; hostsec->guest SA $ss_in: $s_in; markers in frames ${x%% *}/${y%% *}; iperf3 parameter JSON in $ij frames$(grep -v 'Running as user' "$d/tshark-decrypt.err" 2>/dev/null | head -n 1 | cut -c1-200 | sed 's/^./; tshark: &/')"
   # (e) hostsec's byte and packet counters against the guest kernel's
   qm=$(hs_qm "$j" "$ss_out" "$ss_in")
   bi=$(jnum "$qm" .bytes_in) bo=$(jnum "$qm" .bytes_out) pi=$(jnum "$qm" .packets_in) po=$(jnum "$qm" .packets_out)

@@ -176,7 +176,7 @@ run_case() { # name family ike esp
   if awk -v a="$s_out" -v b="$s_in" 'BEGIN { n = split(a " " b, f, /[ =]/); for (i = 1; i < n; i += 2) v[i] = f[i + 1]
         exit !(v[1] > 0 && v[1] == v[3] && v[3] == v[5] && v[7] == 0 && v[9] > 0 && v[9] == v[11] && v[11] == v[13] && v[15] == 0) }' &&
      [ "$(awk '{print $4, $5}' <<< "$x")" = "$spi_out good" ] && [ "$(awk '{print $4, $5}' <<< "$y")" = "$spi_in good" ]; then ok=0; fi
-  check "$n" decrypt "$ok" "A->B SA $spi_out: $s_out; B->A SA $spi_in: $s_in; marker A->B in frame ${x%% *} (${x:-not found}); B->A in frame ${y%% *} (${y:-not found})"
+  check "$n" decrypt "$ok" "A->B SA $spi_out: $s_out; B->A SA $spi_in: $s_in; marker A->B in frame ${x%% *} (${x:-not found}); B->A in frame ${y%% *} (${y:-not found}); iperf3 parameter JSON in $(lab_esp_find_marker '"tcp":true' < "$d/decrypted.tsv" | grep -c .) frames"
   # (e) packet counters of the two kernels agree
   sa_stats=$(lab_xfrm_stats < "$d/xfrm-a.txt"); sb_stats=$(lab_xfrm_stats < "$d/xfrm-b.txt")
   x="$(lab_xfrm_stat_of "$spi_out" packets <<< "$sa_stats") $(lab_xfrm_stat_of "$spi_out" packets <<< "$sb_stats")"
