@@ -287,7 +287,8 @@ ss_load() { # name family ike esp  (one connection; as initiator or responder)
 }
 ss_no_ipsec() { # no connections, no SAs, no policies in the guest
   ss_load '' 4 - - 2> "$TMP/load.err" || return 1
-  lab_gexec "$GUEST" 'swanctl --terminate --ike-id 0 >/dev/null 2>&1; ip xfrm state flush; ip xfrm policy flush' 30 >/dev/null
+  lab_gexec "$GUEST" 'for i in $(swanctl --list-sas 2>/dev/null | sed -n "s/^\([^ ]*\): #.*/\1/p" | sort -u); do
+      swanctl --terminate --ike "$i" --force --timeout 3 >/dev/null 2>&1; done; ip xfrm state flush; ip xfrm policy flush' 40 >/dev/null
 }
 ss_child_installed() { # case
   lab_ss_snapshot "$GUEST" "$1" >/dev/null
