@@ -50,12 +50,18 @@ lab_install_host_pkgs() {
 }
 
 # ---------------------------------------------------------------- network
-# Namespace $LAB_NETNS (lab-host): bridge br0 198.51.100.1/24, the taps of the guests, and the daemon under test.
-# Optional NAT router namespace lab-nat (lab_net_up nat): veth into br0 as 198.51.100.254, masquerade out of it,
-# bridge brn 192.0.2.1/24 for guests behind the NAT. Only TEST-NET addresses, nothing is routed out of the lab.
+# Namespace $LAB_NETNS (lab-host): bridge br0 198.51.100.1/24 and 2001:db8:1::1/64 (nodad; multicast snooping
+# off: with snooping and no querier the bridge can starve IPv6 neighbour discovery), the taps of the guests, and
+# the daemon under test. Optional NAT router namespace lab-nat (lab_net_up nat): veth into br0 as 198.51.100.254,
+# masquerade out of it, bridge brn 192.0.2.1/24 for guests behind the NAT. Only documentation addresses,
+# nothing is routed out of the lab.
 # Bridge-family counters (lab_net_counters) count at prerouting (every frame entering a bridge port) and output
 # (frames the host itself sends): the forward hook alone never sees traffic to or from the bridge's own address,
-# where the daemon lives.
+# where the daemon lives. Each frame is counted once; names and what they count:
+#   c_esp c_esp6 (ESP)  c_natt (UDP dport 4500)  c_ike (UDP dport 500, v4+v6)  c_icmp_clear (any IPv4 ICMP)
+#   c_icmp_echo c_icmp6_echo (echo request/reply)  c_tcp_clear c_tcp6_clear (TCP)  c_udp_clear (other UDP, v4+v6)
+#   c_nd6 (ICMPv6 neighbour/router discovery 133-137: cleartext by design, also next to an IPsec policy)
+LAB_HOST_ADDR4=198.51.100.1 LAB_HOST_ADDR6=2001:db8:1::1
 
 # lab_netns_free NS: true when NS does not exist, or exists without any process in it (a leftover: it is deleted).
 lab_netns_free() {
@@ -72,23 +78,39 @@ lab_net_up() { # [nat]
   lab_netns_free "$LAB_NETNS" || return 1
   ip netns add "$LAB_NETNS" || return 1
   ip -n "$LAB_NETNS" link set lo up
+  # IPv6 without SLAAC, router solicitations or DAD delays (set as defaults before br0 exists)
+  ip netns exec "$LAB_NETNS" sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.default.disable_ipv6=0 \
+    net.ipv6.conf.default.accept_ra=0 net.ipv6.conf.default.autoconf=0 net.ipv6.conf.default.accept_dad=0 \
+    net.ipv6.conf.default.router_solicitations=0 2>/dev/null || true
   ip -n "$LAB_NETNS" link add br0 type bridge mcast_snooping 0 || return 1
-  ip -n "$LAB_NETNS" addr add 198.51.100.1/24 dev br0
+  ip -n "$LAB_NETNS" addr add "$LAB_HOST_ADDR4/24" dev br0
+  ip -n "$LAB_NETNS" addr add "$LAB_HOST_ADDR6/64" dev br0 nodad || return 1
   ip -n "$LAB_NETNS" link set br0 up
-  ip netns exec "$LAB_NETNS" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 2>/dev/null || true
   ip netns exec "$LAB_NETNS" nft -f - <<'NFT' || return 1
 table bridge labcnt {
   counter c_esp {}
+  counter c_esp6 {}
   counter c_natt {}
   counter c_ike {}
   counter c_icmp_clear {}
+  counter c_icmp_echo {}
+  counter c_icmp6_echo {}
+  counter c_nd6 {}
   counter c_tcp_clear {}
+  counter c_tcp6_clear {}
+  counter c_udp_clear {}
   chain count {
     ip protocol esp counter name "c_esp"
+    ip6 nexthdr esp counter name "c_esp6"
     udp dport 4500 counter name "c_natt"
     udp dport 500 counter name "c_ike"
     ip protocol icmp counter name "c_icmp_clear"
+    icmp type { echo-request, echo-reply } counter name "c_icmp_echo"
+    icmpv6 type { echo-request, echo-reply } counter name "c_icmp6_echo"
+    icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, nd-redirect } counter name "c_nd6"
     ip protocol tcp counter name "c_tcp_clear"
+    ip6 nexthdr tcp counter name "c_tcp6_clear"
+    udp dport != { 500, 4500 } udp sport != { 500, 4500 } counter name "c_udp_clear"
   }
   chain pre { type filter hook prerouting priority 0; policy accept; jump count; }
   chain out { type filter hook output priority 0; policy accept; jump count; }
@@ -121,10 +143,12 @@ lab_net_down() {
   ip netns del "$LAB_NETNS" 2>/dev/null || true
 }
 # lab_net_counters: "c_esp PKTS pkts BYTES bytes" lines (packets seen on br0 ports, each packet counted once)
+# lab_net_counter NAME: packets of one counter (0 when absent)
 lab_net_counters() {
   ip netns exec "$LAB_NETNS" nft list counters table bridge labcnt 2>/dev/null |
     awk '/counter c_/{n=$2} /packets/{print n, $2, "pkts", $4, "bytes"}'
 }
+lab_net_counter() { lab_net_counters | awk -v n="$1" '$1 == n { p = $2 } END { print p + 0 }'; }
 lab_net_reset() { ip netns exec "$LAB_NETNS" nft reset counters table bridge labcnt >/dev/null; }
 
 # ---------------------------------------------------------------- guests
@@ -155,13 +179,15 @@ lab_guest_pid() {
   echo "$pid"
 }
 
-# lab_boot_guest -n NAME -a ADDR/PFX [-i strongswan|libreswan|none] [-s NETNS] [-b BRIDGE] [-g GW] [-m MB] [-c FILE]...
-# Boots a guest and waits until its init reports ready. Prints one line with the boot time.
+# lab_boot_guest -n NAME -a ADDR/PFX [-6 ADDR6/PFX] [-i strongswan|libreswan|none] [-s NETNS] [-b BRIDGE] [-g GW]
+#                [-m MB] [-c FILE]...
+# Boots a guest and waits until its init reports ready. Prints one line with the boot time. Without -6 the guest
+# has IPv6 disabled; with it, eth0 also gets ADDR6 (kernel command line lab.ip6=, see guest/lab-init).
 lab_boot_guest() {
-  local OPTIND o name='' addr='' gw='' ike=strongswan ns=$LAB_NETNS br=br0 mem=512 files=() img run tap mac append f t0 t1 i
-  while getopts n:a:g:i:s:b:m:c: o; do
+  local OPTIND o name='' addr='' addr6='' gw='' ike=strongswan ns=$LAB_NETNS br=br0 mem=512 files=() img run tap mac append f t0 t1 i
+  while getopts n:a:6:g:i:s:b:m:c: o; do
     case $o in
-      n) name=$OPTARG;; a) addr=$OPTARG;; g) gw=$OPTARG;; i) ike=$OPTARG;;
+      n) name=$OPTARG;; a) addr=$OPTARG;; 6) addr6=$OPTARG;; g) gw=$OPTARG;; i) ike=$OPTARG;;
       s) ns=$OPTARG;; b) br=$OPTARG;; m) mem=$OPTARG;; c) files+=("$OPTARG");;
       *) echo "lab_boot_guest: bad option" >&2; return 2;;
     esac
@@ -180,7 +206,7 @@ lab_boot_guest() {
   echo "$ns $tap" > "$run/netinfo"
   mac=52:54:00:$(echo -n "$name" | md5sum | sed 's/^\(..\)\(..\)\(..\).*/\1:\2:\3/')
   append="root=/dev/vda rw edd=off net.ifnames=0 console=ttyS0 init=/sbin/lab-init quiet loglevel=4 panic=-1"
-  append="$append lab.name=$name lab.ip=$addr lab.ike=$ike${gw:+ lab.gw=$gw}"
+  append="$append lab.name=$name lab.ip=$addr${addr6:+ lab.ip6=$addr6} lab.ike=$ike${gw:+ lab.gw=$gw}"
   t0=$(date +%s%N)
   # shellcheck disable=SC2046
   ip netns exec "$ns" qemu-system-x86_64 \
@@ -210,7 +236,7 @@ lab_boot_guest() {
   fi
   echo "$(( (t1 - t0) / 1000000 ))" > "$run/boot_ms"
   printf '%s up in %d.%03ds (guest uptime at ready %ss; ike=%s addr=%s accel=%s)\n' "$name" \
-    $(( (t1 - t0) / 1000000000 )) $(( (t1 - t0) / 1000000 % 1000 )) "$(cat "$run/ready")" "$ike" "$addr" \
+    $(( (t1 - t0) / 1000000000 )) $(( (t1 - t0) / 1000000 % 1000 )) "$(cat "$run/ready")" "$ike" "$addr${addr6:+ $addr6}" \
     "$(lab_accel_args | awk '{print ($1 == "-enable-kvm") ? "kvm" : "tcg"}')"
 }
 
@@ -394,7 +420,8 @@ lab_swanctl_secrets() {
 }
 
 # ---------------------------------------------------------------- ESP SA records (see the top of this file)
-# lab_xfrm_records: `ip xfrm state` output (stdin) -> SA records, one per ESP state
+# lab_xfrm_records: `ip xfrm state` or `ip -s xfrm state` output (stdin) -> SA records, one per ESP state
+# (-s adds "(decimal)" after the SPI and "(N bits)" before the ICV/truncation length: the last field is used)
 lab_xfrm_records() {
   awk '
     function flush() {
@@ -404,18 +431,18 @@ lab_xfrm_records() {
     function hex(k) { k = tolower(k); sub(/^0x/, "", k); return k }
     BEGIN { integ = "none"; ikey = "-" }
     /^src / { flush(); src = $2; dst = $4; next }
-    /^[ \t]+proto esp spi / { s = hex($4); while (length(s) < 8) s = "0" s; spi = s; next }
-    /^[ \t]+aead rfc4106\(gcm\(aes\)\) / { ekey = hex($3); enc = sprintf("aes-gcm-%d-%d", $4 / 8, (length(ekey) - 8) * 4); next }
+    /^[ \t]+proto esp spi / { s = hex($4); sub(/\(.*/, "", s); while (length(s) < 8) s = "0" s; spi = s; next }
+    /^[ \t]+aead rfc4106\(gcm\(aes\)\) / { ekey = hex($3); enc = sprintf("aes-gcm-%d-%d", $NF / 8, (length(ekey) - 8) * 4); next }
     /^[ \t]+enc cbc\(aes\) / { ekey = hex($3); enc = sprintf("aes-cbc-%d", length(ekey) * 4); next }
     /^[ \t]+enc / { ekey = hex($3); enc = "unknown:" $2; next }
-    /^[ \t]+auth-trunc hmac\(sha[0-9]+\) / { a = $2; gsub(/hmac\(|\)/, "", a); integ = sprintf("hmac-%s-%d", a, $4); ikey = hex($3); next }
+    /^[ \t]+auth-trunc hmac\(sha[0-9]+\) / { a = $2; gsub(/hmac\(|\)/, "", a); integ = sprintf("hmac-%s-%d", a, $NF); ikey = hex($3); next }
     /^[ \t]+auth / { integ = "unknown:" $2; ikey = hex($3); next }
     END { flush() }
   '
 }
 # lab_xfrm_modes: `ip xfrm state` output (stdin) -> "SPI MODE" lines (mode transport|tunnel|...)
 lab_xfrm_modes() {
-  awk '/^[ \t]+proto esp spi / { s = tolower($4); sub(/^0x/, "", s); while (length(s) < 8) s = "0" s
+  awk '/^[ \t]+proto esp spi / { s = tolower($4); sub(/^0x/, "", s); sub(/\(.*/, "", s); while (length(s) < 8) s = "0" s
                                 for (i = 5; i < NF; i++) if ($i == "mode") print s, $(i + 1) }'
 }
 
@@ -462,7 +489,7 @@ lab_records_to_uat() {
       else if (integ == "hmac-sha384-192") a = "HMAC-SHA-384-192 [RFC4868]"
       else if (integ == "hmac-sha512-256") a = "HMAC-SHA-512-256 [RFC4868]"
       else a = integ
-      printf "\"IPv4\",\"%s\",\"%s\",\"0x%s\",\"%s\",\"0x%s\",\"%s\",\"%s\"\n", $1, $2, $3, e, $5, a, (integ == "none" ? "" : "0x" $7)
+      printf "\"%s\",\"%s\",\"%s\",\"0x%s\",\"%s\",\"0x%s\",\"%s\",\"%s\"\n", ($1 ~ /:/ ? "IPv6" : "IPv4"), $1, $2, $3, e, $5, a, (integ == "none" ? "" : "0x" $7)
     }
   '
 }
@@ -563,12 +590,13 @@ lab_case_matrix() {
 # Files of a case are written by the guest to /lab/cases/CASE/ = $LAB_RUN/GUEST/cases/CASE/ on the host.
 
 # lab_ss_load GUEST FILE: install FILE as the guest's swanctl.conf and load it (swanctl --load-all unloads
-# connections that are no longer in it). Fails, with swanctl's output, when swanctl reports an error.
+# connections that are no longer in it; a file without connections is fine: "no connections found"). Fails,
+# with swanctl's output, when swanctl reports an error.
 lab_ss_load() {
   local out rc
   cp "$2" "$LAB_RUN/$1/swanctl.conf" || return 1
   out=$(lab_gexec "$1" 'lab-ike reload' 60); rc=$?
-  if [ $rc -ne 0 ] || ! grep -q 'successfully loaded' <<< "$out" || grep -qiE 'failed|error|invalid' <<< "$out"; then
+  if [ $rc -ne 0 ] || ! grep -qE 'successfully loaded|no connections found' <<< "$out" || grep -qiE 'failed|error|invalid' <<< "$out"; then
     echo "swanctl --load-all in $1 failed (rc=$rc): $out" >&2; return 1
   fi
 }
@@ -592,6 +620,9 @@ echo rc=\$rc ms=\$(( (t1 - t0) / 1000000 )); exit \$rc" $(( tmo + 60 ))); rc=$?
 }
 # lab_ss_terminate GUEST IKE_NAME: swanctl --terminate --ike (sends the DELETEs; waits up to 10 s)
 lab_ss_terminate() { lab_gexec "$1" "swanctl --terminate --ike $2 --timeout 10 2>&1" 40; }
+# lab_ss_lists_spi GUEST SPI: the guest's swanctl --list-sas shows a CHILD_SA with this SPI (in or out); use it to
+# wait for the responder's SAs, which it installs after the initiator's swanctl --initiate has returned
+lab_ss_lists_spi() { lab_gexec "$1" 'swanctl --list-sas' 20 | grep -qE "^ +(in|out) +$2[ ,]"; }
 # lab_charon_log_mark GUEST: current line count of the guest's charon.log (to slice a case's part later)
 lab_charon_log_mark() { local n; n=$(wc -l < "$LAB_RUN/$1/charon.log" 2>/dev/null) || n=0; echo "${n:-0}"; }
 # lab_charon_log_since GUEST MARK: charon.log lines after MARK
@@ -656,14 +687,16 @@ lab_wait_until() {
 lab_ms_fmt() { printf '%d.%03ds' $(( $1 / 1000 )) $(( $1 % 1000 )); }
 
 # ---------------------------------------------------------------- packet capture and IKEv1 decryption check
-# lab_capture_start FILE [PCAP_FILTER]: tcpdump on br0 in the lab namespace (sees traffic to/from the daemon on
-# the bridge's own address, too); sets LAB_CAPTURE_PID. Default filter: IKE, NAT-T and ESP.
+# lab_capture_start FILE [PCAP_FILTER] [IFACE=br0]: tcpdump on br0 in the lab namespace (sees traffic to/from the
+# daemon on the bridge's own address, too); sets LAB_CAPTURE_PID. Default filter: IKE, NAT-T and ESP.
+# --immediate-mode: without it the last packets before lab_capture_stop could still sit in the kernel's capture
+# buffer (block timeout) and be lost when tcpdump is stopped ("6 received by filter, 4 captured").
 LAB_CAPTURE_PID=''
 lab_capture_start() {
-  ip netns exec "$LAB_NETNS" tcpdump -i br0 -nn -s 0 -U -w "$1" "${2:-udp port 500 or udp port 4500 or esp}" \
-    > "$1.log" 2>&1 9>&- &
+  ip netns exec "$LAB_NETNS" tcpdump -i "${3:-br0}" --immediate-mode -nn -s 0 -U -w "$1" \
+    "${2:-udp port 500 or udp port 4500 or esp}" > "$1.log" 2>&1 9>&- &
   LAB_CAPTURE_PID=$!
-  lab_wait_until 10 grep -q 'listening on' "$1.log" || { echo "tcpdump did not start: $(cat "$1.log")" >&2; return 1; }
+  lab_wait_until 10 grep -qs 'listening on' "$1.log" || { echo "tcpdump did not start: $(cat "$1.log")" >&2; return 1; }
 }
 lab_capture_stop() {
   [ -n "$LAB_CAPTURE_PID" ] || return 0
@@ -695,4 +728,255 @@ lab_charon_ka() {
     { grab = 0 }
     END { if (last != "") print last }
   '
+}
+
+# ---------------------------------------------------------------- ESP traffic checks (captures, decryption, counters)
+# Used by selftest-esp.sh (strongSwan <-> strongSwan) and tests/interop/strongswan-esp.sh (hostsec <-> strongSwan).
+
+# lab_xfrm_stats: `ip -s xfrm state` (stdin) -> "SPI SRC DST BYTES PACKETS REPLAY_WINDOW REPLAY FAILED" per ESP SA
+#   BYTES/PACKETS: "lifetime current" (what the SA protected); REPLAY_WINDOW: outside the window, REPLAY:
+#   duplicates, FAILED: integrity check failed (the kernel's per-SA statistics)
+lab_xfrm_stats() {
+  awk '
+    function flush() { if (spi != "") print spi, src, dst, by, pk, rw, rp, fl; spi = ""; by = pk = rw = rp = fl = "-" }
+    BEGIN { spi = "" }
+    /^src / { flush(); src = $2; dst = $4; next }
+    /^[ \t]+proto esp spi / { s = tolower($4); sub(/^0x/, "", s); sub(/\(.*/, "", s); while (length(s) < 8) s = "0" s; spi = s; next }
+    /^[ \t]+lifetime current:/ { cur = 1; next }
+    cur && /\(bytes\), .*\(packets\)/ { b = $1; sub(/\(bytes\),?/, "", b); p = $2; sub(/\(packets\)/, "", p); by = b; pk = p; cur = 0; next }
+    /^[ \t]+replay-window [0-9]+ replay [0-9]+ failed [0-9]+/ { rw = $2; rp = $4; fl = $6; next }
+    END { flush() }
+  '
+}
+# lab_xfrm_stat_of SPI FIELD: one field (bytes|packets|replay_window|replay|failed) of lab_xfrm_stats output (stdin)
+lab_xfrm_stat_of() {
+  awk -v s="$1" -v f="$2" 'BEGIN { c = (f == "bytes") ? 4 : (f == "packets") ? 5 : (f == "replay_window") ? 6 : (f == "replay") ? 7 : 8 }
+                           $1 == s { v = $c } END { print (v == "" ? "-" : v) }'
+}
+# lab_near A B [ABS=5] [PERCENT=2]: true when |A-B| <= max(ABS, PERCENT % of the larger)
+lab_near() {
+  awk -v a="$1" -v b="$2" -v t="${3:-5}" -v p="${4:-2}" 'BEGIN {
+    if (a !~ /^[0-9]+$/ || b !~ /^[0-9]+$/) exit 1
+    d = a - b; if (d < 0) d = -d; m = (a > b ? a : b) * p / 100; if (m < t) m = t; exit !(d <= m) }'
+}
+
+# lab_pcap_classify PCAP [ADDR_A ADDR_B]: what went over the wire, from tshark WITHOUT ESP decryption (so a
+# packet inside ESP is counted as esp, never as its payload). Only packets between A and B when given (either
+# direction; IPv4 or IPv6). Prints one line of key=value:
+#   total esp ike (UDP 500) natt (UDP 4500) nd (ICMPv6 133-137) arp icmp_echo icmp_other tcp udp other
+# "Cleartext" for the ESP checks = icmp_echo + tcp + udp (+ icmp_other: errors and the like).
+lab_pcap_classify() {
+  local ea=${2:-} eb=${3:-} yflt=() ip=ip
+  [[ $ea == *:* ]] && ip=ipv6
+  [ -n "$ea" ] && yflt=(-Y "($ip.src == $ea && $ip.dst == $eb) || ($ip.src == $eb && $ip.dst == $ea) || arp")
+  tshark -r "$1" -n -o esp.enable_encryption_decode:FALSE "${yflt[@]}" \
+      -T fields -E separator=/t -e frame.protocols -e udp.srcport -e udp.dstport -e icmp.type -e icmpv6.type 2>/dev/null |
+    awk -F'\t' '
+      BEGIN { split("total esp ike natt nd arp icmp_echo icmp_other tcp udp other", K, " ") }
+      {
+        c["total"]++; p = ":" $1 ":"
+        if (p ~ /:esp:/) c["esp"]++
+        else if (p ~ /:arp:/) c["arp"]++
+        else if (p ~ /:udp:/ && ($2 == 500 || $3 == 500)) c["ike"]++
+        else if (p ~ /:udp:/ && ($2 == 4500 || $3 == 4500)) c["natt"]++
+        else if (p ~ /:icmpv6:/ && $5 >= 133 && $5 <= 137) c["nd"]++
+        else if (p ~ /:icmp:/ && ($4 == 0 || $4 == 8)) c["icmp_echo"]++
+        else if (p ~ /:icmpv6:/ && ($5 == 128 || $5 == 129)) c["icmp_echo"]++
+        else if (p ~ /:icmp:|:icmpv6:/) c["icmp_other"]++
+        else if (p ~ /:tcp:/) c["tcp"]++
+        else if (p ~ /:udp:/) c["udp"]++
+        else c["other"]++
+      }
+      END { for (i = 1; i <= 11; i++) printf "%s=%d%s", K[i], c[K[i]], (i < 11 ? " " : "\n") }'
+}
+# lab_pcap_cleartext_tcpdump PCAP ADDR_A ADDR_B: the same question asked with a tcpdump filter (a second opinion):
+# number of cleartext ICMP echo / TCP / UDP (other than 500, 4500) packets between A and B
+lab_pcap_cleartext_tcpdump() {
+  tcpdump -r "$1" -nn "host $2 and host $3 and (tcp or (udp and not port 500 and not port 4500) or icmp[0] == 0 or icmp[0] == 8 or (icmp6 and (ip6[40] == 128 or ip6[40] == 129)))" 2>/dev/null | wc -l
+}
+# lab_pcap_cut IN OUT EPOCH: packets of IN captured before EPOCH (s, may be fractional) -> OUT (keeps results small)
+lab_pcap_cut() { tshark -r "$1" -Y "frame.time_epoch < $3" -w "$2" 2>/dev/null; }
+
+# lab_uat_lines ESP_SA_FILE [SPI...]: the Wireshark ESP SA UAT lines of the file as they are (no comments, no blank
+# lines), only those for the given SPIs when SPIs are given (8 hex digits; the file may write 0x..., any case)
+lab_uat_lines() {
+  local file=$1; shift
+  awk -v want="$*" '
+    BEGIN { n = split(tolower(want), w, " "); for (i = 1; i <= n; i++) ok[w[i]] = 1 }
+    { sub(/\r$/, "") }
+    /^[ \t]*(#|$)/ { next }
+    n == 0 { print; next }
+    { line = $0; sub(/^[ \t]*"/, "", line); split(line, f, /"[ \t]*,[ \t]*"/)
+      s = tolower(f[4]); sub(/^0x/, "", s); while (length(s) < 8) s = "0" s
+      if (s in ok) print }' "$file"
+}
+# lab_esp_decrypt PCAP ESP_SA_FILE [SPI...]: decrypt with Wireshark ESP SA UAT lines (hostsec's key log esp_sa as it
+# is, or lab_records_to_uat output; only the lines of the given SPIs when SPIs are given: one line tshark rejects
+# makes it refuse the whole table), with the ICV check on. tshark's errors go to $LAB_TSHARK_ERR (default
+# /dev/null). One tab-separated line per ESP packet:
+#   FRAME SRC DST SPI(8 hex) SEQ ICV(good|bad|-) INNER(protocols after esp, "-" when not decrypted) TCP_PAYLOAD_HEX
+lab_esp_decrypt() {
+  local -a args=()
+  local l p=$1 file=$2
+  shift 2
+  while IFS= read -r l; do args+=(-o "uat:esp_sa:$l"); done < <(lab_uat_lines "$file" "$@")
+  tshark -r "$p" -n -o esp.enable_encryption_decode:TRUE -o esp.enable_authentication_check:TRUE "${args[@]}" \
+      -Y esp -T fields -E separator=/t -E occurrence=f -e frame.number -e ip.src -e ipv6.src -e ip.dst -e ipv6.dst \
+      -e esp.spi -e esp.sequence -e esp.icv_good -e esp.icv_bad -e frame.protocols -e tcp.payload 2> "${LAB_TSHARK_ERR:-/dev/null}" |
+    awk -F'\t' -v OFS='\t' '{
+      spi = tolower($6); sub(/^0x/, "", spi); while (length(spi) < 8) spi = "0" spi
+      icv = ($8 == "1" || $8 == "True") ? "good" : ($9 == "1" || $9 == "True") ? "bad" : "-"
+      inner = $10; if (!sub(/^.*:esp:/, "", inner)) inner = "-"
+      print $1, ($2 != "" ? $2 : $3), ($4 != "" ? $4 : $5), spi, $7, icv, inner, ($11 == "" ? "-" : $11)
+    }'
+}
+# lab_esp_decrypt_summary SPI: from lab_esp_decrypt output (stdin): "esp=N decrypted=N icv_good=N icv_bad=N"
+lab_esp_decrypt_summary() {
+  awk -F'\t' -v s="$1" '$4 == s { n++; if ($7 != "-") d++; if ($6 == "good") g++; if ($6 == "bad") b++ }
+    END { printf "esp=%d decrypted=%d icv_good=%d icv_bad=%d\n", n, d, g, b }'
+}
+# lab_esp_find_marker TEXT: frames (stdin: lab_esp_decrypt output) whose decrypted TCP payload contains TEXT,
+# as "FRAME SRC DST SPI ICV" lines
+lab_esp_find_marker() {
+  local hex
+  hex=$(printf '%s' "$1" | od -An -v -tx1 | tr -d ' \n')
+  awk -F'\t' -v h="$hex" 'index(tolower($8), h) { print $1, $2, $3, $4, $6 }'
+}
+# lab_marker NAME: a marker text unique to this run ("HOSTSEC-MARKER-NAME-<random>")
+lab_marker() { printf 'HOSTSEC-MARKER-%s-%s' "$1" "$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"; }
+
+# lab_ping_result OUTPUT: "tx rx" from ping's summary line
+lab_ping_result() { sed -n 's/^\([0-9]*\) packets transmitted, \([0-9]*\) \(packets \)\{0,1\}received.*/\1 \2/p' <<< "$1" | tail -n 1; }
+# lab_iperf_mbps JSON_FILE: receiver throughput in Mbit/s (end.sum_received), or fails
+lab_iperf_mbps() { jq -er '.end.sum_received.bits_per_second / 1e6 | . * 10 | round / 10' "$1" 2>/dev/null; }
+
+# lab_inject_up / lab_inject_down: a veth pair in the lab namespace for injecting captured frames into br0 as if a
+# guest had sent them: inj0 is a bridge port, frames written to inj1 enter the bridge through it. No addresses
+# (addrgenmode none: silent). lab_inject PCAP [esp-inject.py options]: send one packet of PCAP through inj1 with
+# inj1's MAC as source (the bridge must not learn a guest's MAC on the injection port); prints what was sent.
+lab_inject_up() {
+  ip -n "$LAB_NETNS" link add inj0 type veth peer name inj1 || return 1
+  ip -n "$LAB_NETNS" link set inj1 addrgenmode none 2>/dev/null
+  ip -n "$LAB_NETNS" link set inj0 addrgenmode none 2>/dev/null
+  ip -n "$LAB_NETNS" link set inj0 master br0 up && ip -n "$LAB_NETNS" link set inj1 up
+}
+lab_inject_down() { ip -n "$LAB_NETNS" link del inj0 2>/dev/null || true; }
+lab_inject() { local p=$1; shift; ip netns exec "$LAB_NETNS" python3 "$LAB_DIR/esp-inject.py" --pcap "$p" --iface inj1 "$@"; }
+# lab_capture_one FILE FILTER [TIMEOUT_S=20] [IFACE=br0]: capture exactly one packet matching FILTER (waits for it);
+# start it in the background, send traffic, then wait for its PID (LAB_CAPTURE_ONE_PID)
+export LAB_CAPTURE_ONE_PID=''
+lab_capture_one() {
+  timeout "${3:-20}" ip netns exec "$LAB_NETNS" tcpdump -i "${4:-br0}" --immediate-mode -nn -s 0 -c 1 -U -w "$1" "$2" \
+    > "$1.log" 2>&1 9>&- &
+  LAB_CAPTURE_ONE_PID=$!
+  lab_wait_until 10 grep -qs 'listening on' "$1.log" || { echo "tcpdump did not start: $(cat "$1.log")" >&2; return 1; }
+}
+
+# lab_host_state NETNS: the host side that a daemon must restore, normalized for comparison: ip rule (v4, v6),
+# routes of every table (v4, v6), nft ruleset (counter values blanked), links (name, flags, master, state, MAC)
+lab_host_state() {
+  local ns=${1:-$LAB_NETNS}
+  echo "## ip -4 rule"; ip -n "$ns" -4 rule show 2>&1
+  echo "## ip -6 rule"; ip -n "$ns" -6 rule show 2>&1
+  echo "## ip -4 route show table all"; ip -n "$ns" -4 route show table all 2>&1
+  echo "## ip -6 route show table all"; ip -n "$ns" -6 route show table all 2>&1 | sed -E 's/ expires [0-9]+sec//'
+  echo "## nft list ruleset"; ip netns exec "$ns" nft list ruleset 2>&1 | sed -E 's/packets [0-9]+ bytes [0-9]+/packets - bytes -/'
+  echo "## ip link"; ip -n "$ns" -o link show 2>&1 | sed -E 's/^[0-9]+: //; s/\\ +/ /g'
+}
+
+# ---------------------------------------------------------------- traffic between endpoints
+# An endpoint EP is "host" (the lab namespace, where the daemon under test lives) or "guest:NAME". Commands on the
+# host run under `timeout` in the namespace; long-running helpers there (listeners, iperf3 servers) are started in
+# the background and stopped by their PID. Addresses with a ":" are IPv6.
+
+# lab_ep_sh EP 'shell command' [TIMEOUT_S=60]: run a command on the endpoint; output and exit code as lab_gexec
+lab_ep_sh() {
+  case $1 in
+    host) timeout "${3:-60}" ip netns exec "$LAB_NETNS" bash -c "$2" 2>&1 9>&-;;
+    guest:*) lab_gexec "${1#guest:}" "$2" "${3:-60}";;
+    *) echo "lab_ep_sh: bad endpoint '$1'" >&2; return 2;;
+  esac
+}
+# lab_ep_ping EP DST [COUNT=5] [EXTRA_ARGS]: ping -c COUNT -i 0.2 -W 2; prints "tx rx" (fails unless rx = COUNT);
+# EXTRA_ARGS e.g. "-w 30" (wait up to 30 s for COUNT replies: on-demand negotiation, request fallback)
+lab_ep_ping() {
+  local out n=${3:-5} r tmo=$(( ${3:-5} + 30 ))
+  [[ ${4:-} =~ -w\ ([0-9]+) ]] && tmo=$(( BASH_REMATCH[1] + 10 ))
+  out=$(lab_ep_sh "$1" "ping -n -c $n -i 0.2 -W 2 ${4:-} $2" "$tmo")
+  r=$(lab_ping_result "$out")
+  echo "${r:-0 0}"
+  [ -n "$r" ] && [ "${r#* }" = "$n" ]
+}
+# lab_tcp_listen EP ADDR PORT OUTFILE_ON_EP: one-connection TCP listener writing what it receives to OUTFILE (on the
+# host: a path of the host; in a guest: a path in the guest). Sets LAB_LISTEN_PID (host: the socat PID; guest: the
+# nc PID in the guest). The listener exits after one connection.
+LAB_LISTEN_PID=''
+lab_tcp_listen() {
+  local ep=$1 addr=$2 port=$3 out=$4
+  case $ep in
+    host)
+      if [[ $addr == *:* ]]; then
+        ip netns exec "$LAB_NETNS" socat -u "TCP6-LISTEN:$port,bind=[$addr],reuseaddr" "CREATE:$out" > "$out.log" 2>&1 9>&- &
+      else
+        ip netns exec "$LAB_NETNS" socat -u "TCP4-LISTEN:$port,bind=$addr,reuseaddr" "CREATE:$out" > "$out.log" 2>&1 9>&- &
+      fi
+      LAB_LISTEN_PID=$!
+      lab_wait_until 5 lab_tcp_listening host "$addr" "$port";;
+    guest:*)
+      LAB_LISTEN_PID=$(lab_gexec "${ep#guest:}" "rm -f $out; setsid nc -l -s $addr -p $port </dev/null >$out 2>$out.err & echo \$!; for i in \$(seq 50); do ss -ltnH | grep -q ':$port ' && exit 0; sleep 0.1; done; exit 1" 20) ||
+        { echo "listener on $ep $addr:$port did not start" >&2; return 1; };;
+  esac
+}
+lab_tcp_listening() { lab_ep_sh "$1" "ss -ltnH" 10 | awk -v p=":$3" '{ if (substr($4, length($4) - length(p) + 1) == p) f = 1 } END { exit !f }'; }
+# lab_tcp_send EP ADDR PORT TEXT: send TEXT + newline over one TCP connection and close
+lab_tcp_send() {
+  case $1 in
+    host)
+      if [[ $2 == *:* ]]; then printf '%s\n' "$4" | timeout 20 ip netns exec "$LAB_NETNS" socat -u - "TCP6:[$2]:$3" 9>&-
+      else printf '%s\n' "$4" | timeout 20 ip netns exec "$LAB_NETNS" socat -u - "TCP4:$2:$3" 9>&-; fi;;
+    guest:*) lab_gexec "${1#guest:}" "printf '%s\n' '$4' | nc -N -w 10 $2 $3" 30;;
+  esac
+}
+# lab_marker_xfer FROM_EP TO_EP TO_ADDR PORT MARKER WORKDIR: TO listens on TO_ADDR:PORT, FROM sends MARKER; true when
+# TO received exactly MARKER. Prints what was received (or why not). Listeners are stopped by PID.
+lab_marker_xfer() {
+  local from=$1 to=$2 addr=$3 port=$4 m=$5 w=$6 got='' f pid
+  case $to in host) f=$w/marker-$port.txt;; *) f=/tmp/marker-$port.txt;; esac
+  lab_tcp_listen "$to" "$addr" "$port" "$f" || { echo "no listener"; return 1; }
+  pid=$LAB_LISTEN_PID
+  lab_tcp_send "$from" "$addr" "$port" "$m" > "$w/marker-send-$port.log" 2>&1 || { echo "send failed: $(head -c 200 "$w/marker-send-$port.log")"; }
+  case $to in
+    host) lab_wait_until 5 bash -c "! kill -0 $pid 2>/dev/null"; kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+          got=$(cat "$f" 2>/dev/null);;
+    *) got=$(lab_gexec "${to#guest:}" "for i in \$(seq 25); do kill -0 $pid 2>/dev/null || break; sleep 0.2; done; kill $pid 2>/dev/null; cat $f" 20);;
+  esac
+  echo "${got:-<nothing>}"
+  [ "$got" = "$m" ]
+}
+# lab_iperf_server_start EP ADDR [PORT=5201]: iperf3 server on EP (host: background process, PID in
+# LAB_IPERF_PID; guest: iperf3 -D, PID file /tmp/iperf3-PORT.pid in the guest). lab_iperf_server_stop EP [PORT]
+LAB_IPERF_PID=''
+lab_iperf_server_start() {
+  local port=${3:-5201}
+  case $1 in
+    host)
+      ip netns exec "$LAB_NETNS" iperf3 -s -B "$2" -p "$port" > "${LAB_IPERF_LOG:-/dev/null}" 2>&1 9>&- &
+      LAB_IPERF_PID=$!
+      lab_wait_until 5 lab_tcp_listening host "$2" "$port";;
+    guest:*) lab_gexec "${1#guest:}" "iperf3 -s -D -B $2 -p $port -I /tmp/iperf3-$port.pid; for i in \$(seq 50); do ss -ltnH | grep -q ':$port ' && exit 0; sleep 0.1; done; exit 1" 20 >/dev/null;;
+  esac
+}
+lab_iperf_server_stop() {
+  case $1 in
+    host) [ -n "$LAB_IPERF_PID" ] && { kill "$LAB_IPERF_PID" 2>/dev/null; wait "$LAB_IPERF_PID" 2>/dev/null; LAB_IPERF_PID=''; } ;;
+    guest:*) lab_gexec "${1#guest:}" "[ -f /tmp/iperf3-${2:-5201}.pid ] && kill \$(cat /tmp/iperf3-${2:-5201}.pid); rm -f /tmp/iperf3-${2:-5201}.pid" 20 >/dev/null;;
+  esac
+  return 0
+}
+# lab_iperf_guest GUEST SERVER_ADDR SECONDS JSON_NAME [-R]: iperf3 client in the guest (JSON written to the guest's
+# share as cases/JSON_NAME, i.e. $LAB_RUN/GUEST/cases/JSON_NAME on the host); -R: the server sends. Prints Mbit/s.
+lab_iperf_guest() {
+  local g=$1 rc
+  lab_gexec "$g" "mkdir -p /lab/cases; iperf3 -c $2 -p 5201 -t $3 ${5:-} -J > /lab/cases/$4 2>&1" $(( $3 + 60 )) >/dev/null; rc=$?
+  lab_iperf_mbps "$LAB_RUN/$g/cases/$4" || { echo "iperf3 failed (rc=$rc): $(jq -r '.error // empty' "$LAB_RUN/$g/cases/$4" 2>/dev/null | head -c 200)"; return 1; }
 }

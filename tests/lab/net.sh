@@ -1,6 +1,7 @@
 #!/bin/bash
 # Lab network namespaces (TEST-NET addresses only, nothing is routed out of them). See lib.sh (lab_net_up).
-#   netns lab-host : bridge br0 198.51.100.1/24 (multicast snooping off) <- taps of the guests (198.51.100.2, .3 ...)
+#   netns lab-host : bridge br0 198.51.100.1/24 + 2001:db8:1::1/64 (multicast snooping off) <- taps of the guests
+#                    (198.51.100.2, .3 ... / 2001:db8:1::2, ::3 ...)
 #                    the daemon under test runs here: ip netns exec lab-host hostsecd ...
 #   netns lab-nat  : (only with "up nat") NAT router: veth into br0 as 198.51.100.254, masquerade;
 #                    bridge brn 192.0.2.1/24 <- taps of guests behind the NAT
@@ -13,5 +14,5 @@ case ${1:-} in
   down)  lab_net_down;;
   show)  lab_net_counters;;
   reset) lab_net_reset;;
-  *) sed -n '2,7p' "$0" >&2; exit 2;;
+  *) sed -n '2,8p' "$0" >&2; exit 2;;
 esac
