@@ -134,7 +134,7 @@ ihl = (b[0] & 15) * 4
 seq = int.from_bytes(b[ihl + 4:ihl + 8], "big") + 100000
 b[ihl + 4:ihl + 8] = seq.to_bytes(4, "big")
 print(b.hex())' "$pkt")
-a0=$(esp_drop a authentication-failed); inject "$bad"; sleep 0.3; a1=$(esp_drop a authentication-failed)
+a0=$(esp_drop a authentication_failed); inject "$bad"; sleep 0.3; a1=$(esp_drop a authentication_failed)
 check "an ESP packet whose ICV does not match is dropped and counted ($a0 -> $a1)" test "$a1" -gt "$a0"
 
 # --- actions towards C, which runs no IPsec -----------------------------------------------------------------------

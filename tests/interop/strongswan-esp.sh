@@ -85,10 +85,10 @@ START_TIMEOUT=${HOSTSECD_START_TIMEOUT:-30}
 OD_TIMEOUT=${ON_DEMAND_TIMEOUT:-30}
 FALLBACK_TIMEOUT=${REQUEST_FALLBACK_TIMEOUT:-60}
 # JSON of hostsec that this script reads (jq paths into `hostsec stats --json`; Quick Mode entry fields below)
-HS_ESP_REPLAYED=${HS_ESP_REPLAYED:-.esp.replayed}
-HS_ESP_AUTH_FAILED=${HS_ESP_AUTH_FAILED:-.esp.auth_failed}
-HS_FW_REQUIRE=${HS_FW_REQUIRE:-.firewall.dropped_require}
-HS_FW_BLOCK=${HS_FW_BLOCK:-.firewall.dropped_block}
+HS_ESP_REPLAYED=${HS_ESP_REPLAYED:-.esp.drops.replayed}
+HS_ESP_AUTH_FAILED=${HS_ESP_AUTH_FAILED:-.esp.drops.authentication_failed}
+HS_FW_REQUIRE=${HS_FW_REQUIRE:-.firewall.drop_require_in.packets}
+HS_FW_BLOCK=${HS_FW_BLOCK:-.firewall.drop_block.packets}
 # keys of .esp that count traffic, not drops (may change during the replay checks)
 HS_ESP_TRAFFIC_RE=${HS_ESP_TRAFFIC_RE:-'^(rx|tx|received|sent|packets|bytes|decrypted|encrypted|accepted|delivered|in|out)(_|$)'}
 HOST4=${HOSTSEC_ADDR4:-$LAB_HOST_ADDR4} HOST6=${HOSTSEC_ADDR6:-$LAB_HOST_ADDR6}   # hostsecd (br0 in lab-host)
@@ -260,8 +260,8 @@ hs_no_qm() { local j; j=$(hs_sas) || return 1; [ "$(jq '.quick_mode | length' <<
 # esp_drop_deltas BEFORE AFTER: "key:+N" for every numeric key of .esp that changed, except traffic counters
 esp_drop_deltas() {
   jq -r --argjson b "$1" --arg re "$HS_ESP_TRAFFIC_RE" '
-    (.esp // {}) | to_entries[] | select((.value | type) == "number") | select(.key | test($re) | not)
-    | . as $e | (($b.esp // {})[$e.key] // 0) as $old | select($e.value != $old) | "\($e.key):+\($e.value - $old)"' <<< "$2" 2>/dev/null | paste -sd' '
+    (.esp.drops // {}) | to_entries[] | select((.value | type) == "number") | select(.key | test($re) | not)
+    | . as $e | (($b.esp.drops // {})[$e.key] // 0) as $old | select($e.value != $old) | "\($e.key):+\($e.value - $old)"' <<< "$2" 2>/dev/null | paste -sd' '
 }
 
 # ---------------------------------------------------------------- results

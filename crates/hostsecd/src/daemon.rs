@@ -585,12 +585,13 @@ impl Daemon {
         let (esp, firewall) = match &self.plumbing {
             None => (None, None),
             Some(p) => {
-                let mut drops: std::collections::BTreeMap<&'static str, u64> = std::collections::BTreeMap::new();
+                // JSON keys in snake_case (`authentication_failed`), so that jq paths can name them.
+                let mut drops: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
                 let mut add = |c: &SaCounters| {
                     for r in DropReason::ALL {
                         let n = c.drops(r);
                         if n > 0 {
-                            *drops.entry(r.name()).or_default() += n;
+                            *drops.entry(r.name().replace('-', "_")).or_default() += n;
                         }
                     }
                 };
