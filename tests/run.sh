@@ -3,7 +3,8 @@
 #   1. formatting and lints (cargo fmt --check, cargo clippy -D warnings)
 #   2. unit, property, known-answer, capture and in-memory pair tests (cargo test)
 #   3. hostsecd + hostsec end to end in network namespaces (tests/e2e/hostsec-pair.sh, tests/e2e/datapath.sh)
-#   4. interop with strongSwan in a QEMU guest with kernel ESP (tests/interop/strongswan-ike.sh)
+#   4. interop with strongSwan in a QEMU guest with kernel ESP: IKE (tests/interop/strongswan-ike.sh) and protected
+#      traffic through hostsec's ESP datapath (tests/interop/strongswan-esp.sh)
 # Options: --no-interop (skip 4), --interop-cases all|quick (default all).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -60,5 +61,7 @@ bash tests/e2e/datapath.sh
 if [ "$INTEROP" = yes ]; then
   step "interop: strongSwan in a QEMU guest with kernel ESP ($CASES cases)"
   bash tests/interop/strongswan-ike.sh --cases "$CASES"
+  step "interop: hostsec's ESP datapath <-> strongSwan's kernel ESP (IPv4/IPv6, both roles, actions, replay, restore)"
+  bash tests/interop/strongswan-esp.sh
 fi
 step "all tests passed"
