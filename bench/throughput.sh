@@ -36,7 +36,18 @@ measure() { # label target-address
   for i in $(seq "$RUNS"); do
     ip netns exec $B iperf3 -s -1 -D --pidfile "$W/iperf.pid" >/dev/null; sleep 0.3
     local bps
-    bps=$(ip netns exec $A iperf3 -c "$dst" -t "$SECS" -J | python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"])')
+    ip netns exec $A iperf3 -c "$dst" -t "$SECS" -J > "$W/iperf-$i.json" || true
+    bps=$(python3 - "$W/iperf-$i.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+bps = d.get("end", {}).get("sum_received", {}).get("bits_per_second", 0)
+if not bps or d.get("error"):
+    # Say why a run has no figure instead of averaging a silent zero in.
+    iv = [round(x["sum"]["bits_per_second"] / 1e9, 2) for x in d.get("intervals", [])]
+    print("    run without a result: %s; per-second Gbit/s: %s" % (d.get("error", "no error given"), iv), file=sys.stderr)
+print(bps)
+PY
+)
     vals+=("$bps")
     sleep 0.3
   done

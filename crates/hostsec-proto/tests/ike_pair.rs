@@ -334,3 +334,28 @@ fn garbage_is_dropped_and_counted() {
     assert!(pair.b.stats().dropped_malformed >= 4);
     assert!(pair.b.main_mode_sas(pair.now).is_empty());
 }
+
+/// A busy SA pair rekeyed by volume (Windows' 100,000 KB at a gigabit) runs hundreds of Quick Modes under one
+/// Main Mode SA within the time finished exchanges are kept for retransmissions: none of them may be refused.
+#[test]
+fn hundreds_of_rekeys_under_one_main_mode_sa() {
+    let mut pair = standard_pair(23);
+    pair.initiate_a();
+    pair.settle();
+    assert_mirrored(&pair, 1);
+    for round in 0..300 {
+        let newest =
+            pair.a.quick_mode_sas(pair.now).into_iter().max_by_key(|q| q.lifetime_left).expect("a has a Quick Mode SA");
+        // Alternate the initiator, as both sides rekey by volume.
+        let (side, spi) = if round % 2 == 0 { (&mut pair.a, newest.spi_in) } else { (&mut pair.b, newest.spi_out) };
+        assert!(side.rekey(pair.now, spi, true).is_some(), "round {round}: rekey started");
+        pair.drive_for(Duration::from_millis(300));
+    }
+    pair.settle();
+    let ups = |ev: &[Event]| count(ev, |e| matches!(e, Event::QuickModeUp(_)));
+    assert_eq!(ups(&pair.events_a), 301, "every rekey came up on a");
+    assert_eq!(ups(&pair.events_b), 301, "every rekey came up on b");
+    assert_eq!(pair.a.main_mode_sas(pair.now).len(), 1);
+    assert_eq!(pair.b.main_mode_sas(pair.now).len(), 1);
+    assert_eq!(pair.b.stats().dropped_unexpected + pair.a.stats().dropped_unexpected, 0);
+}

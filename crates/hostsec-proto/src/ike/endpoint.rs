@@ -71,8 +71,15 @@ enum TimerKey {
     Child(u32),
 }
 
-/// Bound on Quick Modes running at once under one ISAKMP SA.
+/// Bound on Quick Modes running at once (not finished) under one ISAKMP SA.
 const MAX_QUICK_MODES_PER_SA: usize = 32;
+/// Bound on finished Quick Modes kept per ISAKMP SA to answer retransmissions. A busy SA pair rekeyed by volume
+/// (Windows' 100,000 KB at a gigabit: twice a second) finishes many more within the reply-keeping time than it
+/// runs at once; beyond this bound the oldest are forgotten early (their message IDs stay retired).
+const MAX_FINISHED_QUICK_MODES: usize = 64;
+/// Bound on the message IDs of forgotten Quick Modes remembered per SA, so that a replayed message of one is
+/// dropped instead of starting a new exchange.
+const RETIRED_QUICK_MODES: usize = 1024;
 /// Bound on the Informational message IDs remembered per SA to ignore replays.
 const SEEN_INFORMATIONAL: usize = 64;
 /// How long a rekeyed SA pair lives on beside its successor, for packets still in flight (make-before-break),
@@ -540,10 +547,11 @@ impl Endpoint {
             let mut b = [0u8; 4];
             self.rng.fill_bytes(&mut b);
             let m = u32::from_be_bytes(b);
-            if m != 0 && !sa.quick_modes.contains_key(&m) {
+            if m != 0 && !sa.quick_modes.contains_key(&m) && !sa.core.retired_quick_modes.contains(&m) {
                 break m;
             }
         };
+        sa.forget_finished_quick_modes(MAX_FINISHED_QUICK_MODES, RETIRED_QUICK_MODES);
         let Some(rule) = self.policy.rule(&sa.core.rule) else {
             return;
         };
@@ -634,14 +642,21 @@ impl Endpoint {
         let Some(sa) = self.sas.get_mut(&id) else {
             return;
         };
+        if sa.core.retired_quick_modes.contains(&hdr.message_id) {
+            self.stats.dropped_unexpected += 1;
+            debug!(peer = %sa.core.peer, "dropped a message of a finished Quick Mode (message ID {:08x})", hdr.message_id);
+            return;
+        }
+        let running = sa.quick_modes.values().filter(|q| !matches!(q.state, QmState::Done)).count();
+        if running >= MAX_QUICK_MODES_PER_SA {
+            self.stats.dropped_unexpected += 1;
+            warn!(peer = %sa.core.peer, "dropped a new Quick Mode: {MAX_QUICK_MODES_PER_SA} are running under this Main Mode SA");
+            return;
+        }
+        sa.forget_finished_quick_modes(MAX_FINISHED_QUICK_MODES, RETIRED_QUICK_MODES);
         let Phase1::Established(est) = &sa.phase1 else {
             return;
         };
-        if sa.quick_modes.len() >= MAX_QUICK_MODES_PER_SA {
-            self.stats.dropped_unexpected += 1;
-            warn!(peer = %sa.core.peer, "dropped a new Quick Mode: {MAX_QUICK_MODES_PER_SA} already run under this Main Mode SA");
-            return;
-        }
         let Some(rule) = self.policy.rule(&sa.core.rule) else {
             self.stats.refused_no_rule += 1;
             warn!(peer = %sa.core.peer, "refused a Quick Mode: rule '{}' was removed", sa.core.rule);
@@ -1137,6 +1152,7 @@ impl Endpoint {
             }
             if qm.forget_at.is_some_and(|d| d <= now) {
                 sa.quick_modes.remove(&mid);
+                sa.core.retire_quick_mode(mid, RETIRED_QUICK_MODES);
             }
         }
     }

@@ -110,6 +110,8 @@ pub(crate) struct SaCore {
     pub waiting: Vec<RequestId>,
     /// Message IDs of Informational exchanges already processed (bounded), so a replayed one is ignored.
     pub seen_informational: VecDeque<u32>,
+    /// Message IDs of forgotten Quick Modes (bounded, oldest first), never to be taken for new exchanges.
+    pub retired_quick_modes: VecDeque<u32>,
     /// Whether we send INITIAL-CONTACT in MM5 (first contact with this peer since we started).
     pub send_initial_contact: bool,
     /// Whether the peer sent INITIAL-CONTACT during Main Mode.
@@ -133,10 +135,19 @@ impl SaCore {
             idle_deadline: None,
             waiting: Vec::new(),
             seen_informational: VecDeque::new(),
+            retired_quick_modes: VecDeque::new(),
             send_initial_contact: false,
             peer_initial_contact: false,
             scheduled: None,
         }
+    }
+
+    /// Remembers the message ID of a forgotten Quick Mode, keeping at most `bound`.
+    pub fn retire_quick_mode(&mut self, msg_id: u32, bound: usize) {
+        if self.retired_quick_modes.len() >= bound {
+            self.retired_quick_modes.pop_front();
+        }
+        self.retired_quick_modes.push_back(msg_id);
     }
 
     /// Our own cookie (the one that indexes this SA).
@@ -215,6 +226,25 @@ impl IkeSa {
         match &self.phase1 {
             Phase1::Established(e) => Some(e),
             Phase1::Negotiating(_) => None,
+        }
+    }
+
+    /// Forgets the finished Quick Modes that finished first until at most `keep` remain, retiring their message
+    /// IDs (at most `retired` remembered).
+    pub fn forget_finished_quick_modes(&mut self, keep: usize, retired: usize) {
+        let mut finished: Vec<(Option<Instant>, u32)> = self
+            .quick_modes
+            .iter()
+            .filter(|(_, q)| matches!(q.state, super::quick_mode::QmState::Done))
+            .map(|(m, q)| (q.forget_at, *m))
+            .collect();
+        if finished.len() <= keep {
+            return;
+        }
+        finished.sort_unstable();
+        for (_, m) in finished.iter().take(finished.len() - keep) {
+            self.quick_modes.remove(m);
+            self.core.retire_quick_mode(*m, retired);
         }
     }
 
