@@ -4,11 +4,17 @@
 pub mod address;
 mod config;
 mod duration;
+pub mod explain;
+pub mod keyword;
+pub mod selector;
 pub mod spd;
 
-pub use address::{AddressSet, AddressSpec};
+pub use address::{AddressCount, AddressSet, AddressSpec};
 pub use config::{ConfigError, ConfigFiles, FsFiles};
 pub use duration::{format_duration, parse_duration};
+pub use explain::{ExplainQuery, Explanation};
+pub use keyword::{HostFacts, Keyword};
+pub use selector::{Flow, Precedence, Specificity};
 pub use spd::Spd;
 
 use crate::crypto::{EspTransform, MainModeSuite, Secret, StrengthLevel};
@@ -319,23 +325,157 @@ impl Policy {
         self.rules.iter().position(|r| r.name == name)
     }
 
-    /// The rule that applies between `local` and `peer` (SPEC §2): among enabled rules covering both addresses,
-    /// the most specific (fewest remote addresses, then fewest local addresses); at equal specificity block wins
-    /// over require/request, which win over bypass; file order breaks the remaining ties. Returns its index.
+    /// The rule that applies between `local` and `peer` whatever the protocol and ports (SPEC §2): among enabled
+    /// rules whose remote and local sets cover the two addresses, the first in precedence order (most specific,
+    /// then block over require/request over bypass, then file order; see [`Precedence`]). A rule with a protocol
+    /// or ports counts although it covers only part of the traffic: IKE negotiates under it. Returns its index.
+    /// [`Policy::governing_rule_flow`] answers for one flow.
     pub fn governing_rule(&self, local: IpAddr, peer: IpAddr) -> Option<usize> {
         self.rules
             .iter()
             .enumerate()
             .filter(|(_, r)| r.enabled && r.remote.contains(peer) && r.local.contains(local))
-            .min_by_key(|(i, r)| {
-                let rank = match r.action {
-                    Action::Block => 0,
-                    Action::Require | Action::Request => 1,
-                    Action::Bypass => 2,
-                };
-                (r.remote.size(), r.local.size(), rank, *i)
-            })
+            .min_by_key(|(i, r)| r.precedence(*i))
             .map(|(i, _)| i)
+    }
+
+    /// The rule that governs `flow`: among enabled rules that cover it ([`Rule::covers`]), the first in
+    /// precedence order. A linear scan: the reference that [`Spd::lookup_flow`] must equal.
+    pub fn governing_rule_flow(&self, flow: &Flow) -> Option<usize> {
+        self.rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.enabled && r.covers(flow))
+            .min_by_key(|(i, r)| r.precedence(*i))
+            .map(|(i, _)| i)
+    }
+
+    /// Whether any rule's `remote` or `local` uses a keyword (so that the daemon must gather [`HostFacts`],
+    /// and watch them for changes).
+    pub fn uses_keywords(&self) -> bool {
+        self.rules.iter().any(|r| r.remote.keywords().next().is_some() || r.local.keywords().next().is_some())
+    }
+
+    /// Expands every keyword for a host with these facts and recomputes every rule's effective address sets
+    /// (literal elements ∪ expansions). Before the first call keywords cover nothing, so a keyword-only rule
+    /// matches no traffic. Returns warnings: keywords that stand for nothing, rules that can never apply. Any
+    /// [`Spd`] built before must be rebuilt.
+    pub fn resolve(&mut self, facts: &HostFacts) -> Vec<String> {
+        let mut warnings = Vec::new();
+        for r in &mut self.rules {
+            for (field, set) in [("remote", &mut r.remote), ("local", &mut r.local)] {
+                for k in set.resolve(facts) {
+                    warnings.push(format!(
+                        "{}:{}: rule '{}': {field} keyword {k} resolves to nothing ({})",
+                        self.source,
+                        r.line,
+                        r.name,
+                        k.empty_reason()
+                    ));
+                }
+            }
+        }
+        let spd = Spd::build(self);
+        warnings.extend(self.shadow_warnings(&spd));
+        warnings
+    }
+
+    /// Enabled rules that can never govern any flow, with the reason: a `remote` or `local` of keywords only
+    /// that resolve to nothing; another rule with exactly the same remote, local, protocol and ports that wins
+    /// by action or file order; or more specific rules without selectors that together cover every remote
+    /// address of the rule. `spd` must be built from this policy.
+    pub fn shadow_warnings(&self, spd: &Spd) -> Vec<String> {
+        use std::collections::HashMap;
+        let mut out = Vec::new();
+        let mut said = vec![false; self.rules.len()];
+        let at = |r: &Rule| format!("{}:{}: rule '{}'", self.source, r.line, r.name);
+        for (i, r) in self.rules.iter().enumerate() {
+            if !r.enabled {
+                continue;
+            }
+            for (field, set) in [("remote", &r.remote), ("local", &r.local)] {
+                if set.is_keyword_only() && set.is_empty() && !said[i] {
+                    let how =
+                        if set.is_resolved() { "resolve to nothing on this host" } else { "are not resolved yet" };
+                    out.push(format!("{}: never applies: its {field} is only keywords, which {how}", at(r)));
+                    said[i] = true;
+                }
+            }
+        }
+        // Identical selectors: the winner by action rank, then file order, takes every flow.
+        type Key<'a> = (bool, &'a [(u128, u128)], &'a [(u128, u128)], bool, &'a [(u128, u128)], &'a [(u128, u128)]);
+        let mut groups: HashMap<(Key<'_>, Option<u8>, Vec<(u16, u16)>, Vec<(u16, u16)>), usize> = HashMap::new();
+        let norm = |l: &[PortRange]| {
+            let mut v: Vec<(u16, u16)> = l.iter().map(|p| (p.first, p.last)).collect();
+            v.sort_unstable();
+            let mut out: Vec<(u16, u16)> = Vec::with_capacity(v.len());
+            for (a, b) in v {
+                match out.last_mut() {
+                    Some(last) if u32::from(a) <= u32::from(last.1) + 1 => last.1 = last.1.max(b),
+                    _ => out.push((a, b)),
+                }
+            }
+            out
+        };
+        for (i, r) in self.rules.iter().enumerate() {
+            if !r.enabled || said[i] {
+                continue;
+            }
+            let key: Key<'_> = (
+                r.remote.is_any(),
+                r.remote.intervals(true),
+                r.remote.intervals(false),
+                r.local.is_any(),
+                r.local.intervals(true),
+                r.local.intervals(false),
+            );
+            let full = (key, r.protocol, norm(&r.local_ports), norm(&r.remote_ports));
+            match groups.get(&full).copied() {
+                None => {
+                    groups.insert(full, i);
+                }
+                Some(w) => {
+                    let (a, b) = if r.precedence(i) < self.rules[w].precedence(w) { (i, w) } else { (w, i) };
+                    let (winner, loser) = (&self.rules[a], &self.rules[b]);
+                    let why = if winner.action == loser.action
+                        || selector::action_rank(winner.action) == selector::action_rank(loser.action)
+                    {
+                        format!("same action rank, and '{}' comes first in the file", winner.name)
+                    } else {
+                        format!("{} wins over {}", winner.action.name(), loser.action.name())
+                    };
+                    out.push(format!(
+                        "{}: never applies: rule '{}' (line {}) covers exactly the same traffic and wins ({why})",
+                        at(loser),
+                        winner.name,
+                        winner.line
+                    ));
+                    said[b] = true;
+                    groups.insert(full, a);
+                }
+            }
+        }
+        // Covered by the union of rules that take precedence: the SPD keeps no candidate after a rule without
+        // selectors, so a rule that is a candidate nowhere never governs anything.
+        let mut candidate = vec![false; self.rules.len()];
+        for v4 in [true, false] {
+            for s in spd.segments(v4) {
+                for &k in spd.rules_of(s) {
+                    if let Some(c) = candidate.get_mut(k as usize) {
+                        *c = true;
+                    }
+                }
+            }
+        }
+        for (i, r) in self.rules.iter().enumerate() {
+            if r.enabled && !said[i] && !candidate[i] && !r.remote.is_empty() && !r.local.is_empty() {
+                out.push(format!(
+                    "{}: never applies: every remote address it covers is covered by more specific rules that apply                      to all traffic (see `hostsec rule explain`)",
+                    at(r)
+                ));
+            }
+        }
+        out
     }
 
     /// The rule that IKE with `peer` on `local` negotiates under: the governing rule, if its action negotiates.
