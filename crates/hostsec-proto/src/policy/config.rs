@@ -346,7 +346,6 @@ fn parse_rule(
 ) -> Option<Rule> {
     let header_line = cx.line_of(t.span()).or_else(|| t.iter().next().and_then(|(k, _)| value_line(cx, t, k)));
     let provisional = format!("#{}", index + 1);
-    check_keys(cx, t, RULE_KEYS, Some(&provisional), "");
     let errors_before = cx.errors.len();
 
     let get = |cx: &Ctx, key: &str| -> Option<Field<'_>> {
@@ -355,17 +354,6 @@ fn parse_rule(
         }
         defaults.get(key).and_then(Item::as_value).map(|v| Field { value: v, line: value_line(cx, defaults, key) })
     };
-    for key in RULE_KEYS {
-        for (tbl, _) in [(t, ()), (defaults, ())] {
-            if let Some(item) = tbl.get(key) {
-                if item.as_value().is_none() {
-                    let line = value_line(cx, tbl, key);
-                    cx.error(line, Some(&provisional), Some(key), "must be a value, not a table");
-                }
-            }
-        }
-    }
-
     let name = match get(cx, "name") {
         None => {
             cx.error(header_line, Some(&provisional), Some("name"), "missing; every rule needs a unique name");
@@ -388,6 +376,15 @@ fn parse_rule(
     };
     let rn = Some(name.as_str());
     let line = header_line.unwrap_or(0);
+    check_keys(cx, t, RULE_KEYS, rn, "");
+    for key in RULE_KEYS {
+        for tbl in [t, defaults] {
+            if tbl.get(key).is_some_and(|item| item.as_value().is_none()) {
+                let line = value_line(cx, tbl, key);
+                cx.error(line, rn, Some(key), "must be a value, not a table");
+            }
+        }
+    }
 
     macro_rules! field {
         ($key:expr, $default:expr, $parse:expr) => {{
@@ -514,7 +511,9 @@ fn parse_rule(
         Some(level) => level,
         None => global.minimum_strength,
     };
-    if action.negotiates() {
+    // A misspelt action is reported once: the checks that depend on the action would only guess.
+    let action_known = !cx.errors[errors_before..].iter().any(|e| e.field.as_deref() == Some("action"));
+    if action.negotiates() && action_known {
         match authentication {
             Authentication::Psk
                 if psk.is_none()

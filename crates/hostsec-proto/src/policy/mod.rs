@@ -7,6 +7,7 @@ mod duration;
 pub mod explain;
 pub mod keyword;
 pub mod selector;
+mod shadow;
 pub mod spd;
 
 pub use address::{AddressCount, AddressSet, AddressSpec};
@@ -378,104 +379,6 @@ impl Policy {
         let spd = Spd::build(self);
         warnings.extend(self.shadow_warnings(&spd));
         warnings
-    }
-
-    /// Enabled rules that can never govern any flow, with the reason: a `remote` or `local` of keywords only
-    /// that resolve to nothing; another rule with exactly the same remote, local, protocol and ports that wins
-    /// by action or file order; or more specific rules without selectors that together cover every remote
-    /// address of the rule. `spd` must be built from this policy.
-    pub fn shadow_warnings(&self, spd: &Spd) -> Vec<String> {
-        use std::collections::HashMap;
-        let mut out = Vec::new();
-        let mut said = vec![false; self.rules.len()];
-        let at = |r: &Rule| format!("{}:{}: rule '{}'", self.source, r.line, r.name);
-        for (i, r) in self.rules.iter().enumerate() {
-            if !r.enabled {
-                continue;
-            }
-            for (field, set) in [("remote", &r.remote), ("local", &r.local)] {
-                if set.is_keyword_only() && set.is_empty() && !said[i] {
-                    let how =
-                        if set.is_resolved() { "resolve to nothing on this host" } else { "are not resolved yet" };
-                    out.push(format!("{}: never applies: its {field} is only keywords, which {how}", at(r)));
-                    said[i] = true;
-                }
-            }
-        }
-        // Identical selectors: the winner by action rank, then file order, takes every flow.
-        type Key<'a> = (bool, &'a [(u128, u128)], &'a [(u128, u128)], bool, &'a [(u128, u128)], &'a [(u128, u128)]);
-        let mut groups: HashMap<(Key<'_>, Option<u8>, Vec<(u16, u16)>, Vec<(u16, u16)>), usize> = HashMap::new();
-        let norm = |l: &[PortRange]| {
-            let mut v: Vec<(u16, u16)> = l.iter().map(|p| (p.first, p.last)).collect();
-            v.sort_unstable();
-            let mut out: Vec<(u16, u16)> = Vec::with_capacity(v.len());
-            for (a, b) in v {
-                match out.last_mut() {
-                    Some(last) if u32::from(a) <= u32::from(last.1) + 1 => last.1 = last.1.max(b),
-                    _ => out.push((a, b)),
-                }
-            }
-            out
-        };
-        for (i, r) in self.rules.iter().enumerate() {
-            if !r.enabled || said[i] {
-                continue;
-            }
-            let key: Key<'_> = (
-                r.remote.is_any(),
-                r.remote.intervals(true),
-                r.remote.intervals(false),
-                r.local.is_any(),
-                r.local.intervals(true),
-                r.local.intervals(false),
-            );
-            let full = (key, r.protocol, norm(&r.local_ports), norm(&r.remote_ports));
-            match groups.get(&full).copied() {
-                None => {
-                    groups.insert(full, i);
-                }
-                Some(w) => {
-                    let (a, b) = if r.precedence(i) < self.rules[w].precedence(w) { (i, w) } else { (w, i) };
-                    let (winner, loser) = (&self.rules[a], &self.rules[b]);
-                    let why = if winner.action == loser.action
-                        || selector::action_rank(winner.action) == selector::action_rank(loser.action)
-                    {
-                        format!("same action rank, and '{}' comes first in the file", winner.name)
-                    } else {
-                        format!("{} wins over {}", winner.action.name(), loser.action.name())
-                    };
-                    out.push(format!(
-                        "{}: never applies: rule '{}' (line {}) covers exactly the same traffic and wins ({why})",
-                        at(loser),
-                        winner.name,
-                        winner.line
-                    ));
-                    said[b] = true;
-                    groups.insert(full, a);
-                }
-            }
-        }
-        // Covered by the union of rules that take precedence: the SPD keeps no candidate after a rule without
-        // selectors, so a rule that is a candidate nowhere never governs anything.
-        let mut candidate = vec![false; self.rules.len()];
-        for v4 in [true, false] {
-            for s in spd.segments(v4) {
-                for &k in spd.rules_of(s) {
-                    if let Some(c) = candidate.get_mut(k as usize) {
-                        *c = true;
-                    }
-                }
-            }
-        }
-        for (i, r) in self.rules.iter().enumerate() {
-            if r.enabled && !said[i] && !candidate[i] && !r.remote.is_empty() && !r.local.is_empty() {
-                out.push(format!(
-                    "{}: never applies: every remote address it covers is covered by more specific rules that apply                      to all traffic (see `hostsec rule explain`)",
-                    at(r)
-                ));
-            }
-        }
-        out
     }
 
     /// The rule that IKE with `peer` on `local` negotiates under: the governing rule, if its action negotiates.

@@ -61,7 +61,7 @@ impl Rng {
 /// encloses the hosts of the next 99 (nesting), a tenth name tcp ports, one in twenty restricts its local
 /// addresses, one in fifty is disabled; a fifth of the entries are IPv6.
 pub fn large_config(rules: usize, per_rule: usize) -> String {
-    let mut rng = Rng::new(0x5eed_0f_1057_5ec5);
+    let mut rng = Rng::new(0x005e_ed0f_1057_5ec5);
     let mut t = String::with_capacity(rules * per_rule * 24);
     t.push_str("[global]\nminimum_strength = \"standard\"\n\n[defaults]\npsk = \"large-config-psk-0123456789\"\nauto = \"none\"\n\n");
     for i in 0..rules {
