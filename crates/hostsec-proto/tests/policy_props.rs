@@ -209,4 +209,62 @@ proptest! {
             }
         }
     }
+
+    #[test]
+    fn port_indexed_lists_equal_linear_scan(
+        rules in prop::collection::vec(arb_port_rule(), 12..40),
+        flows in prop::collection::vec(arb_flow(), 60),
+    ) {
+        let p = load(&rules);
+        let spd = Spd::build(&p);
+        for f in &flows {
+            prop_assert_eq!(spd.lookup_flow(&p, f), p.governing_rule_flow(f), "flow {:?}", f);
+        }
+    }
+}
+
+/// Many rules on the same few remote sets that differ mostly by port: long candidate lists, with port indexes.
+fn arb_port_rule() -> impl Strategy<Value = RuleSpec> {
+    let remote = prop_oneof![
+        Just("\"any\"".to_string()),
+        Just("\"198.51.100.0/26\"".to_string()),
+        Just("[\"198.51.100.0/27\", \"2001:db8::/122\"]".to_string())
+    ];
+    let protocol = prop_oneof![4 => Just(Some("tcp")), 2 => Just(Some("udp")), 1 => Just(None)];
+    let action = prop_oneof![Just("require"), Just("request"), Just("bypass"), Just("block")];
+    (remote, arb_local(), protocol, arb_ports(), arb_ports(), action, prop::bool::weighted(0.9)).prop_map(
+        |(remote, local, protocol, lp, rp, action, enabled)| {
+            let ports_ok = protocol.is_some();
+            RuleSpec {
+                remote,
+                local: local.filter(|_| !ports_ok),
+                protocol,
+                local_ports: lp.filter(|_| ports_ok).or_else(|| ports_ok.then(|| "[\"3\"]".to_string())),
+                remote_ports: rp.filter(|_| ports_ok),
+                action,
+                enabled,
+            }
+        },
+    )
+}
+
+#[test]
+fn long_port_lists_get_an_index() {
+    let mut t = String::from("[defaults]\npsk = \"0123456789abcdef\"\nauto = \"none\"\n");
+    for i in 0..40 {
+        t.push_str(&format!(
+            "[[rule]]\nname = \"p{i}\"\nremote = \"any\"\nprotocol = \"tcp\"\nlocal_ports = [\"{}-{}\"]\n",
+            1000 + i,
+            1001 + i
+        ));
+    }
+    t.push_str("[[rule]]\nname = \"rest\"\nremote = \"any\"\naction = \"bypass\"\n");
+    let p = Policy::from_toml("p.toml", &t, &MemFiles::standard()).unwrap_or_else(|e| panic!("{e:?}"));
+    let spd = Spd::build(&p);
+    assert!(spd.stats().port_indexes >= 1, "{:?}", spd.stats());
+    let local = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+    for port in [0u16, 999, 1000, 1001, 1020, 1040, 1041, 1042, 65535] {
+        let f = Flow::with_ports(local, IpAddr::V4(v4(3)), 6, port, 5);
+        assert_eq!(spd.lookup_flow(&p, &f), p.governing_rule_flow(&f), "port {port}");
+    }
 }

@@ -104,13 +104,9 @@ impl Policy {
         // Covered by the union of rules that take precedence: the SPD keeps no candidate after a rule without
         // selectors, so a rule that is a candidate nowhere never governs anything.
         let mut candidate = vec![false; self.rules.len()];
-        for v4 in [true, false] {
-            for s in spd.segments(v4) {
-                for &k in spd.rules_of(s) {
-                    if let Some(c) = candidate.get_mut(k as usize) {
-                        *c = true;
-                    }
-                }
+        for &k in spd.candidate_rules() {
+            if let Some(c) = candidate.get_mut(k as usize) {
+                *c = true;
             }
         }
         for (i, r) in self.rules.iter().enumerate() {

@@ -14,12 +14,21 @@
 //! and nested subnets (where every segment would otherwise repeat all the enclosing rules) keep one entry each.
 //! And identical lists are stored once in a shared pool, so that thousands of segments governed by the same few
 //! rules cost a few words each.
+//!
+//! Speed: the binary search runs over an array of segment starts alone (4 bytes per IPv4 segment), so that it
+//! stays in cache at 100,000 segments; a list's last rule, when it has no selectors, is taken without reading
+//! the rule; and a long list whose rules differ by port (hundreds of port rules towards the same peers) carries
+//! a port index that narrows it to the rules of the flow's port before the scan.
 
-use super::address::{from_u128, to_u128};
+use super::address::from_u128;
 use super::selector::{Flow, Precedence};
-use super::{Action, Policy};
+use super::{Action, Policy, PortRange};
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
+
+/// A list at least this long gets a port index when most of its rules restrict ports: below it a scan is as
+/// fast as the index.
+const PORT_INDEX_MIN: usize = 12;
 
 /// A run of remote addresses over which the same rules compete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,18 +37,80 @@ pub struct Segment {
     pub lo: u128,
     /// Last address.
     pub hi: u128,
-    /// Where the run's candidate list starts in the pool (see [`Spd::rules_of`]).
+    /// The run's candidate list (see [`Spd::rules_of`]).
+    list: u32,
+}
+
+/// The segments of one family as parallel arrays, so that the binary search reads the starts alone.
+#[derive(Debug, Clone, Default)]
+struct Family<K> {
+    lo: Vec<K>,
+    hi: Vec<K>,
+    list: Vec<u32>,
+}
+
+impl<K: Copy + Ord> Family<K> {
+    fn find(&self, v: K) -> Option<u32> {
+        let idx = self.lo.partition_point(|lo| *lo <= v).checked_sub(1)?;
+        if *self.hi.get(idx)? >= v {
+            self.list.get(idx).copied()
+        } else {
+            None
+        }
+    }
+
+    fn push(&mut self, lo: K, hi: K, list: u32, adjacent: bool) {
+        match (self.hi.last_mut(), self.list.last()) {
+            (Some(last_hi), Some(&last_list)) if adjacent && last_list == list => *last_hi = hi,
+            _ => {
+                self.lo.push(lo);
+                self.hi.push(hi);
+                self.list.push(list);
+            }
+        }
+    }
+
+    fn shrink(&mut self) {
+        self.lo.shrink_to_fit();
+        self.hi.shrink_to_fit();
+        self.list.shrink_to_fit();
+    }
+
+    fn heap_bytes(&self) -> usize {
+        (self.lo.capacity() + self.hi.capacity()) * std::mem::size_of::<K>() + self.list.capacity() * 4
+    }
+}
+
+/// One distinct candidate list: a slice of the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct ListRef {
     start: u32,
-    /// Length of the candidate list.
     len: u32,
+    /// Whether the last rule has no selectors (it then governs every flow that the rules before it do not).
+    terminal: bool,
+    /// Index into `port_indexes`, or `u32::MAX`.
+    port_index: u32,
+}
+
+/// For a long list whose rules differ by port: the list narrowed to each run of ports.
+#[derive(Debug, Clone, Default)]
+struct PortIndex {
+    /// Whether the runs are of the remote port (else the local port).
+    remote: bool,
+    /// First port of each run, ascending, starting at 0.
+    starts: Vec<u16>,
+    /// The narrowed list of each run (pool slices, same order as the list).
+    lists: Vec<(u32, u32)>,
 }
 
 /// The flattened remote sets of a policy.
 #[derive(Debug, Clone, Default)]
 pub struct Spd {
-    v4: Vec<Segment>,
-    v6: Vec<Segment>,
-    /// Every distinct candidate list, back to back; segments point into it.
+    v4: Family<u32>,
+    v6: Family<u128>,
+    lists: Vec<ListRef>,
+    port_indexes: Vec<PortIndex>,
+    /// Every distinct candidate list, back to back.
     pool: Vec<u32>,
 }
 
@@ -52,12 +123,22 @@ pub struct SpdStats {
     pub v6_segments: usize,
     /// Distinct candidate lists.
     pub lists: usize,
-    /// Rule indexes in the pool (all distinct lists together).
+    /// Lists with a port index.
+    pub port_indexes: usize,
+    /// Rule indexes in the pool (all distinct lists and narrowed lists together).
     pub pool_entries: usize,
     /// The longest candidate list.
     pub longest_list: usize,
     /// Heap bytes held by the SPD.
     pub heap_bytes: usize,
+}
+
+/// What the build needs to know of each rule, by its rank in precedence order.
+struct Ranked<'p> {
+    rule: u32,
+    terminal: bool,
+    local_ports: &'p [PortRange],
+    remote_ports: &'p [PortRange],
 }
 
 impl Spd {
@@ -73,27 +154,164 @@ impl Spd {
             .collect();
         order.sort_unstable();
         let mut rank = vec![u32::MAX; policy.rules.len()];
-        let mut by_rank: Vec<(u32, bool)> = Vec::with_capacity(order.len());
+        let mut ranked = Vec::with_capacity(order.len());
         for (k, (_, i)) in order.iter().enumerate() {
+            let Some(r) = policy.rules.get(*i) else { continue };
             rank[*i] = k as u32;
-            let rule = &policy.rules[*i];
-            by_rank.push((*i as u32, !rule.has_selectors()));
+            ranked.push(Ranked {
+                rule: *i as u32,
+                terminal: !r.has_selectors(),
+                local_ports: &r.local_ports,
+                remote_ports: &r.remote_ports,
+            });
         }
-        let mut interner = Interner::default();
-        let v4 = Self::family(policy, &rank, &by_rank, &mut interner, true);
-        let v6 = Self::family(policy, &rank, &by_rank, &mut interner, false);
-        let mut pool = interner.pool;
-        pool.shrink_to_fit();
-        Spd { v4, v6, pool }
+        let mut b = Builder { spd: Spd::default(), seen: HashMap::new(), seen_sub: HashMap::new(), ranked };
+        let max4 = u128::from(u32::MAX);
+        for (lo, hi, list, adjacent) in b.family(policy, &rank, true) {
+            b.spd.v4.push(lo as u32, hi.min(max4) as u32, list, adjacent);
+        }
+        for (lo, hi, list, adjacent) in b.family(policy, &rank, false) {
+            b.spd.v6.push(lo, hi, list, adjacent);
+        }
+        let mut spd = b.spd;
+        spd.v4.shrink();
+        spd.v6.shrink();
+        spd.pool.shrink_to_fit();
+        spd.lists.shrink_to_fit();
+        spd.port_indexes.shrink_to_fit();
+        spd
     }
 
-    fn family(
-        policy: &Policy,
-        rank: &[u32],
-        by_rank: &[(u32, bool)],
-        interner: &mut Interner,
-        ipv4: bool,
-    ) -> Vec<Segment> {
+    /// The segments of one family, sorted and disjoint (built on demand: the SPD stores them more compactly).
+    pub fn segments(&self, ipv4: bool) -> Vec<Segment> {
+        if ipv4 {
+            let f = &self.v4;
+            (f.lo.iter().zip(&f.hi).zip(&f.list))
+                .map(|((lo, hi), list)| Segment { lo: u128::from(*lo), hi: u128::from(*hi), list: *list })
+                .collect()
+        } else {
+            let f = &self.v6;
+            (f.lo.iter().zip(&f.hi).zip(&f.list))
+                .map(|((lo, hi), list)| Segment { lo: *lo, hi: *hi, list: *list })
+                .collect()
+        }
+    }
+
+    fn list(&self, id: u32) -> &[u32] {
+        self.lists.get(id as usize).map_or(&[], |l| self.slice(l.start, l.len))
+    }
+
+    fn slice(&self, start: u32, len: u32) -> &[u32] {
+        self.pool.get(start as usize..start as usize + len as usize).unwrap_or(&[])
+    }
+
+    /// The candidate list of a segment: rule indexes in precedence order, ending at the first rule without
+    /// selectors (the rules after it can never govern a flow of the segment, so they are not stored).
+    pub fn rules_of(&self, segment: &Segment) -> &[u32] {
+        self.list(segment.list)
+    }
+
+    fn list_of(&self, remote: IpAddr) -> Option<u32> {
+        match remote {
+            IpAddr::V4(a) => self.v4.find(u32::from(a)),
+            IpAddr::V6(a) => self.v6.find(u128::from(a)),
+        }
+    }
+
+    /// The rules that can govern traffic with `remote`, most preferred first (before looking at their `local`
+    /// sets and selectors).
+    pub fn candidates(&self, remote: IpAddr) -> &[u32] {
+        self.list_of(remote).map_or(&[], |id| self.list(id))
+    }
+
+    /// The rule that governs traffic between `local` and `remote` whatever its protocol and ports: the first
+    /// rule in precedence order whose addresses cover both (index into `policy.rules`). Equal to
+    /// [`Policy::governing_rule`]. A rule with selectors counts here even though it covers only part of the
+    /// traffic: IKE negotiates under it; the datapath should use [`Spd::lookup_flow`].
+    pub fn lookup(&self, policy: &Policy, local: IpAddr, remote: IpAddr) -> Option<usize> {
+        self.candidates(remote)
+            .iter()
+            .map(|i| *i as usize)
+            .find(|i| policy.rules.get(*i).is_some_and(|r| r.local.contains(local)))
+    }
+
+    /// The rule that governs `flow` (index into `policy.rules`), equal to [`Policy::governing_rule_flow`]:
+    /// a binary search over the remote segments, then the segment's short candidate list (narrowed by the
+    /// flow's port first when the list has a port index).
+    pub fn lookup_flow(&self, policy: &Policy, flow: &Flow) -> Option<usize> {
+        let id = self.list_of(flow.remote)?;
+        let list = self.lists.get(id as usize)?;
+        let candidates = match self.port_indexes.get(list.port_index as usize) {
+            Some(ix) => {
+                let port = if ix.remote { flow.remote_port } else { flow.local_port };
+                let run = ix.starts.partition_point(|s| *s <= port).checked_sub(1)?;
+                let (start, len) = *ix.lists.get(run)?;
+                self.slice(start, len)
+            }
+            None => self.slice(list.start, list.len),
+        };
+        let (last, rest) = candidates.split_last()?;
+        let found = rest
+            .iter()
+            .map(|i| *i as usize)
+            .find(|i| policy.rules.get(*i).is_some_and(|r| r.covers_beyond_remote(flow)));
+        // The last candidate of a list that ends with a rule without selectors matches whatever the flow; a
+        // narrowed list keeps that rule last.
+        found.or_else(|| {
+            let i = *last as usize;
+            (list.terminal || policy.rules.get(i).is_some_and(|r| r.covers_beyond_remote(flow))).then_some(i)
+        })
+    }
+
+    /// Inclusive address ranges with the action of their first candidate (ignoring `local` restrictions and
+    /// selectors), for the firewall and the routes.
+    pub fn ranges<'p>(&'p self, policy: &'p Policy) -> impl Iterator<Item = (IpAddr, IpAddr, Action, usize)> + 'p {
+        [true, false].into_iter().flat_map(move |v4| {
+            self.segments(v4).into_iter().filter_map(move |s| {
+                let w = *self.rules_of(&s).first()? as usize;
+                Some((from_u128(s.lo, v4), from_u128(s.hi, v4), policy.rules.get(w)?.action, w))
+            })
+        })
+    }
+
+    /// Every rule index that is a candidate somewhere (with repetitions): a rule absent from it can never
+    /// govern a flow.
+    pub(crate) fn candidate_rules(&self) -> &[u32] {
+        &self.pool
+    }
+
+    /// Sizes of the built structure.
+    pub fn stats(&self) -> SpdStats {
+        use std::mem::size_of;
+        SpdStats {
+            v4_segments: self.v4.lo.len(),
+            v6_segments: self.v6.lo.len(),
+            lists: self.lists.len(),
+            port_indexes: self.port_indexes.len(),
+            pool_entries: self.pool.len(),
+            longest_list: self.lists.iter().map(|l| l.len as usize).max().unwrap_or(0),
+            heap_bytes: self.v4.heap_bytes()
+                + self.v6.heap_bytes()
+                + self.lists.capacity() * size_of::<ListRef>()
+                + self.pool.capacity() * size_of::<u32>()
+                + self.port_indexes.capacity() * size_of::<PortIndex>()
+                + self.port_indexes.iter().map(|p| p.starts.capacity() * 2 + p.lists.capacity() * 8).sum::<usize>(),
+        }
+    }
+}
+
+struct Builder<'p> {
+    spd: Spd,
+    /// Distinct candidate lists (as ranks) to their id.
+    seen: HashMap<Box<[u32]>, u32>,
+    /// Distinct narrowed lists (as rule indexes) to their pool slice.
+    seen_sub: HashMap<Box<[u32]>, (u32, u32)>,
+    ranked: Vec<Ranked<'p>>,
+}
+
+impl Builder<'_> {
+    /// The segments of one family: `(lo, hi, list id, adjacent to the previous one)`.
+    fn family(&mut self, policy: &Policy, rank: &[u32], ipv4: bool) -> Vec<(u128, u128, u32, bool)> {
         let max = if ipv4 { u128::from(u32::MAX) } else { u128::MAX };
         let whole = [(0, max)];
         // Sweep: an event where a rule's interval starts, and one just after it ends.
@@ -110,8 +328,9 @@ impl Spd {
         }
         events.sort_unstable();
         let mut active: BTreeSet<u32> = BTreeSet::new();
-        let mut out: Vec<Segment> = Vec::new();
+        let mut out: Vec<(u128, u128, u32, bool)> = Vec::new();
         let mut scratch: Vec<u32> = Vec::new();
+        let mut prev_hi: Option<u128> = None;
         let mut e = 0;
         while let Some(&(at, _, _)) = events.get(e) {
             while let Some(&(_, start, k)) = events.get(e).filter(|ev| ev.0 == at) {
@@ -128,117 +347,110 @@ impl Spd {
             }
             scratch.clear();
             for &k in &active {
-                let Some(&(rule, terminal)) = by_rank.get(k as usize) else { continue };
-                scratch.push(rule);
-                if terminal {
+                scratch.push(k);
+                if self.ranked.get(k as usize).is_none_or(|r| r.terminal) {
                     break;
                 }
             }
-            let (start, len) = interner.intern(&scratch);
-            match out.last_mut() {
-                Some(last) if last.hi.checked_add(1) == Some(at) && (last.start, last.len) == (start, len) => {
-                    last.hi = end
-                }
-                _ => out.push(Segment { lo: at, hi: end, start, len }),
-            }
+            let id = self.intern(&scratch);
+            let adjacent = prev_hi.and_then(|h| h.checked_add(1)) == Some(at);
+            out.push((at, end, id, adjacent));
+            prev_hi = Some(end);
         }
-        out.shrink_to_fit();
         out
     }
 
-    /// The segments of one family, sorted and disjoint.
-    pub fn segments(&self, ipv4: bool) -> &[Segment] {
-        if ipv4 {
-            &self.v4
-        } else {
-            &self.v6
+    /// The id of the list of these ranks, storing it (and its port index) the first time.
+    fn intern(&mut self, ranks: &[u32]) -> u32 {
+        if let Some(id) = self.seen.get(ranks) {
+            return *id;
         }
+        let rules: Vec<u32> = ranks.iter().filter_map(|k| self.ranked.get(*k as usize).map(|r| r.rule)).collect();
+        let terminal = ranks.last().and_then(|k| self.ranked.get(*k as usize)).is_some_and(|r| r.terminal);
+        let (start, len) = self.store(&rules);
+        let port_index = self.port_index(ranks).map_or(u32::MAX, |ix| {
+            self.spd.port_indexes.push(ix);
+            (self.spd.port_indexes.len() - 1) as u32
+        });
+        let id = self.spd.lists.len() as u32;
+        self.spd.lists.push(ListRef { start, len, terminal, port_index });
+        self.seen.insert(ranks.into(), id);
+        id
     }
 
-    /// The candidate list of a segment: rule indexes in precedence order, ending at the first rule without
-    /// selectors (the rules after it can never govern a flow of the segment, so they are not stored).
-    pub fn rules_of(&self, segment: &Segment) -> &[u32] {
-        let start = segment.start as usize;
-        self.pool.get(start..start + segment.len as usize).unwrap_or(&[])
-    }
-
-    /// The rules that can govern traffic with `remote`, most preferred first (before looking at their `local`
-    /// sets and selectors).
-    pub fn candidates(&self, remote: IpAddr) -> &[u32] {
-        let list = self.segments(remote.is_ipv4());
-        let v = to_u128(remote);
-        let idx = list.partition_point(|s| s.lo <= v);
-        match idx.checked_sub(1).and_then(|i| list.get(i)) {
-            Some(s) if s.hi >= v => self.rules_of(s),
-            _ => &[],
-        }
-    }
-
-    /// The rule that governs traffic between `local` and `remote` whatever its protocol and ports: the first
-    /// rule in precedence order whose addresses cover both (index into `policy.rules`). Equal to
-    /// [`Policy::governing_rule`]. A rule with selectors counts here even though it covers only part of the
-    /// traffic: IKE negotiates under it; the datapath should use [`Spd::lookup_flow`].
-    pub fn lookup(&self, policy: &Policy, local: IpAddr, remote: IpAddr) -> Option<usize> {
-        self.candidates(remote)
-            .iter()
-            .map(|i| *i as usize)
-            .find(|i| policy.rules.get(*i).is_some_and(|r| r.local.contains(local)))
-    }
-
-    /// The rule that governs `flow` (index into `policy.rules`), equal to [`Policy::governing_rule_flow`]:
-    /// a binary search over the remote segments, then the segment's short candidate list.
-    pub fn lookup_flow(&self, policy: &Policy, flow: &Flow) -> Option<usize> {
-        self.candidates(flow.remote)
-            .iter()
-            .map(|i| *i as usize)
-            .find(|i| policy.rules.get(*i).is_some_and(|r| r.covers_beyond_remote(flow)))
-    }
-
-    /// Inclusive address ranges with the action of their first candidate (ignoring `local` restrictions and
-    /// selectors), for the firewall and the routes.
-    pub fn ranges<'p>(&'p self, policy: &'p Policy) -> impl Iterator<Item = (IpAddr, IpAddr, Action, usize)> + 'p {
-        [true, false].into_iter().flat_map(move |v4| {
-            self.segments(v4).iter().filter_map(move |s| {
-                let w = *self.rules_of(s).first()? as usize;
-                Some((from_u128(s.lo, v4), from_u128(s.hi, v4), policy.rules.get(w)?.action, w))
-            })
-        })
-    }
-
-    /// Sizes of the built structure.
-    pub fn stats(&self) -> SpdStats {
-        let segs = self.v4.iter().chain(&self.v6);
-        let mut lists: Vec<(u32, u32)> = segs.clone().map(|s| (s.start, s.len)).collect();
-        lists.sort_unstable();
-        lists.dedup();
-        SpdStats {
-            v4_segments: self.v4.len(),
-            v6_segments: self.v6.len(),
-            lists: lists.len(),
-            pool_entries: self.pool.len(),
-            longest_list: segs.map(|s| s.len as usize).max().unwrap_or(0),
-            heap_bytes: (self.v4.capacity() + self.v6.capacity()) * std::mem::size_of::<Segment>()
-                + self.pool.capacity() * std::mem::size_of::<u32>(),
-        }
-    }
-}
-
-/// Stores each distinct candidate list once.
-#[derive(Default)]
-struct Interner {
-    pool: Vec<u32>,
-    seen: HashMap<Box<[u32]>, (u32, u32)>,
-}
-
-impl Interner {
-    fn intern(&mut self, list: &[u32]) -> (u32, u32) {
-        if let Some(at) = self.seen.get(list) {
+    fn store(&mut self, rules: &[u32]) -> (u32, u32) {
+        if let Some(at) = self.seen_sub.get(rules) {
             return *at;
         }
-        let at = (self.pool.len() as u32, list.len() as u32);
-        self.pool.extend_from_slice(list);
-        self.seen.insert(list.into(), at);
+        let at = (self.spd.pool.len() as u32, rules.len() as u32);
+        self.spd.pool.extend_from_slice(rules);
+        self.seen_sub.insert(rules.into(), at);
         at
+    }
+
+    /// A port index for a long list whose rules mostly restrict one port: the ports split into runs at every
+    /// boundary of the rules' ranges, each run with the rules that admit its ports (the unrestricted ones
+    /// included, in list order).
+    fn port_index(&mut self, ranks: &[u32]) -> Option<PortIndex> {
+        if ranks.len() < PORT_INDEX_MIN {
+            return None;
+        }
+        let members: Vec<&Ranked<'_>> = ranks.iter().filter_map(|k| self.ranked.get(*k as usize)).collect();
+        let restricting = |remote: bool| {
+            members.iter().filter(|r| !(if remote { r.remote_ports } else { r.local_ports }).is_empty()).count()
+        };
+        let remote = restricting(true) > restricting(false);
+        if restricting(remote) * 2 < members.len() {
+            return None;
+        }
+        // Sweep over ports: (port, starts?, position in the list).
+        let mut events: Vec<(u32, bool, usize)> = Vec::new();
+        let mut always: Vec<usize> = Vec::new();
+        for (pos, r) in members.iter().enumerate() {
+            let ports = if remote { r.remote_ports } else { r.local_ports };
+            if ports.is_empty() {
+                always.push(pos);
+            }
+            for p in ports {
+                events.push((u32::from(p.first), true, pos));
+                events.push((u32::from(p.last) + 1, false, pos));
+            }
+        }
+        events.sort_unstable();
+        let rules: Vec<u32> = members.iter().map(|r| r.rule).collect();
+        drop(members);
+        // A rule may list overlapping ranges: count how many of its ranges cover the port.
+        let mut cover: HashMap<usize, u32> = HashMap::new();
+        let mut ix = PortIndex { remote, starts: Vec::new(), lists: Vec::new() };
+        let mut at = 0u32;
+        let mut e = 0;
+        loop {
+            while let Some(&(_, start, pos)) = events.get(e).filter(|ev| ev.0 == at) {
+                let n = cover.entry(pos).or_insert(0);
+                if start {
+                    *n += 1;
+                } else {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        cover.remove(&pos);
+                    }
+                }
+                e += 1;
+            }
+            let mut positions: Vec<usize> = cover.keys().copied().chain(always.iter().copied()).collect();
+            positions.sort_unstable();
+            let narrowed: Vec<u32> = positions.iter().filter_map(|p| rules.get(*p).copied()).collect();
+            let slice = self.store(&narrowed);
+            if ix.lists.last() != Some(&slice) {
+                ix.starts.push(at as u16);
+                ix.lists.push(slice);
+            }
+            match events.get(e) {
+                Some(ev) if ev.0 <= 65535 => at = ev.0,
+                _ => break,
+            }
+        }
+        Some(ix)
     }
 }
 

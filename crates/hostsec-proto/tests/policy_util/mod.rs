@@ -3,7 +3,8 @@
 
 #![allow(dead_code)]
 
-use hostsec_proto::policy::{ConfigFiles, Flow};
+use hostsec_proto::policy::address::from_u128;
+use hostsec_proto::policy::{ConfigFiles, Flow, Policy};
 use std::collections::HashMap;
 use std::fmt::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -127,6 +128,23 @@ pub fn probe_flows(n: usize, seed: u64) -> Vec<Flow> {
             Flow { local, remote, protocol, local_port: lp, remote_port: if protocol == 1 { 0 } else { 40000 } }
         })
         .collect()
+}
+
+/// Flows towards the policy's own remote addresses (every other one an address inside a random rule's remote
+/// set, the rest as [`probe_flows`]), so that lookups at every policy size take the path of a hit.
+pub fn hit_flows(policy: &Policy, n: usize, seed: u64) -> Vec<Flow> {
+    let mut rng = Rng::new(seed);
+    let mut out = probe_flows(n, seed ^ 0x00ff);
+    for f in out.iter_mut().step_by(2) {
+        let Some(rule) = policy.rules.get(rng.below(policy.rules.len() as u64) as usize) else { break };
+        let v4 = f.remote.is_ipv4();
+        let iv = rule.remote.intervals(v4);
+        if let Some(&(lo, hi)) = iv.get(rng.below(iv.len() as u64) as usize) {
+            let span = (hi - lo).min(u128::from(u64::MAX)) as u64;
+            f.remote = from_u128(lo + u128::from(rng.below(span.saturating_add(1))), v4);
+        }
+    }
+    out
 }
 
 /// Resident memory of this process in bytes (Linux `/proc/self/statm`), or 0 where unknown.
