@@ -247,11 +247,7 @@ impl Policy {
         // The winner comes from the SPD as the datapath finds it: the first candidate that admits the probe.
         // A candidate list ends at a rule without selectors, which admits every probe, so nothing after it
         // could win.
-        let winner = spd
-            .candidates(probe.peer)
-            .iter()
-            .map(|i| *i as usize)
-            .find_map(|i| self.rules.get(i).and_then(|r| probe.check(r).ok().map(|m| (i, m))));
+        let winner = spd.first_admitted(self, probe.peer, |r| probe.check(r).ok());
         let mut also: Vec<(Precedence, usize, Option<&'static str>)> = Vec::new();
         let mut not_matching = Vec::new();
         for (i, r) in self.rules.iter().enumerate() {

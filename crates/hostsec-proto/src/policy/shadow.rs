@@ -103,12 +103,7 @@ impl Policy {
         }
         // Covered by the union of rules that take precedence: the SPD keeps no candidate after a rule without
         // selectors, so a rule that is a candidate nowhere never governs anything.
-        let mut candidate = vec![false; self.rules.len()];
-        for &k in spd.candidate_rules() {
-            if let Some(c) = candidate.get_mut(k as usize) {
-                *c = true;
-            }
-        }
+        let candidate = spd.candidate_rules(self.rules.len());
         for (i, r) in self.rules.iter().enumerate() {
             if r.enabled && !said[i] && !candidate[i] && !r.remote.is_empty() && !r.local.is_empty() {
                 out.push(format!(
