@@ -224,13 +224,10 @@ pub(super) fn parse(file: &str, text: &str, files: &dyn ConfigFiles) -> Result<P
 
     if cx.errors.is_empty() {
         let mut policy = Policy { source: file.to_string(), global, rules, warnings: cx.warnings };
-        // Before the host's facts are known keywords cover nothing, and any verdict about rules that use them
-        // would be premature: `Policy::resolve` gives it.
-        if !policy.uses_keywords() {
-            let spd = super::Spd::build(&policy);
-            let shadowed = policy.shadow_warnings(&spd);
-            policy.warnings.extend(shadowed);
-        }
+        // Before the host's facts are known keywords cover nothing: verdicts about the rules that use them come
+        // from `Policy::resolve`.
+        let shadowed = policy.unresolved_shadow_warnings();
+        policy.warnings.extend(shadowed);
         Ok(policy)
     } else {
         Err(cx.errors)

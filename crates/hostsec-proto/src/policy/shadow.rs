@@ -2,6 +2,7 @@
 //! administrator who wrote them expects them to do something.
 
 use super::selector::action_rank;
+use super::spd::Limits;
 use super::{Policy, PortRange, Rule, Spd};
 use std::collections::HashMap;
 
@@ -55,11 +56,24 @@ impl Policy {
     /// by action or file order; or more specific rules without selectors that together cover every remote
     /// address of the rule. `spd` must be built from this policy.
     pub fn shadow_warnings(&self, spd: &Spd) -> Vec<String> {
+        self.shadow_warnings_where(spd, |_| true)
+    }
+
+    /// Before keywords are resolved, the rules that use them have partial address sets: the verdicts are given
+    /// for the other rules only, against an SPD built without the keyword rules. That is sound: a rule that
+    /// never wins among fewer competitors never wins among more.
+    pub(crate) fn unresolved_shadow_warnings(&self) -> Vec<String> {
+        let literal = |r: &Rule| r.remote.keywords().next().is_none() && r.local.keywords().next().is_none();
+        let spd = Spd::build_where(self, Limits::for_rules(self.rules.len()), literal);
+        self.shadow_warnings_where(&spd, literal)
+    }
+
+    fn shadow_warnings_where(&self, spd: &Spd, include: impl Fn(&Rule) -> bool) -> Vec<String> {
         let mut out = Vec::new();
         let mut said = vec![false; self.rules.len()];
         let at = |r: &Rule| format!("{}:{}: rule '{}'", self.source, r.line, r.name);
         for (i, r) in self.rules.iter().enumerate() {
-            if !r.enabled {
+            if !r.enabled || !include(r) {
                 continue;
             }
             for (field, set) in [("remote", &r.remote), ("local", &r.local)] {
@@ -74,7 +88,7 @@ impl Policy {
         // Identical selectors: the winner by action rank, then file order, takes every flow.
         let mut groups: HashMap<CoverageKey<'_>, usize> = HashMap::new();
         for (i, r) in self.rules.iter().enumerate() {
-            if !r.enabled || said[i] {
+            if !r.enabled || said[i] || !include(r) {
                 continue;
             }
             let full = CoverageKey::of(r);
@@ -105,7 +119,7 @@ impl Policy {
         // selectors, so a rule that is a candidate nowhere never governs anything.
         let candidate = spd.candidate_rules(self.rules.len());
         for (i, r) in self.rules.iter().enumerate() {
-            if r.enabled && !said[i] && !candidate[i] && !r.remote.is_empty() && !r.local.is_empty() {
+            if r.enabled && include(r) && !said[i] && !candidate[i] && !r.remote.is_empty() && !r.local.is_empty() {
                 out.push(format!(
                     "{}: never applies: every remote address it covers is covered by more specific rules that apply \
                      to all traffic (see `hostsec rule explain`)",

@@ -165,6 +165,12 @@ pub(crate) struct Limits {
     pub(crate) budget: usize,
 }
 
+impl Limits {
+    pub(crate) fn for_rules(rules: usize) -> Limits {
+        Limits { short: SHORT_LIST, long: LONG_LIST, budget: BUDGET_BASE + BUDGET_PER_RULE * rules }
+    }
+}
+
 /// What the build needs to know of each rule, by its rank in precedence order.
 struct Ranked<'p> {
     rule: u32,
@@ -176,17 +182,17 @@ struct Ranked<'p> {
 impl Spd {
     /// Flattens the enabled rules of `policy`.
     pub fn build(policy: &Policy) -> Spd {
-        let budget = BUDGET_BASE + BUDGET_PER_RULE * policy.rules.len();
-        Self::build_with(policy, Limits { short: SHORT_LIST, long: LONG_LIST, budget })
+        Self::build_where(policy, Limits::for_rules(policy.rules.len()), |_| true)
     }
 
-    pub(crate) fn build_with(policy: &Policy, limits: Limits) -> Spd {
+    /// Flattens the enabled rules of `policy` that `include` keeps (the others are left out as if disabled).
+    pub(crate) fn build_where(policy: &Policy, limits: Limits, include: impl Fn(&Rule) -> bool) -> Spd {
         // Every rule's place in the competition, computed once: rank[i] is rule i's position in precedence order.
         let mut order: Vec<(Precedence, usize)> = policy
             .rules
             .iter()
             .enumerate()
-            .filter(|(_, r)| r.enabled && !r.local.is_empty())
+            .filter(|(_, r)| r.enabled && !r.local.is_empty() && include(r))
             .map(|(i, r)| (r.precedence(i), i))
             .collect();
         order.sort_unstable();
@@ -666,7 +672,7 @@ mod tests {
                 text.push_str(&format!("[[rule]]\nname = \"r{i}\"\n{r}"));
             }
             let p = Policy::from_toml("t.toml", &text, &NoFiles).unwrap_or_else(|e| panic!("{e:?}\n{text}"));
-            let spd = Spd::build_with(&p, Limits { short, long: long.max(short), budget });
+            let spd = Spd::build_where(&p, Limits { short, long: long.max(short), budget }, |_| true);
             let candidate = spd.candidate_rules(p.rules.len());
             for (r, l, proto, lp, rp) in probes {
                 let remote = if r < 20 {
