@@ -3,8 +3,9 @@
 
 mod policy_util;
 
-use hostsec_proto::policy::{ConfigError, Policy};
+use hostsec_proto::policy::{ConfigError, ExplainQuery, Flow, HostFacts, Policy, Spd};
 use policy_util::MemFiles;
+use proptest::prelude::*;
 
 const TWENTY_TYPOS: &str = r#"[global]
 minimum_strength = "hihg"
@@ -191,5 +192,72 @@ fn keyword_words_are_case_insensitive_and_selectors_validate() {
         assert_eq!(errs[0].rule.as_deref(), Some("x"));
         assert!(errs[0].line.is_some_and(|l| l >= 5), "{errs:?}");
         assert!(errs[0].message.contains(words), "{}", errs[0]);
+    }
+}
+
+const VALID: &str = r#"[global]
+default_action = "block"
+
+[defaults]
+psk = "0123456789abcdef0123"
+auto = "none"
+
+[[rule]]
+name = "lan"
+remote = ["198.51.100.0/24", "2001:db8::/64", "DNS", "10.0.0.1-10.0.0.9"]
+local = ["192.0.2.1", "LocalSubnet"]
+protocol = "tcp"
+local_ports = ["9100", "6000-6063"]
+remote_ports = [53]
+action = "require"
+
+[[rule]]
+name = "rest"
+remote = "any"
+action = "bypass"
+"#;
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// Whatever a typo does to a config, loading it (and using what loads) gives answers or messages, never a
+    /// panic; every message names the file and, past the TOML syntax, the line and the field.
+    #[test]
+    fn mangled_configs_never_panic(edits in prop::collection::vec((0usize..600, prop::sample::select(vec![
+        "", "0", "9", "-", "/", ".", ":", "\"", "[", "]", "=", "\n", " ", "x", "any", "DNS", "65536", "999", "ff::",
+        "#", ",", "tcp", "icmp", "true", "{", "'",
+    ])), 1..4)) {
+        let mut text = VALID.to_string();
+        for (at, with) in edits {
+            let mut at = at % (text.len() + 1);
+            while !text.is_char_boundary(at) {
+                at -= 1;
+            }
+            let end = (at + 1..=text.len()).find(|i| text.is_char_boundary(*i)).unwrap_or(text.len());
+            text.replace_range(at..end, with);
+        }
+        match Policy::from_toml("m.toml", &text, &MemFiles::standard()) {
+            Ok(mut p) => {
+                let _ = p.resolve(&HostFacts { dns_servers: vec!["198.51.100.53".parse().unwrap()], ..HostFacts::default() });
+                let spd = Spd::build(&p);
+                let local = "192.0.2.1".parse().unwrap();
+                for peer in ["198.51.100.7", "2001:db8::1", "10.0.0.5", "203.0.113.1"] {
+                    let peer = peer.parse().unwrap();
+                    let f = Flow::with_ports(local, peer, 6, 9100, 53);
+                    prop_assert_eq!(spd.lookup_flow(&p, &f), p.governing_rule_flow(&f));
+                    let _ = p.explain(&spd, &f);
+                    let _ = p.explain_query(&spd, &ExplainQuery { local, peer, protocol: None, port: Some(9100) });
+                    let _ = p.rules.iter().map(|r| r.remote.to_string()).count();
+                }
+            }
+            Err(errors) => {
+                prop_assert!(!errors.is_empty());
+                for e in errors {
+                    prop_assert_eq!(&e.file, "m.toml");
+                    prop_assert!(e.line.is_some(), "{}", e);
+                    prop_assert!(e.field.is_some() || e.message.starts_with("not valid TOML"), "{}", e);
+                }
+            }
+        }
     }
 }
