@@ -74,7 +74,7 @@ fn most_specific_wins_and_says_why() {
     let also: Vec<(&str, &str)> = e.also_matched.iter().map(|c| (c.rule.name.as_str(), c.reason.as_str())).collect();
     assert_eq!(also.len(), 2, "{also:?}");
     assert_eq!(also[0].0, "jetdirect");
-    assert!(also[0].1.starts_with("less specific: remote 198.51.100.0/24 (256 addresses) is wider than 'printer''s"));
+    assert!(also[0].1.starts_with("less specific: remote 198.51.100.0/24 (256 addresses) is wider than the remote of 'printer' (198.51.100.7, 1 address)"));
     assert_eq!(also[1].0, "lan");
     let excluded: Vec<(&str, &str)> = e.not_matching.iter().map(|x| (x.rule.name.as_str(), x.field)).collect();
     assert_eq!(
@@ -92,7 +92,11 @@ fn most_specific_wins_and_says_why() {
     // A protocol and a port make the narrower selector win at equal addresses.
     let e = p.explain(&spd, &Flow::with_ports(local, ip("198.51.100.9"), 6, 9100, 40000));
     assert_eq!(e.rule.as_ref().map(|r| r.name.as_str()), Some("jetdirect"));
-    assert!(e.why.contains("it names protocol tcp and 'lan' covers every protocol"), "{}", e.why);
+    assert!(
+        e.why.contains("as specific as 'lan' in addresses; it names protocol tcp and 'lan' covers every protocol"),
+        "{}",
+        e.why
+    );
 
     // Nothing covers the peer: the default action, said so.
     let e = p.explain(&spd, &Flow::new(local, ip("203.0.113.1"), 1));

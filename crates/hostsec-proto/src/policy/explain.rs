@@ -152,10 +152,16 @@ impl Probe {
         match self.ports {
             Ports::Exact { local, remote } => {
                 if !port_in(lp, local) {
-                    return Err(("local_ports", format!("local port {local} is not among {}", ports_text(lp))));
+                    return Err((
+                        "local_ports",
+                        format!("local port {local} is not among its local ports ({})", ports_text(lp)),
+                    ));
                 }
                 if !port_in(rp, remote) {
-                    return Err(("remote_ports", format!("remote port {remote} is not among {}", ports_text(rp))));
+                    return Err((
+                        "remote_ports",
+                        format!("remote port {remote} is not among its remote ports ({})", ports_text(rp)),
+                    ));
                 }
                 Ok(None)
             }

@@ -212,22 +212,21 @@ pub(crate) fn why_wins(a: &Rule, ka: &Precedence, b: &Rule, kb: &Precedence) -> 
             a.remote, sa.remote, b.remote, sb.remote
         ),
         (_, Ordering::Less) => format!(
-            "same remote size as '{name}' ({}); local {} ({}) is narrower than '{name}''s local {} ({})",
+            "same remote size as '{name}' ({}); local {} ({}) is narrower than the local of '{name}' ({}, {})",
             sa.remote, a.local, sa.local, b.local, sb.local
         ),
         _ if sa.any_protocol != sb.any_protocol => format!(
-            "same addresses' size as '{name}'; it names protocol {} and '{name}' covers every protocol",
+            "as specific as '{name}' in addresses; it names protocol {} and '{name}' covers every protocol",
             a.protocol.map(protocol_name).unwrap_or_default()
         ),
         _ if sa.local_ports != sb.local_ports => format!(
-            "same addresses and protocol specificity as '{name}'; its local ports ({}) are fewer than '{name}''s \
-             ({})",
+            "as specific as '{name}' in addresses and protocol; it names fewer local ports ({}) than '{name}' ({})",
             ports_text(&a.local_ports),
             ports_text(&b.local_ports)
         ),
         _ if sa.remote_ports != sb.remote_ports => format!(
-            "same addresses, protocol and local ports specificity as '{name}'; its remote ports ({}) are fewer \
-             than '{name}''s ({})",
+            "as specific as '{name}' in addresses, protocol and local ports; it names fewer remote ports ({}) than \
+             '{name}' ({})",
             ports_text(&a.remote_ports),
             ports_text(&b.remote_ports)
         ),
@@ -248,16 +247,16 @@ pub(crate) fn why_loses(b: &Rule, kb: &Precedence, a: &Rule, ka: &Precedence) ->
     match (sb.remote.cmp(&sa.remote), sb.local.cmp(&sa.local)) {
         (Ordering::Greater, _) => {
             format!(
-                "less specific: remote {} ({}) is wider than '{w}''s ({}, {})",
+                "less specific: remote {} ({}) is wider than the remote of '{w}' ({}, {})",
                 b.remote, sb.remote, a.remote, sa.remote
             )
         }
         (_, Ordering::Greater) => format!(
-            "same remote size; local {} ({}) is wider than '{w}''s local {} ({})",
+            "same remote size; local {} ({}) is wider than the local of '{w}' ({}, {})",
             b.local, sb.local, a.local, sa.local
         ),
         _ if sb.any_protocol != sa.any_protocol => format!(
-            "same addresses' size; '{w}' names protocol {} and this rule covers every protocol",
+            "as specific in addresses; '{w}' names protocol {} and this rule covers every protocol",
             a.protocol.map(protocol_name).unwrap_or_default()
         ),
         _ if sb.local_ports != sa.local_ports => {
