@@ -247,7 +247,9 @@ proptest! {
                     prop_assert_eq!(spd.lookup_flow(&p, &f), p.governing_rule_flow(&f));
                     let _ = p.explain(&spd, &f);
                     let _ = p.explain_query(&spd, &ExplainQuery { local, peer, protocol: None, port: Some(9100) });
-                    let _ = p.rules.iter().map(|r| r.remote.to_string()).count();
+                    for r in &p.rules {
+                        prop_assert!(!r.remote.to_string().is_empty() && !r.local.to_string().is_empty());
+                    }
                 }
             }
             Err(errors) => {
