@@ -109,6 +109,10 @@ fn config_load(c: &mut Criterion) {
     let mut g = c.benchmark_group("config_load");
     g.sample_size(10);
     g.bench_function("10000_rules_100000_entries", |b| b.iter(|| black_box(load(black_box(&text)))));
+    // The SPD alone (what a reload or a keyword re-resolution rebuilds).
+    let (policy, _) = load(&text);
+    g.bench_function("spd_build_only", |b| b.iter(|| black_box(Spd::build(black_box(&policy)))));
+    drop(policy);
     g.finish();
 
     // Memory: what the built Policy and Spd keep (the TOML document is gone by then), and the peak of a load.
