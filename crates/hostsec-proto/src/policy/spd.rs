@@ -344,13 +344,23 @@ impl Spd {
             .or_else(|| self.overflow(policy, list, flow.remote, admits).map(|(i, _)| i))
     }
 
-    /// Inclusive address ranges with the action of their first candidate (ignoring `local` restrictions and
-    /// selectors), for the firewall and the routes.
+    /// Inclusive address ranges with the action of their address-level rule, for the firewall and the routes,
+    /// which see addresses only: the first candidate that names no protocol and no ports (`local` restrictions
+    /// are ignored, as before selectors existed), or the first candidate when every one names some. Rules with a
+    /// protocol or ports refine a range per flow, where [`Spd::lookup_flow`] is asked; [`Spd::rules_of`] lists
+    /// them for a plan that wants to express them.
     pub fn ranges<'p>(&'p self, policy: &'p Policy) -> impl Iterator<Item = (IpAddr, IpAddr, Action, usize)> + 'p {
+        let address_level =
+            |r: &Rule| (r.protocol.is_none() && r.local_ports.is_empty() && r.remote_ports.is_empty()).then_some(());
         [true, false].into_iter().flat_map(move |v4| {
             self.segments(v4).into_iter().filter_map(move |s| {
-                let w = *self.rules_of(&s).first()? as usize;
-                Some((from_u128(s.lo, v4), from_u128(s.hi, v4), policy.rules.get(w)?.action, w))
+                let lo = from_u128(s.lo, v4);
+                // Every address of a segment has the same candidates: its first stands for all.
+                let w = match self.first_admitted(policy, lo, address_level) {
+                    Some((w, ())) => w,
+                    None => *self.rules_of(&s).first()? as usize,
+                };
+                Some((lo, from_u128(s.hi, v4), policy.rules.get(w)?.action, w))
             })
         })
     }
@@ -614,6 +624,20 @@ mod tests {
         let ranges: Vec<_> =
             spd.ranges(&p).filter(|r| r.0.is_ipv4()).map(|r| (r.0.to_string(), r.1.to_string(), r.2)).collect();
         assert_eq!(ranges.len(), 5, "{ranges:?}");
+    }
+
+    #[test]
+    fn ranges_take_the_address_level_rule() {
+        let text = "[defaults]\npsk = \"0123456789abcdef\"\nauto = \"none\"\n\
+            [[rule]]\nname = \"jetdirect\"\nremote = \"198.51.100.0/24\"\nprotocol = \"tcp\"\nlocal_ports = [9100]\naction = \"bypass\"\n\
+            [[rule]]\nname = \"admin\"\nremote = \"198.51.100.0/24\"\nlocal = \"192.0.2.10\"\naction = \"request\"\n\
+            [[rule]]\nname = \"lan\"\nremote = \"198.51.100.0/24\"\n\
+            [[rule]]\nname = \"ssh-only\"\nremote = \"203.0.113.0/24\"\nprotocol = \"tcp\"\nlocal_ports = [22]\naction = \"block\"\n";
+        let p = Policy::from_toml("t.toml", text, &NoFiles).unwrap_or_else(|e| panic!("{e:?}"));
+        let spd = Spd::build(&p);
+        let got: Vec<(String, usize)> = spd.ranges(&p).map(|r| (r.0.to_string(), r.3)).collect();
+        // The port rule does not decide the range's action; a local restriction does, as before selectors.
+        assert_eq!(got, [("198.51.100.0".to_string(), 1), ("203.0.113.0".to_string(), 3)]);
     }
 
     fn arb_rule() -> impl Strategy<Value = (String, &'static str)> {
