@@ -3,6 +3,8 @@
 
 use super::address::{AddressSet, AddressSpec};
 use super::duration::parse_duration;
+use super::keyword::Keyword;
+use super::selector::{has_ports, parse_protocol, protocol_name};
 use super::{
     Action, Authentication, AutoStart, DefaultAction, Global, IdSpec, Keying, NatTraversal, Policy, PortRange, Rule,
 };
@@ -110,19 +112,19 @@ const RULE_KEYS: &[&str] = &[
     "pfs",
 ];
 
-const KEYWORDS: &[&str] = &["LocalSubnet", "DefaultGateway", "DHCP", "DNS", "WINS"];
-
-struct Ctx<'t> {
+struct Ctx {
     file: String,
-    text: &'t str,
+    /// Byte offset of every line start, so that a span's line is a binary search (a config with 10,000 rules
+    /// asks for about 100,000 lines).
+    line_starts: Vec<usize>,
     errors: Vec<ConfigError>,
     warnings: Vec<String>,
 }
 
-impl Ctx<'_> {
+impl Ctx {
     fn line_of(&self, span: Option<std::ops::Range<usize>>) -> Option<usize> {
-        let start = span?.start.min(self.text.len());
-        Some(self.text.as_bytes()[..start].iter().filter(|b| **b == b'\n').count() + 1)
+        let start = span?.start;
+        Some(self.line_starts.partition_point(|s| *s <= start).max(1))
     }
 
     fn error(&mut self, line: Option<usize>, rule: Option<&str>, field: Option<&str>, message: impl Into<String>) {
@@ -149,7 +151,8 @@ struct Field<'d> {
 }
 
 pub(super) fn parse(file: &str, text: &str, files: &dyn ConfigFiles) -> Result<Policy, Vec<ConfigError>> {
-    let mut cx = Ctx { file: file.to_string(), text, errors: Vec::new(), warnings: Vec::new() };
+    let line_starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
+    let mut cx = Ctx { file: file.to_string(), line_starts, errors: Vec::new(), warnings: Vec::new() };
     let doc = match Document::parse(text) {
         Ok(d) => d,
         Err(e) => {
@@ -220,13 +223,18 @@ pub(super) fn parse(file: &str, text: &str, files: &dyn ConfigFiles) -> Result<P
     }
 
     if cx.errors.is_empty() {
-        Ok(Policy { source: file.to_string(), global, rules, warnings: cx.warnings })
+        let mut policy = Policy { source: file.to_string(), global, rules, warnings: cx.warnings };
+        // Before the host's facts are known keywords cover nothing: verdicts about the rules that use them come
+        // from `Policy::resolve`.
+        let shadowed = policy.unresolved_shadow_warnings();
+        policy.warnings.extend(shadowed);
+        Ok(policy)
     } else {
         Err(cx.errors)
     }
 }
 
-fn check_keys(cx: &mut Ctx<'_>, t: &Table, allowed: &[&str], rule: Option<&str>, prefix: &str) {
+fn check_keys(cx: &mut Ctx, t: &Table, allowed: &[&str], rule: Option<&str>, prefix: &str) {
     for (key, item) in t.iter() {
         if !allowed.contains(&key) {
             let line = cx.line_of(t.key(key).and_then(|k| k.span()).or_else(|| item.span()));
@@ -240,11 +248,11 @@ fn check_keys(cx: &mut Ctx<'_>, t: &Table, allowed: &[&str], rule: Option<&str>,
     }
 }
 
-fn value_line(cx: &Ctx<'_>, t: &Table, key: &str) -> Option<usize> {
+fn value_line(cx: &Ctx, t: &Table, key: &str) -> Option<usize> {
     cx.line_of(t.get(key).and_then(|i| i.span()).or_else(|| t.key(key).and_then(|k| k.span())))
 }
 
-fn parse_global(cx: &mut Ctx<'_>, t: &Table) -> Global {
+fn parse_global(cx: &mut Ctx, t: &Table) -> Global {
     check_keys(cx, t, GLOBAL_KEYS, None, "global.");
     let mut g = Global::default();
     for (key, item) in t.iter() {
@@ -326,7 +334,7 @@ fn parse_global(cx: &mut Ctx<'_>, t: &Table) -> Global {
 }
 
 fn parse_rule(
-    cx: &mut Ctx<'_>,
+    cx: &mut Ctx,
     index: usize,
     t: &Table,
     defaults: &Table,
@@ -335,26 +343,14 @@ fn parse_rule(
 ) -> Option<Rule> {
     let header_line = cx.line_of(t.span()).or_else(|| t.iter().next().and_then(|(k, _)| value_line(cx, t, k)));
     let provisional = format!("#{}", index + 1);
-    check_keys(cx, t, RULE_KEYS, Some(&provisional), "");
     let errors_before = cx.errors.len();
 
-    let get = |cx: &Ctx<'_>, key: &str| -> Option<Field<'_>> {
+    let get = |cx: &Ctx, key: &str| -> Option<Field<'_>> {
         if let Some(v) = t.get(key).and_then(Item::as_value) {
             return Some(Field { value: v, line: value_line(cx, t, key) });
         }
         defaults.get(key).and_then(Item::as_value).map(|v| Field { value: v, line: value_line(cx, defaults, key) })
     };
-    for key in RULE_KEYS {
-        for (tbl, _) in [(t, ()), (defaults, ())] {
-            if let Some(item) = tbl.get(key) {
-                if item.as_value().is_none() {
-                    let line = value_line(cx, tbl, key);
-                    cx.error(line, Some(&provisional), Some(key), "must be a value, not a table");
-                }
-            }
-        }
-    }
-
     let name = match get(cx, "name") {
         None => {
             cx.error(header_line, Some(&provisional), Some("name"), "missing; every rule needs a unique name");
@@ -377,6 +373,15 @@ fn parse_rule(
     };
     let rn = Some(name.as_str());
     let line = header_line.unwrap_or(0);
+    check_keys(cx, t, RULE_KEYS, rn, "");
+    for key in RULE_KEYS {
+        for tbl in [t, defaults] {
+            if tbl.get(key).is_some_and(|item| item.as_value().is_none()) {
+                let line = value_line(cx, tbl, key);
+                cx.error(line, rn, Some(key), "must be a value, not a table");
+            }
+        }
+    }
 
     macro_rules! field {
         ($key:expr, $default:expr, $parse:expr) => {{
@@ -485,7 +490,7 @@ fn parse_rule(
     };
 
     // Cross-field checks.
-    let field_line = |cx: &Ctx<'_>, key: &str| get(cx, key).and_then(|f| f.line).or(header_line);
+    let field_line = |cx: &Ctx, key: &str| get(cx, key).and_then(|f| f.line).or(header_line);
     let minimum_strength = match rule_strength {
         Some(level) if level < global.minimum_strength => {
             let l = field_line(cx, "minimum_strength");
@@ -503,7 +508,9 @@ fn parse_rule(
         Some(level) => level,
         None => global.minimum_strength,
     };
-    if action.negotiates() {
+    // A misspelt action is reported once: the checks that depend on the action would only guess.
+    let action_known = !cx.errors[errors_before..].iter().any(|e| e.field.as_deref() == Some("action"));
+    if action.negotiates() && action_known {
         match authentication {
             Authentication::Psk
                 if psk.is_none()
@@ -549,22 +556,30 @@ fn parse_rule(
             );
         }
     }
-    if protocol.is_some() || !local_ports.is_empty() || !remote_ports.is_empty() {
-        let key = if protocol.is_some() {
-            "protocol"
-        } else if !local_ports.is_empty() {
-            "local_ports"
-        } else {
-            "remote_ports"
-        };
-        let l = field_line(cx, key);
-        cx.error(l, rn, Some(key), "traffic selectors (protocol, ports) are not available in this version; remove them to protect all traffic with these peers");
+    for (key, list) in [("local_ports", &local_ports), ("remote_ports", &remote_ports)] {
+        if !list.is_empty() && !protocol.is_some_and(has_ports) {
+            let l = field_line(cx, key);
+            let has = match protocol {
+                Some(p) => format!("this rule's protocol is {}", protocol_name(p)),
+                None => "this rule names no protocol".to_string(),
+            };
+            cx.error(
+                l,
+                rn,
+                Some(key),
+                format!("ports need protocol = \"tcp\", \"udp\", \"sctp\" or \"udplite\" ({has})"),
+            );
+        }
     }
-    if (!local_ports.is_empty() || !remote_ports.is_empty()) && !matches!(protocol, Some(6) | Some(17)) {
-        let l = field_line(cx, "protocol");
-        cx.error(l, rn, Some("protocol"), "ports need protocol = \"tcp\" or \"udp\"");
-    }
-    if auto == AutoStart::Start && action.negotiates() && remote.single_host().is_none() {
+    if auto == AutoStart::Start && action.negotiates() && remote.keywords().next().is_some() {
+        let l = field_line(cx, "auto");
+        cx.warn(
+            l,
+            rn,
+            "auto",
+            "\"start\" with a keyword in remote: the rule starts only if the keywords resolve to exactly one address",
+        );
+    } else if auto == AutoStart::Start && action.negotiates() && remote.single_host().is_none() {
         let l = field_line(cx, "auto");
         cx.error(
             l,
@@ -664,59 +679,51 @@ fn lifetime(v: &Value, min_s: u64, max_s: u64, allowed: &str) -> Result<Duration
 
 fn address_set(v: &Value) -> Result<AddressSet, String> {
     let list = string_list(v)?;
-    if list.iter().any(|s| s.eq_ignore_ascii_case("any")) {
+    if list.iter().any(|s| s.trim().eq_ignore_ascii_case("any")) {
         if list.len() > 1 {
             return Err("\"any\" cannot be combined with other addresses".into());
         }
         return Ok(AddressSet::any());
     }
     if list.is_empty() {
-        return Err("is empty; write \"any\" or list addresses, ranges and subnets".into());
+        return Err(format!(
+            "is empty; write \"any\" or list addresses, ranges, subnets and keywords ({})",
+            Keyword::allowed()
+        ));
     }
-    let mut specs = Vec::with_capacity(list.len());
-    for s in &list {
-        if let Some(k) = KEYWORDS.iter().find(|k| k.eq_ignore_ascii_case(s)) {
-            return Err(format!(
-                "the keyword '{k}' is not available in this version; list the addresses it stands for"
-            ));
-        }
-        specs.push(AddressSpec::parse(s)?);
-    }
+    let specs = list.iter().map(|s| AddressSpec::parse(s)).collect::<Result<Vec<_>, _>>()?;
     Ok(AddressSet::from_specs(specs))
 }
 
 fn protocol(v: &Value) -> Result<u8, String> {
     if let Some(n) = v.as_integer() {
-        return u8::try_from(n).map_err(|_| format!("{n} is not a protocol number (0-255)"));
+        return u8::try_from(n).map_err(|_| {
+            format!("{n} is not a protocol number; allowed: 0-255 or a name (tcp, udp, icmp, icmpv6, sctp, udplite)")
+        });
     }
-    let s = str_of(v)?;
-    match s {
-        "tcp" => Ok(6),
-        "udp" => Ok(17),
-        "icmp" => Ok(1),
-        "icmpv6" => Ok(58),
-        _ => s.parse::<u8>().map_err(|_| format!("'{s}' is not allowed; use tcp, udp, icmp, icmpv6 or a number 0-255")),
-    }
+    parse_protocol(str_of(v)?)
 }
 
+const PORTS_ALLOWED: &str = "a list of ports (\"631\", 0-65535) or port ranges (\"6000-6063\")";
+
 fn ports(v: &Value) -> Result<Vec<PortRange>, String> {
+    let item = |x: &Value| match x {
+        Value::Integer(i) => Ok(i.value().to_string()),
+        Value::String(s) => Ok(s.value().clone()),
+        _ => Err(format!("must be {PORTS_ALLOWED}")),
+    };
     let items: Vec<String> = match v {
-        Value::Array(a) => a
-            .iter()
-            .map(|x| match x {
-                Value::Integer(i) => Ok(i.value().to_string()),
-                Value::String(s) => Ok(s.value().clone()),
-                _ => Err("must be a list of ports (\"631\") or port ranges (\"1000-2000\")".to_string()),
-            })
-            .collect::<Result<_, _>>()?,
-        _ => return Err("must be a list of ports (\"631\") or port ranges (\"1000-2000\")".into()),
+        Value::Array(a) => a.iter().map(item).collect::<Result<_, _>>()?,
+        Value::String(_) | Value::Integer(_) => vec![item(v)?],
+        _ => return Err(format!("must be {PORTS_ALLOWED}")),
     };
     items
         .iter()
         .map(|s| {
             let (a, b) = s.split_once('-').unwrap_or((s, s));
-            let first: u16 = a.trim().parse().map_err(|_| format!("'{s}' is not a port or port range (0-65535)"))?;
-            let last: u16 = b.trim().parse().map_err(|_| format!("'{s}' is not a port or port range (0-65535)"))?;
+            let bad = || format!("'{s}' is not a port or port range; allowed: {PORTS_ALLOWED}");
+            let first: u16 = a.trim().parse().map_err(|_| bad())?;
+            let last: u16 = b.trim().parse().map_err(|_| bad())?;
             if first > last {
                 return Err(format!("port range '{s}' ends before it starts"));
             }

@@ -4,11 +4,18 @@
 pub mod address;
 mod config;
 mod duration;
+pub mod explain;
+pub mod keyword;
+pub mod selector;
+mod shadow;
 pub mod spd;
 
-pub use address::{AddressSet, AddressSpec};
+pub use address::{AddressCount, AddressSet, AddressSpec};
 pub use config::{ConfigError, ConfigFiles, FsFiles};
 pub use duration::{format_duration, parse_duration};
+pub use explain::{ExplainQuery, Explanation};
+pub use keyword::{HostFacts, Keyword};
+pub use selector::{Flow, Precedence, Specificity};
 pub use spd::Spd;
 
 use crate::crypto::{EspTransform, MainModeSuite, Secret, StrengthLevel};
@@ -319,23 +326,59 @@ impl Policy {
         self.rules.iter().position(|r| r.name == name)
     }
 
-    /// The rule that applies between `local` and `peer` (SPEC §2): among enabled rules covering both addresses,
-    /// the most specific (fewest remote addresses, then fewest local addresses); at equal specificity block wins
-    /// over require/request, which win over bypass; file order breaks the remaining ties. Returns its index.
+    /// The rule that applies between `local` and `peer` whatever the protocol and ports (SPEC §2): among enabled
+    /// rules whose remote and local sets cover the two addresses, the first in precedence order (most specific,
+    /// then block over require/request over bypass, then file order; see [`Precedence`]). A rule with a protocol
+    /// or ports counts although it covers only part of the traffic: IKE negotiates under it. Returns its index.
+    /// [`Policy::governing_rule_flow`] answers for one flow.
     pub fn governing_rule(&self, local: IpAddr, peer: IpAddr) -> Option<usize> {
         self.rules
             .iter()
             .enumerate()
             .filter(|(_, r)| r.enabled && r.remote.contains(peer) && r.local.contains(local))
-            .min_by_key(|(i, r)| {
-                let rank = match r.action {
-                    Action::Block => 0,
-                    Action::Require | Action::Request => 1,
-                    Action::Bypass => 2,
-                };
-                (r.remote.size(), r.local.size(), rank, *i)
-            })
+            .min_by_key(|(i, r)| r.precedence(*i))
             .map(|(i, _)| i)
+    }
+
+    /// The rule that governs `flow`: among enabled rules that cover it ([`Rule::covers`]), the first in
+    /// precedence order. A linear scan: the reference that [`Spd::lookup_flow`] must equal.
+    pub fn governing_rule_flow(&self, flow: &Flow) -> Option<usize> {
+        self.rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.enabled && r.covers(flow))
+            .min_by_key(|(i, r)| r.precedence(*i))
+            .map(|(i, _)| i)
+    }
+
+    /// Whether any rule's `remote` or `local` uses a keyword (so that the daemon must gather [`HostFacts`],
+    /// and watch them for changes).
+    pub fn uses_keywords(&self) -> bool {
+        self.rules.iter().any(|r| r.remote.keywords().next().is_some() || r.local.keywords().next().is_some())
+    }
+
+    /// Expands every keyword for a host with these facts and recomputes every rule's effective address sets
+    /// (literal elements ∪ expansions). Before the first call keywords cover nothing, so a keyword-only rule
+    /// matches no traffic. Returns warnings: keywords that stand for nothing, rules that can never apply. Any
+    /// [`Spd`] built before must be rebuilt.
+    pub fn resolve(&mut self, facts: &HostFacts) -> Vec<String> {
+        let mut warnings = Vec::new();
+        for r in &mut self.rules {
+            for (field, set) in [("remote", &mut r.remote), ("local", &mut r.local)] {
+                for k in set.resolve(facts) {
+                    warnings.push(format!(
+                        "{}:{}: rule '{}': {field} keyword {k} resolves to nothing ({})",
+                        self.source,
+                        r.line,
+                        r.name,
+                        k.empty_reason()
+                    ));
+                }
+            }
+        }
+        let spd = Spd::build(self);
+        warnings.extend(self.shadow_warnings(&spd));
+        warnings
     }
 
     /// The rule that IKE with `peer` on `local` negotiates under: the governing rule, if its action negotiates.

@@ -100,18 +100,9 @@ pub fn address_set_prefixes(set: &AddressSet) -> Vec<(IpAddr, u8)> {
         return vec![(IpAddr::from([0u8; 4]), 0), (IpAddr::from([0u8; 16]), 0)];
     }
     let mut out = Vec::new();
+    // The effective intervals, already merged, include what the set's keywords resolved to.
     for ipv4 in [true, false] {
-        let mut iv: Vec<(u128, u128)> =
-            set.specs().iter().filter(|s| s.is_ipv4() == ipv4).map(|s| s.bounds()).collect();
-        iv.sort_unstable();
-        let mut merged: Vec<(u128, u128)> = Vec::with_capacity(iv.len());
-        for (lo, hi) in iv {
-            match merged.last_mut() {
-                Some(last) if lo <= last.1.saturating_add(1) => last.1 = last.1.max(hi),
-                _ => merged.push((lo, hi)),
-            }
-        }
-        for (lo, hi) in merged {
+        for &(lo, hi) in set.intervals(ipv4) {
             out.extend(interval_to_prefixes(lo, hi, ipv4));
         }
     }
