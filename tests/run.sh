@@ -2,7 +2,7 @@
 # The whole hostsec test suite, as CI runs it (bash .ci/run calls this). As root on Debian 12:
 #   1. formatting and lints (cargo fmt --check, cargo clippy -D warnings)
 #   2. unit, property, known-answer, capture and in-memory pair tests (cargo test)
-#   3. hostsecd + hostsec end to end in network namespaces (tests/e2e/hostsec-pair.sh, tests/e2e/datapath.sh)
+#   3. hostsecd + hostsec end to end in network namespaces (tests/e2e/hostsec-pair.sh, datapath.sh, keywords.sh)
 #   4. interop with strongSwan in a QEMU guest with kernel ESP: IKE (tests/interop/strongswan-ike.sh) and protected
 #      traffic through hostsec's ESP datapath (tests/interop/strongswan-esp.sh)
 # Options: --no-interop (skip 4), --interop-cases all|quick (default all).
@@ -57,6 +57,9 @@ bash tests/e2e/hostsec-pair.sh
 
 step "end to end: the ESP datapath between two hostsecd (IPv4/IPv6, actions, replay, restore)"
 bash tests/e2e/datapath.sh
+
+step "end to end: rule keywords follow the host's configuration (LocalSubnet, DNS, WINS)"
+bash tests/e2e/keywords.sh
 
 if [ "$INTEROP" = yes ]; then
   step "interop: strongSwan in a QEMU guest with kernel ESP ($CASES cases)"

@@ -21,6 +21,12 @@ pub enum Request {
     RuleExplain {
         /// The peer.
         peer: IpAddr,
+        /// IP protocol of the traffic asked about; absent = traffic that no protocol-specific rule selects.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        protocol: Option<u8>,
+        /// A port of the traffic, matched against rules' local or remote ports.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        port: Option<u16>,
     },
     /// Negotiate a rule's SAs now and report the outcome.
     Initiate {

@@ -21,7 +21,8 @@ verbs:
   sas                                 Main Mode and Quick Mode SAs
   stats                               counters (received, dropped by reason, refusals)
   rules                               the rules in force
-  rule explain --peer ADDR            which rule applies to a peer, and why
+  rule explain --peer ADDR [--proto P] [--port N]
+                                      which rule applies to that traffic, why, and which others lost
   rule test NAME --peer ADDR          negotiate with the peer under the rule and report the verdict
   initiate RULE [--peer ADDR]         negotiate a rule's SAs now
   terminate RULE | --peer ADDR        delete SAs (the peer is told)
@@ -98,13 +99,28 @@ fn main() -> ExitCode {
 
 fn run(mut cli: Cli) -> Result<ExitCode, String> {
     let peer = take_opt(&mut cli.words, "--peer")?.map(|p| parse_ip(&p)).transpose()?;
+    let proto = take_opt(&mut cli.words, "--proto")?
+        .map(|p| hostsec_proto::policy::selector::parse_protocol(&p).map_err(|e| format!("--proto: {e}")))
+        .transpose()?;
+    let port = take_opt(&mut cli.words, "--port")?
+        .map(|p| p.parse::<u16>().map_err(|_| format!("--port: '{p}' is not a port number (0 to 65535)")))
+        .transpose()?;
     let words: Vec<&str> = cli.words.iter().map(String::as_str).collect();
     let request = match words.as_slice() {
         ["status"] => Request::Status,
         ["sas"] => Request::Sas,
         ["stats"] => Request::Stats,
         ["rules"] => Request::Rules,
-        ["rule", "explain"] => Request::RuleExplain { peer: peer.ok_or("rule explain needs --peer ADDR")? },
+        ["rule", "explain"] => Request::RuleExplain {
+            peer: peer.ok_or("rule explain needs --peer ADDR")?,
+            protocol: proto,
+            port: match port {
+                Some(_) if proto.is_some_and(|p| !hostsec_proto::policy::selector::has_ports(p)) => {
+                    return Err("--port needs a protocol with ports (tcp, udp, sctp, udplite) or no --proto".into())
+                }
+                p => p,
+            },
+        },
         ["rule", "test", name] => {
             Request::Initiate { rule: name.to_string(), peer: Some(peer.ok_or("rule test needs --peer ADDR")?) }
         }

@@ -141,17 +141,29 @@ pub fn rules(d: &serde_json::Value) {
 
 /// `hostsec rule explain`.
 pub fn explain(d: &serde_json::Value) {
-    let rule = d["rule"].as_str().unwrap_or("(none)");
+    let rule = d["rule"]["name"].as_str().map_or("(none)".to_string(), |n| format!("'{n}'"));
     println!(
-        "{} (from {}): rule {rule}, action {}",
+        "{} from {} ({}): rule {rule}, action {}",
         d["peer"].as_str().unwrap_or("?"),
         d["local"].as_str().unwrap_or("?"),
+        d["traffic"].as_str().unwrap_or("all traffic"),
         d["action"].as_str().unwrap_or("?")
     );
     println!("  why: {}", d["why"].as_str().unwrap_or(""));
-    if let Some(also) = d["also_matched"].as_array().filter(|a| !a.is_empty()) {
-        let names: Vec<&str> = also.iter().filter_map(|v| v.as_str()).collect();
-        println!("  also matched but lost: {}", names.join(", "));
+    for c in d["also_matched"].as_array().into_iter().flatten() {
+        println!(
+            "  also matched, lost: '{}': {}",
+            c["rule"]["name"].as_str().unwrap_or("?"),
+            c["reason"].as_str().unwrap_or("")
+        );
+    }
+    for c in d["not_matching"].as_array().into_iter().flatten() {
+        println!(
+            "  covers the peer, not this traffic: '{}' ({}): {}",
+            c["rule"]["name"].as_str().unwrap_or("?"),
+            c["field"].as_str().unwrap_or("?"),
+            c["reason"].as_str().unwrap_or("")
+        );
     }
 }
 

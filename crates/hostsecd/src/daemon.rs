@@ -13,7 +13,7 @@ use hostsec_proto::control::{
 };
 use hostsec_proto::esp::{DropReason, InboundSa, LifetimeLimits, OutboundSa, SaConfig, SaCounters};
 use hostsec_proto::ike::{Endpoint, Event, RequestId, Timing};
-use hostsec_proto::policy::{Action, AutoStart, Policy};
+use hostsec_proto::policy::{Action, AutoStart, HostFacts, Policy};
 use rand_chacha::rand_core::SeedableRng;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -120,10 +120,27 @@ struct Daemon {
     acquires: HashMap<RequestId, (IpAddr, Action)>,
     fallback_at: HashMap<IpAddr, Instant>,
     rng: rand_chacha::ChaCha20Rng,
+    /// The policy as the config file says it, before the keywords are resolved.
+    base: Policy,
+    /// The host's network configuration that the keywords were last resolved against.
+    facts: HostFacts,
+    facts_rx: mpsc::UnboundedReceiver<HostFacts>,
 }
 
 impl Daemon {
-    async fn start(opts: Options, policy: Policy) -> Result<Daemon, String> {
+    async fn start(opts: Options, base: Policy) -> Result<Daemon, String> {
+        let sources = host::facts::FactSources::default();
+        let facts = host::facts::gather(&sources).unwrap_or_else(|e| {
+            warn!("cannot read the host's network configuration (keywords resolve to nothing): {e}");
+            HostFacts::default()
+        });
+        let policy = resolved(&base, &facts);
+        let (facts_tx, facts_rx) = mpsc::unbounded_channel();
+        if base.uses_keywords() {
+            // Keeping the sender alive without a watcher would do no harm, but there is nothing to follow.
+            host::watch::spawn(sources, facts.clone(), facts_tx)
+                .map_err(|e| format!("cannot follow the host's network configuration: {e}"))?;
+        }
         let listen = if policy.global.listen.is_empty() {
             netaddr::local_addresses().map_err(|e| format!("cannot list local addresses: {e}"))?
         } else {
@@ -198,6 +215,9 @@ impl Daemon {
             acquires: HashMap::new(),
             fallback_at: HashMap::new(),
             rng: rand_chacha::ChaCha20Rng::from_entropy(),
+            base,
+            facts,
+            facts_rx,
         })
     }
 
@@ -263,6 +283,7 @@ impl Daemon {
                 _ = int.recv() => break,
                 _ = hup.recv() => { let _ = self.reload(); }
                 Some(e) = self.dp_rx.recv() => self.on_datapath(e),
+                Some(f) = self.facts_rx.recv() => self.on_host_facts(f),
                 _ = sleep => {
                     let now = Instant::now();
                     self.endpoint.handle_timeout(now);
@@ -477,27 +498,14 @@ impl Daemon {
 
     fn reload(&mut self) -> Result<(), Vec<String>> {
         match load_policy(&self.config) {
-            Ok(p) => {
-                for w in &p.warnings {
+            Ok(base) => {
+                for w in &base.warnings {
                     warn!("config: {w}");
                 }
-                info!("reloaded {}: {} rules", self.config.display(), p.rules.len());
-                let p = Arc::new(p);
-                if let Some(pl) = &mut self.plumbing {
-                    let snapshot = Snapshot::new(p.clone());
-                    let (routes, plan) = host_plan(&p, &snapshot.spd, &pl.locals, &pl.config.tun_name);
-                    if let Some(r) = pl.state.routing() {
-                        if let Err(e) = r.set_routes(&routes) {
-                            warn!("reload: routes: {e}");
-                        }
-                    }
-                    if let Err(e) = pl.state.apply_firewall(&plan) {
-                        warn!("reload: firewall: {e}");
-                    }
-                    pl.datapath.set_policy(snapshot);
-                }
-                self.endpoint.set_policy(p);
-                self.start_auto_rules(Instant::now());
+                info!("reloaded {}: {} rules", self.config.display(), base.rules.len());
+                let policy = resolved(&base, &self.facts);
+                self.base = base;
+                self.apply_policy(policy);
                 Ok(())
             }
             Err(errors) => {
@@ -508,6 +516,35 @@ impl Daemon {
                 Err(errors)
             }
         }
+    }
+
+    /// The host's addresses, routes, resolver or leases changed: the keywords are resolved again. SAs whose peers
+    /// stay covered stay up.
+    fn on_host_facts(&mut self, facts: HostFacts) {
+        info!("host network configuration changed: resolving the rule keywords again");
+        self.facts = facts;
+        let policy = resolved(&self.base, &self.facts);
+        self.apply_policy(policy);
+    }
+
+    /// Puts a validated, resolved policy in force: routes, firewall, datapath, IKE.
+    fn apply_policy(&mut self, p: Policy) {
+        let p = Arc::new(p);
+        if let Some(pl) = &mut self.plumbing {
+            let snapshot = Snapshot::new(p.clone());
+            let (routes, plan) = host_plan(&p, &snapshot.spd, &pl.locals, &pl.config.tun_name);
+            if let Some(r) = pl.state.routing() {
+                if let Err(e) = r.set_routes(&routes) {
+                    warn!("policy change: routes: {e}");
+                }
+            }
+            if let Err(e) = pl.state.apply_firewall(&plan) {
+                warn!("policy change: firewall: {e}");
+            }
+            pl.datapath.set_policy(snapshot);
+        }
+        self.endpoint.set_policy(p);
+        self.start_auto_rules(Instant::now());
     }
 
     fn control(&mut self, c: ControlRequest) {
@@ -538,7 +575,7 @@ impl Daemon {
             Request::Rules => {
                 Response::ok(self.endpoint.policy().rules.iter().map(RuleEntry::from).collect::<Vec<_>>())
             }
-            Request::RuleExplain { peer } => self.explain(peer),
+            Request::RuleExplain { peer, protocol, port } => self.explain(peer, protocol, port),
             Request::Initiate { rule, peer } => {
                 let target = peer.or_else(|| self.endpoint.policy().rule(&rule).and_then(|r| r.remote.single_host()));
                 let local = target.and_then(|p| self.sockets.local_for(p));
@@ -617,36 +654,28 @@ impl Daemon {
         StatsView { ike: self.endpoint.stats().clone(), esp, firewall }
     }
 
-    fn explain(&self, peer: IpAddr) -> Response {
+    fn explain(&self, peer: IpAddr, protocol: Option<u8>, port: Option<u16>) -> Response {
         let p: &Policy = self.endpoint.policy();
         let local = self.sockets.local_for(peer).map(|a| a.ip());
         let Some(local) = local else { return Response::invalid(format!("no local IKE address of {peer}'s family")) };
-        let matching: Vec<&str> = p
-            .rules
-            .iter()
-            .filter(|r| r.enabled && r.remote.contains(peer) && r.local.contains(local))
-            .map(|r| r.name.as_str())
-            .collect();
-        match p.governing_rule(local, peer) {
-            Some(i) => {
-                let r = &p.rules[i];
-                Response::ok(serde_json::json!({
-                    "peer": peer.to_string(),
-                    "local": local.to_string(),
-                    "rule": r.name,
-                    "action": r.action.name(),
-                    "why": format!("most specific enabled rule covering {peer} (remote {})", r.remote),
-                    "also_matched": matching.iter().filter(|n| **n != r.name).collect::<Vec<_>>(),
-                }))
-            }
-            None => Response::ok(serde_json::json!({
-                "peer": peer.to_string(),
-                "local": local.to_string(),
-                "rule": null,
-                "action": match p.global.default_action { hostsec_proto::policy::DefaultAction::Bypass => "bypass", hostsec_proto::policy::DefaultAction::Block => "block" },
-                "why": "no enabled rule covers this peer: the global default_action applies",
-                "also_matched": Vec::<String>::new(),
-            })),
-        }
+        let spd = hostsec_proto::policy::Spd::build(p);
+        let q = hostsec_proto::policy::ExplainQuery { local, peer, protocol, port };
+        Response::ok(p.explain_query(&spd, &q))
     }
+}
+
+/// `base` with its keywords resolved against `facts`; what each keyword stands for is logged, and a keyword that
+/// stands for nothing is warned about.
+fn resolved(base: &Policy, facts: &HostFacts) -> Policy {
+    let mut p = base.clone();
+    if !p.uses_keywords() {
+        return p;
+    }
+    for w in p.resolve(facts) {
+        warn!("keywords: {w}");
+    }
+    for r in p.rules.iter().filter(|r| r.remote.keywords().next().is_some() || r.local.keywords().next().is_some()) {
+        info!(rule = %r.name, "keywords resolved: remote {}; local {}", r.remote, r.local);
+    }
+    p
 }

@@ -13,12 +13,14 @@
 //! Every name and number the plumbing puts on the host is a constant of this file, so that `restore` finds exactly
 //! what an earlier run added.
 
+pub mod facts;
 pub mod firewall;
 mod netlink;
 pub mod rawsock;
 pub mod restore;
 pub mod routing;
 pub mod tun;
+pub mod watch;
 
 pub use firewall::{Counter, Firewall, FirewallCounters, FirewallPlan};
 pub use rawsock::{rebuild_ipv6, EspSockets, RebuildError};
