@@ -92,21 +92,23 @@ sleep 0.5
 printf '%s\n' "$MARKER" | ip netns exec $NA nc -q 1 -w 5 198.51.100.2 9100
 wait $NCP 2>/dev/null
 check "TCP A -> B delivers the payload" grep -q "$MARKER" "$W/received.txt"
+sleep 1; kill $TD; wait $TD 2>/dev/null
+# The bulk transfer runs after the capture: at a gigabit it would make the capture hundreds of megabytes, which
+# tshark then decrypts for minutes.
 ip netns exec $NA iperf3 -s -1 -D --pidfile "$W/iperf.pid" >/dev/null; sleep 0.3
 check "iperf3 TCP over IPv6, B -> A" quiet ip netns exec $NB iperf3 -6 -c 2001:db8:1::1 -t 2
-sleep 1; kill $TD; wait $TD 2>/dev/null
 between='((host 198.51.100.1 and host 198.51.100.2) or (host 2001:db8:1::1 and host 2001:db8:1::2))'
 n_esp=$(tcpdump -r "$W/wire.pcap" -nn "$between and (ip proto 50 or ip6 proto 50)" 2>/dev/null | wc -l)
 n_ike=$(tcpdump -r "$W/wire.pcap" -nn "$between and udp port 500" 2>/dev/null | wc -l)
 n_other=$(tcpdump -r "$W/wire.pcap" -nn "$between and not (ip proto 50 or ip6 proto 50) and not udp port 500" 2>/dev/null | wc -l)
-check "the wire between A and B: $n_esp ESP, $n_ike IKE, $n_other other" test "$n_esp" -gt 100 -a "$n_ike" -ge 9 -a "$n_other" = 0
+check "the wire between A and B: $n_esp ESP, $n_ike IKE, $n_other other" test "$n_esp" -ge 24 -a "$n_ike" -ge 9 -a "$n_other" = 0
 args=(-o esp.enable_encryption_decode:TRUE -o esp.enable_authentication_check:TRUE)
 while IFS= read -r l; do args+=(-o "uat:esp_sa:$l"); done < "$W/a-keys/esp_sa"
 tshark -r "$W/wire.pcap" "${args[@]}" -Y "tcp.port == 9100" -T fields -e data.data -e tcp.payload 2>/dev/null > "$W/decrypted.txt"
 hexmarker=$(printf '%s' "$MARKER" | od -An -tx1 | tr -d ' \n')
 check "tshark decrypts the ESP with the key log and finds the TCP payload" grep -q "$hexmarker" "$W/decrypted.txt"
 good=$(tshark -r "$W/wire.pcap" "${args[@]}" -Y "esp.icv_good == 1" 2>/dev/null | wc -l)
-check "tshark checks the ICVs good ($good packets)" test "$good" -gt 100
+check "tshark checks the ICVs good ($good packets)" test "$good" -ge 24
 sas=$(hs a sas --json)
 check "hostsec sas counts bytes and packets" test "$(jq_ 'sum(q["packets_in"] for q in d["quick_mode"]) > 1000 and sum(q["bytes_out"] for q in d["quick_mode"]) > 1000' <<<"$sas")" = True
 
