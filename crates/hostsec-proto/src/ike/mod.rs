@@ -18,10 +18,12 @@ mod proposal;
 mod quick_mode;
 mod retransmit;
 mod sa;
+pub mod selector;
 mod stats;
 
 pub use endpoint::{Endpoint, InitiateError, Transmit};
 pub use events::{ChildSaKeys, Event, MainModeSaInfo, QuickModeSaInfo, RequestId, Role};
+pub use selector::{Flow, Selector};
 pub use stats::Stats;
 
 /// Timing and bounds of the IKE engine. The defaults suit real networks; tests shorten nothing (they use a
