@@ -137,8 +137,9 @@ pub fn rule_covers(rule: &Rule, flow: &Flow) -> bool {
         && in_ports(&rule.remote_ports, flow.remote_port)
 }
 
-/// The precedence of rules that cover the same flow (SPEC §2, as [`Policy::governing_rule`] orders them).
-fn precedence(rule: &Rule, index: usize) -> (u128, u128, u8, usize) {
+/// The precedence of rules that cover the same flow (SPEC §2, as [`Policy::governing_rule`] and the SPD's
+/// segments order them): smaller wins. `index` is the rule's position in the file.
+pub fn precedence(rule: &Rule, index: usize) -> (u128, u128, u8, usize) {
     let rank = match rule.action {
         crate::policy::Action::Block => 0,
         crate::policy::Action::Require | crate::policy::Action::Request => 1,
