@@ -162,8 +162,8 @@ fn set_def(out: &mut String, name: &str, ipv4: bool, prefixes: &[(IpAddr, u8)]) 
     out.push_str("\t}\n");
 }
 
-/// Prefixes of one family as an nft set literal (`{ 192.0.2.1, 198.51.100.0/24 }`), or `None` when there is
-/// none of that family.
+/// Prefixes of one family as an nft set literal (`{ 192.0.2.1, 198.51.100.0/24 }`, or the bare element when there
+/// is one, as `nft list` prints it back), or `None` when there is none of that family.
 fn prefix_literal(prefixes: &[(IpAddr, u8)], ipv4: bool) -> Option<String> {
     let max = if ipv4 { 32 } else { 128 };
     let elems: Vec<String> = prefixes
@@ -179,14 +179,23 @@ fn prefix_literal(prefixes: &[(IpAddr, u8)], ipv4: bool) -> Option<String> {
             }
         })
         .collect();
-    (!elems.is_empty()).then(|| format!("{{ {} }}", elems.join(", ")))
+    literal(elems)
 }
 
-/// Port ranges as an nft set literal (`{ 631, 9100-9109 }`).
+/// Elements as `nft list` writes them: one bare, several in braces; `None` for none.
+fn literal(elems: Vec<String>) -> Option<String> {
+    match elems.as_slice() {
+        [] => None,
+        [one] => Some(one.clone()),
+        _ => Some(format!("{{ {} }}", elems.join(", "))),
+    }
+}
+
+/// Port ranges as an nft set literal (`{ 631, 9100-9109 }`, or `9100` alone).
 fn port_literal(ports: &[(u16, u16)]) -> String {
     let elems: Vec<String> =
         ports.iter().map(|(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") }).collect();
-    format!("{{ {} }}", elems.join(", "))
+    literal(elems).unwrap_or_default()
 }
 
 impl FlowRule {
@@ -558,10 +567,10 @@ table inet hostsec {
         };
         let t = plan.table_text(&FirewallCounters::default()).unwrap();
         for line in [
-            "\t\tip saddr { 198.51.100.2 } tcp dport { 9100, 631-632 } counter name \"drop_require_in\" drop\n",
-            "\t\tip6 saddr { 2001:db8:1::/64 } tcp dport { 9100, 631-632 } counter name \"drop_require_in\" drop\n",
-            "\t\tip daddr { 198.51.100.2 } tcp sport { 9100, 631-632 } counter name \"drop_require_out\" drop\n",
-            "\t\tip saddr { 198.51.100.2 } meta l4proto 1 accept\n",
+            "\t\tip saddr 198.51.100.2 tcp dport { 9100, 631-632 } counter name \"drop_require_in\" drop\n",
+            "\t\tip6 saddr 2001:db8:1::/64 tcp dport { 9100, 631-632 } counter name \"drop_require_in\" drop\n",
+            "\t\tip daddr 198.51.100.2 tcp sport { 9100, 631-632 } counter name \"drop_require_out\" drop\n",
+            "\t\tip saddr 198.51.100.2 meta l4proto 1 accept\n",
             "\t\tip saddr @block_late4 counter name \"drop_block\" drop\n",
             "\tset block_late4 {\n\t\ttype ipv4_addr\n\t\tflags interval\n\t\tauto-merge\n\t\telements = { 203.0.113.0/24 }\n",
         ] {
