@@ -9,7 +9,7 @@
 
 use crate::host::{interval_to_prefixes, FirewallPlan, FlowAction, FlowRule, RouteSpec};
 use hostsec_proto::ike::selector::{has_selectors, precedence};
-use hostsec_proto::policy::{Action, DefaultAction, Policy, PortRange, Spd};
+use hostsec_proto::policy::{Action, DefaultAction, Policy, PortRange, Precedence, Spd};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
@@ -17,9 +17,6 @@ use std::net::IpAddr;
 /// (neighbour discovery must keep working, SPEC §4; IKE transport SAs protect unicast traffic between two hosts).
 const NEVER_PROTECTED: [(&str, u8); 5] =
     [("224.0.0.0", 4), ("255.255.255.255", 32), ("169.254.0.0", 16), ("ff00::", 8), ("fe80::", 10)];
-
-/// The order rules apply in (see [`precedence`]).
-type Precedence = (u128, u128, u8, usize);
 
 /// The routes of the TUN table and the firewall plan for `policy`. `locals` are our addresses (the preferred
 /// source of protected routes, per family).
@@ -31,10 +28,10 @@ pub fn host_plan(policy: &Policy, spd: &Spd, locals: &[IpAddr], tun: &str) -> (V
     let mut flows: BTreeMap<Precedence, Vec<(IpAddr, u8)>> = BTreeMap::new();
     for v4 in [true, false] {
         let src = locals.iter().copied().find(|a| a.is_ipv4() == v4);
-        for seg in spd.segments(v4) {
+        for seg in &spd.segments(v4) {
             let mut selective = Vec::new();
             let mut base = None;
-            for i in seg.rules.iter().map(|i| *i as usize) {
+            for i in spd.rules_of(seg).iter().map(|i| *i as usize) {
                 let Some(r) = policy.rules.get(i) else { continue };
                 if has_selectors(r) {
                     selective.push(i);
@@ -67,7 +64,7 @@ pub fn host_plan(policy: &Policy, spd: &Spd, locals: &[IpAddr], tun: &str) -> (V
             list.extend(prefixes);
         }
     }
-    for ((.., index), prefixes) in flows {
+    for (Precedence { index, .. }, prefixes) in flows {
         let r = &policy.rules[index];
         let ports = |l: &[PortRange]| l.iter().map(|p| (p.first, p.last)).collect::<Vec<_>>();
         plan.flows.push(FlowRule {

@@ -10,26 +10,13 @@
 //! functions of this file marked `SWITCH: lookup_flow`, so that the policy module's own flow lookups replace them
 //! in one line each once they exist.
 
-use crate::policy::{Policy, PortRange, Rule, Spd};
+use crate::policy::{Policy, PortRange, Precedence, Rule, Spd};
 use std::fmt;
 use std::net::IpAddr;
 
-/// One flow of traffic as the policy sees it: this host's address and port, the peer's, and the IP protocol
-/// (0 in `protocol` or a port means "any" when a flow stands for a whole selector).
-// SWITCH: lookup_flow — becomes `pub use crate::policy::Flow;` once the policy module has it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Flow {
-    /// This host's address.
-    pub local: IpAddr,
-    /// The peer's address.
-    pub remote: IpAddr,
-    /// IP protocol (next header after the IPv6 extension headers).
-    pub protocol: u8,
-    /// This host's port (TCP, UDP, SCTP, UDP-Lite; 0 otherwise).
-    pub local_port: u16,
-    /// The peer's port.
-    pub remote_port: u16,
-}
+/// One flow of traffic as the policy sees it: the policy module's.
+// SWITCH: lookup_flow (done)
+pub use crate::policy::Flow;
 
 /// The traffic a Quick Mode SA pair carries between its two hosts, from this host's point of view. Zero means
 /// "any" in every field, as in the ID payload (RFC 2407 §4.6.2).
@@ -130,35 +117,20 @@ pub fn has_selectors(rule: &Rule) -> bool {
 /// Whether `rule` covers `flow`: both addresses, the protocol and both ports.
 // SWITCH: lookup_flow — becomes `rule.covers(flow)`.
 pub fn rule_covers(rule: &Rule, flow: &Flow) -> bool {
-    rule.remote.contains(flow.remote)
-        && rule.local.contains(flow.local)
-        && rule_protocol(rule).is_none_or(|p| p == flow.protocol)
-        && in_ports(&rule.local_ports, flow.local_port)
-        && in_ports(&rule.remote_ports, flow.remote_port)
+    rule.covers(flow)
 }
 
 /// The precedence of rules that cover the same flow (SPEC §2, as [`Policy::governing_rule`] and the SPD's
 /// segments order them): smaller wins. `index` is the rule's position in the file.
-pub fn precedence(rule: &Rule, index: usize) -> (u128, u128, u8, usize) {
-    let rank = match rule.action {
-        crate::policy::Action::Block => 0,
-        crate::policy::Action::Require | crate::policy::Action::Request => 1,
-        crate::policy::Action::Bypass => 2,
-    };
-    (rule.remote.size(), rule.local.size(), rank, index)
+pub fn precedence(rule: &Rule, index: usize) -> Precedence {
+    rule.precedence(index)
 }
 
 /// The rule that governs `flow` (index into `policy.rules`), by a scan of the rules (the IKE engine's view; the
 /// datapath uses [`lookup_flow`]).
 // SWITCH: lookup_flow — becomes `policy.governing_rule_flow(flow)`.
 pub fn governing_rule_flow(policy: &Policy, flow: &Flow) -> Option<usize> {
-    policy
-        .rules
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| r.enabled && rule_covers(r, flow))
-        .min_by_key(|(i, r)| precedence(r, *i))
-        .map(|(i, _)| i)
+    policy.governing_rule_flow(flow)
 }
 
 /// The rule that governs `flow`, through the SPD (one binary search, then the few rules of the peer's
@@ -166,10 +138,7 @@ pub fn governing_rule_flow(policy: &Policy, flow: &Flow) -> Option<usize> {
 // SWITCH: lookup_flow — becomes `spd.lookup_flow(policy, flow)`.
 #[inline]
 pub fn lookup_flow(spd: &Spd, policy: &Policy, flow: &Flow) -> Option<usize> {
-    spd.candidates(flow.remote)
-        .iter()
-        .map(|i| *i as usize)
-        .find(|i| policy.rules.get(*i).is_some_and(|r| rule_covers(r, flow)))
+    spd.lookup_flow(policy, flow)
 }
 
 /// The rule IKE with `peer` on `local` negotiates Main Mode under: the rule that governs the two hosts when it
