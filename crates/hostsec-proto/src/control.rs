@@ -179,6 +179,15 @@ pub struct QuickModeEntry {
     pub lifetime_left_s: u64,
     /// Agreed lifetime in kilobytes.
     pub lifetime_kb: u64,
+    /// IP protocol the SA carries (from its Quick Mode IDs); 0 = all traffic.
+    #[serde(default)]
+    pub protocol: u8,
+    /// This host's port the SA carries; 0 = any.
+    #[serde(default)]
+    pub local_port: u16,
+    /// The peer's port the SA carries; 0 = any.
+    #[serde(default)]
+    pub remote_port: u16,
 }
 
 impl From<&QuickModeSaInfo> for QuickModeEntry {
@@ -201,6 +210,9 @@ impl From<&QuickModeSaInfo> for QuickModeEntry {
             packets_out: 0,
             lifetime_left_s: i.lifetime_left.as_secs(),
             lifetime_kb: i.lifetime_kb,
+            protocol: i.selector.protocol,
+            local_port: i.selector.local_port,
+            remote_port: i.selector.remote_port,
         }
     }
 }

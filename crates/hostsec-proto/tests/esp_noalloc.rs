@@ -6,7 +6,8 @@
 mod esp_util;
 
 use esp_util::*;
-use hostsec_proto::esp::{InboundTable, OutboundTable, MAX_OVERHEAD};
+use hostsec_proto::esp::{InboundTable, OutboundTable, PacketFlow, MAX_OVERHEAD};
+use hostsec_proto::ike::Selector;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::time::Instant;
@@ -80,6 +81,27 @@ fn seal_and_open_do_not_allocate() {
                 }
             });
             assert_eq!(n, 0, "{}: heap allocations through the tables", t.name());
+
+            // Through a table with several SAs per peer, chosen by rule and selector, as the datapath does.
+            let flow = PacketFlow::parse(&inner).unwrap();
+            let (o3, i3) = pair(t, a, b);
+            let (o4, _) = pair(t, a, b);
+            let mut out_table = OutboundTable::new();
+            let mut in_table = InboundTable::new();
+            out_table.insert_for(o4, "other", Selector::ANY);
+            let sel = Selector { protocol: flow.protocol, local_port: flow.src_port, remote_port: 0 };
+            out_table.insert_for(o3, "r", sel);
+            in_table.insert(i3);
+            let n = allocations_during(|| {
+                for _ in 0..50 {
+                    let f = PacketFlow::parse(&inner).unwrap();
+                    assert!(sel.covers_flow(&f.outbound()));
+                    assert!(out_table.find(&f, Some("r")).is_some());
+                    let len = out_table.seal_for(now, &inner, &mut sealed, Some("r")).unwrap().packet.len();
+                    assert!(in_table.open(now, &sealed[..len], &mut opened).is_ok());
+                }
+            });
+            assert_eq!(n, 0, "{}: heap allocations choosing SAs by selector", t.name());
         }
     }
 }

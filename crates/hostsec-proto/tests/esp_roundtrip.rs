@@ -269,7 +269,8 @@ fn tables_route_by_spi_destination_and_peer() {
     // Removal.
     assert!(inbound.remove(0x100, B4.parse().unwrap()).is_some());
     assert!(inbound.get(0x100, "198.51.100.8".parse().unwrap()).is_some(), "same SPI, other address, kept");
-    assert!(outbound.remove("203.0.113.1".parse().unwrap()).is_some());
+    assert!(outbound.remove(0x900).is_some(), "the SA to 203.0.113.1");
+    assert!(outbound.remove(0x900).is_none());
     assert_eq!((inbound.len(), outbound.len()), (2, 2));
 }
 
@@ -279,3 +280,55 @@ fn senders_index(peer: &str) -> u32 {
 
 // The window covers at least 1024 packets (checked at compile time).
 const _: () = assert!(ReplayWindow::SIZE >= 1024);
+
+/// A TCP segment's first bytes: source and destination port, then filler.
+fn tcp(src_port: u16, dst_port: u16) -> Vec<u8> {
+    let mut b = src_port.to_be_bytes().to_vec();
+    b.extend_from_slice(&dst_port.to_be_bytes());
+    b.extend_from_slice(&payload(16, 3));
+    b
+}
+
+#[test]
+fn outbound_table_picks_the_sa_by_rule_and_selector() {
+    use hostsec_proto::esp::{OutboundSa, PacketFlow};
+    use hostsec_proto::ike::Selector;
+    let t = transforms()[0];
+    let mut rng = <rand_chacha::ChaCha20Rng as rand_chacha::rand_core::SeedableRng>::seed_from_u64(5);
+    let mut sa = |spi: u32| OutboundSa::new(&config(t, spi, A4, B4, spi as u8), &mut rng).unwrap();
+    let print = |port: u16| Selector { protocol: 6, local_port: port, remote_port: 0 };
+    let mut table = OutboundTable::new();
+    table.insert_for(sa(0x901), "print", print(9100));
+    table.insert_for(sa(0x902), "print", print(631));
+    table.insert_for(sa(0x903), "all", Selector::ANY);
+    assert_eq!(table.len(), 3);
+    let now = Instant::now();
+    let spi_of = |table: &mut OutboundTable, packet: &[u8], rule: Option<&str>| {
+        let mut buf = vec![0u8; packet.len() + MAX_OVERHEAD];
+        table.seal_for(now, packet, &mut buf, rule).map(|s| u32::from_be_bytes(s.packet[20..24].try_into().unwrap()))
+    };
+    let to_9100 = ipv4(A4, B4, 6, &[], &tcp(9100, 40000));
+    let to_631 = ipv4(A4, B4, 6, &[], &tcp(631, 40001));
+    let to_80 = ipv4(A4, B4, 6, &[], &tcp(80, 40002));
+    let udp = ipv4(A4, B4, 17, &[], &tcp(9100, 40003));
+    assert_eq!(spi_of(&mut table, &to_9100, Some("print")), Ok(0x901));
+    assert_eq!(spi_of(&mut table, &to_9100, None), Ok(0x901), "the narrowest SA wins over the all-traffic one");
+    assert_eq!(spi_of(&mut table, &to_631, Some("print")), Ok(0x902));
+    assert_eq!(spi_of(&mut table, &to_80, Some("print")), Err(DropReason::NoSa), "no SA of the rule covers port 80");
+    assert_eq!(spi_of(&mut table, &to_80, Some("all")), Ok(0x903));
+    assert_eq!(spi_of(&mut table, &to_80, None), Ok(0x903));
+    assert_eq!(spi_of(&mut table, &udp, Some("print")), Err(DropReason::NoSa));
+    let flow = PacketFlow::parse(&to_631).unwrap();
+    assert_eq!(table.find(&flow, Some("print")).map(|s| s.spi()), Some(0x902));
+    assert_eq!(table.find(&flow, Some("other")).map(|s| s.spi()), None);
+    // A rekeying: the newer SA for the same traffic takes over; removing it falls back to the older one.
+    table.insert_for(sa(0x904), "print", print(9100));
+    assert_eq!(spi_of(&mut table, &to_9100, Some("print")), Ok(0x904));
+    assert_eq!(table.remove(0x904).map(|s| s.spi()), Some(0x904));
+    assert_eq!(spi_of(&mut table, &to_9100, Some("print")), Ok(0x901));
+    assert_eq!(table.to_peer(B4.parse().unwrap()).count(), 3);
+    // An SA of no rule serves every rule.
+    let mut plain = OutboundTable::new();
+    plain.insert(sa(0x905));
+    assert_eq!(spi_of(&mut plain, &to_80, Some("print")), Ok(0x905));
+}

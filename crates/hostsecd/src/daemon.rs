@@ -117,8 +117,8 @@ struct Daemon {
     plumbing: Option<Plumbing>,
     dp_rx: mpsc::UnboundedReceiver<DpEvent>,
     pairs: HashMap<u32, PairCounters>,
-    acquires: HashMap<RequestId, (IpAddr, Action)>,
-    fallback_at: HashMap<IpAddr, Instant>,
+    acquires: HashMap<RequestId, (IpAddr, Action, String)>,
+    fallback_at: HashMap<IpAddr, (Instant, String)>,
     rng: rand_chacha::ChaCha20Rng,
     /// The policy as the config file says it, before the keywords are resolved.
     base: Policy,
@@ -268,7 +268,7 @@ impl Daemon {
             let deadline = [
                 self.endpoint.poll_timeout(),
                 self.auto_retry.values().map(|(t, _)| *t).min(),
-                self.fallback_at.values().min().copied(),
+                self.fallback_at.values().map(|(t, _)| *t).min(),
             ]
             .into_iter()
             .flatten()
@@ -353,12 +353,13 @@ impl Daemon {
             }
             Event::MainModeDown { .. } => {}
             Event::NegotiationFailed { request, reason, .. } => {
-                if let Some((peer, action)) = request.and_then(|r| self.acquires.remove(&r)) {
+                if let Some((peer, action, rule)) = request.and_then(|r| self.acquires.remove(&r)) {
                     // IKE for packets waiting in the datapath failed: `request` peers get cleartext, `require`
                     // peers' packets are dropped (and counted).
                     self.fallback_at.remove(&peer);
                     if let Some(p) = &self.plumbing {
-                        p.datapath.outbound(OutCmd::AcquireFailed { peer, cleartext: action == Action::Request });
+                        let cleartext = action == Action::Request;
+                        p.datapath.outbound(OutCmd::AcquireFailed { peer, rule, cleartext });
                     }
                 }
                 if let Some(r) = request {
@@ -373,7 +374,7 @@ impl Daemon {
                     }
                 }
             }
-            Event::RequestDone { request, info } => {
+            Event::RequestDone { request, info, .. } => {
                 self.acquires.remove(&request);
                 if let Some(tx) = self.pending.remove(&request) {
                     let _ = tx.send(Response::ok(QuickModeEntry::from(&info)));
@@ -396,8 +397,8 @@ impl Daemon {
                     info.spi_in,
                     PairCounters { inbound: cfg_in.counters.clone(), outbound: cfg_out.counters.clone() },
                 );
-                p.datapath.inbound(InCmd::Add(Box::new(i), info.rule.clone()));
-                p.datapath.outbound(OutCmd::Add(Box::new(o)));
+                p.datapath.inbound(InCmd::Add(Box::new(i), info.rule.clone(), info.selector));
+                p.datapath.outbound(OutCmd::Add(Box::new(o), info.rule.clone(), info.selector));
             }
             Err(e) => {
                 warn!(peer = %info.peer, rule = %info.rule, "cannot install ESP SA pair {:08x}/{:08x}: {e}", info.spi_in, info.spi_out)
@@ -416,16 +417,17 @@ impl Daemon {
     fn on_datapath(&mut self, e: DpEvent) {
         let now = Instant::now();
         match e {
-            DpEvent::Acquire { rule, local, peer } => {
+            DpEvent::Acquire { rule, flow } => {
                 let action = self.endpoint.policy().rule(&rule).map(|r| r.action);
-                let local = SocketAddr::new(local, hostsec_proto::wire::consts::IKE_PORT);
-                match self.endpoint.initiate(now, &rule, Some(peer), local) {
+                let local = SocketAddr::new(flow.local, hostsec_proto::wire::consts::IKE_PORT);
+                let peer = flow.remote;
+                match self.endpoint.acquire(now, &rule, &flow, local) {
                     Ok(req) => {
-                        debug!(rule = %rule, "traffic to {peer} needs an SA: negotiating");
+                        debug!(rule = %rule, "traffic to {peer} (protocol {} port {}) needs an SA: negotiating", flow.protocol, flow.remote_port);
                         if let Some(a) = action {
-                            self.acquires.insert(req, (peer, a));
+                            self.acquires.insert(req, (peer, a, rule.clone()));
                             if a == Action::Request {
-                                self.fallback_at.entry(peer).or_insert(now + REQUEST_FALLBACK_AFTER);
+                                self.fallback_at.entry(peer).or_insert((now + REQUEST_FALLBACK_AFTER, rule));
                             }
                         }
                     }
@@ -443,15 +445,15 @@ impl Daemon {
 
     /// `request` peers that did not answer IKE in time get cleartext while IKE goes on.
     fn request_fallbacks(&mut self, now: Instant) {
-        let due: Vec<IpAddr> = self.fallback_at.iter().filter(|(_, t)| **t <= now).map(|(p, _)| *p).collect();
+        let due: Vec<IpAddr> = self.fallback_at.iter().filter(|(_, (t, _))| *t <= now).map(|(p, _)| *p).collect();
         for peer in due {
-            self.fallback_at.remove(&peer);
+            let Some((_, rule)) = self.fallback_at.remove(&peer) else { continue };
             if let Some(p) = &self.plumbing {
                 info!(
                     "{peer} has not answered IKE within {}s: sending cleartext as its rule is 'request'",
                     REQUEST_FALLBACK_AFTER.as_secs()
                 );
-                p.datapath.outbound(OutCmd::AcquireFailed { peer, cleartext: true });
+                p.datapath.outbound(OutCmd::AcquireFailed { peer, rule, cleartext: true });
             }
         }
     }
@@ -543,7 +545,8 @@ impl Daemon {
             }
             pl.datapath.set_policy(snapshot);
         }
-        self.endpoint.set_policy(p);
+        // SAs whose rule did not change stay; the others are deleted (the peer told) with their reason.
+        self.endpoint.set_policy(Instant::now(), p);
         self.start_auto_rules(Instant::now());
     }
 

@@ -9,7 +9,8 @@
 //! - [`InboundSa::open`] turns a whole outer packet into the inner packet, or says why it was dropped
 //!   ([`DropReason`]), in the processing order of RFC 4303 §3.4.
 //! - [`ReplayWindow`] is the anti-replay window of RFC 4303 §3.4.3 and appendix A (2048 packets).
-//! - [`InboundTable`] and [`OutboundTable`] find the SA of a packet; one of each per datapath thread, no locks.
+//! - [`InboundTable`] and [`OutboundTable`] find the SA of a packet (outbound: by peer, rule and traffic
+//!   selector, read with [`PacketFlow`]); one of each per datapath thread, no locks.
 //! - [`SaCounters`] are shared (`Arc`) with the control plane, which reads them without locks.
 //!
 //! Transforms: AES-GCM-16 with 128/192/256-bit keys (RFC 4106) and AES-CBC 128/192/256 (RFC 3602) with
@@ -67,6 +68,7 @@
 
 mod bytes;
 mod counters;
+mod flow;
 mod ip;
 mod keys;
 mod replay;
@@ -74,12 +76,13 @@ mod sa;
 mod table;
 
 pub use counters::{CounterSnapshot, SaCounters};
+pub use flow::PacketFlow;
 pub use keys::{parse_trailer, OpeningKeys};
 pub use replay::ReplayWindow;
 pub use sa::{
     EspPayload, InboundSa, LifetimeLimits, Opened, OutboundSa, SaConfig, SaError, Sealed, SealedEsp, SEQ_SOFT_MARGIN,
 };
-pub use table::{InboundTable, OutboundTable};
+pub use table::{InboundTable, OutboundTable, MAX_OUTBOUND_PER_PEER};
 
 use std::fmt;
 

@@ -4,9 +4,11 @@
 
 use super::bytes::u32_at;
 use super::counters::SaCounters;
+use super::flow::PacketFlow;
 use super::ip;
 use super::sa::{InboundSa, Opened, OutboundSa, Sealed};
 use super::DropReason;
+use crate::ike::Selector;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -104,12 +106,28 @@ impl InboundTable {
     }
 }
 
-/// Outbound SAs by peer address: the SA that protects packets to that peer. During a rekeying the new SA
-/// replaces the old one here ([`OutboundTable::insert`] returns the old one), while both inbound SAs stay in the
-/// [`InboundTable`] until the old one is deleted.
+/// Most outbound SAs kept towards one peer (SAs for different traffic, and the older SAs of a rekeying until
+/// they are removed): a bound on the per-packet scan, far above what a rule set produces.
+pub const MAX_OUTBOUND_PER_PEER: usize = 64;
+
+/// An outbound SA with the traffic it carries.
+#[derive(Debug)]
+struct OutboundEntry {
+    sa: OutboundSa,
+    /// Name of its rule ("" for an SA of no rule: it serves every rule).
+    rule: Box<str>,
+    selector: Selector,
+}
+
+/// Outbound SAs by peer address, each with the rule and the traffic selector it was negotiated for: a peer may
+/// have several (a rule for tcp/9100 and another for udp/161, or one SA per port of a rule). A packet goes out on
+/// the narrowest SA of its rule whose selector covers it, and among equally narrow ones on the newest: during a
+/// rekeying the new SA takes over at once while the old one stays in the table (and in the [`InboundTable`])
+/// until it is removed, so that removing the newer SA first (a `rule test` SA, say) falls back to the older.
+/// The per-peer list is short and scanned without allocating.
 #[derive(Debug, Default)]
 pub struct OutboundTable {
-    sas: HashMap<IpAddr, OutboundSa>,
+    sas: HashMap<IpAddr, Vec<OutboundEntry>>,
     counters: Arc<SaCounters>,
 }
 
@@ -119,29 +137,73 @@ impl OutboundTable {
         Self::default()
     }
 
-    /// Makes `sa` the SA towards its peer; returns the one it replaces.
+    /// Adds `sa` for all traffic with its peer, under no particular rule (it serves every rule).
     pub fn insert(&mut self, sa: OutboundSa) -> Option<OutboundSa> {
-        self.sas.insert(sa.peer(), sa)
+        self.insert_for(sa, "", Selector::ANY)
     }
 
-    /// Removes and returns the SA towards `peer`.
-    pub fn remove(&mut self, peer: IpAddr) -> Option<OutboundSa> {
-        self.sas.remove(&peer)
+    /// Adds `sa` for the traffic of `selector` under `rule`; it takes over from any older SA for the same traffic
+    /// (which stays until removed). Returns the oldest SA of the peer when the peer already had
+    /// [`MAX_OUTBOUND_PER_PEER`] (it is dropped to make room).
+    pub fn insert_for(&mut self, sa: OutboundSa, rule: &str, selector: Selector) -> Option<OutboundSa> {
+        let list = self.sas.entry(sa.peer()).or_default();
+        let dropped = (list.len() >= MAX_OUTBOUND_PER_PEER).then(|| list.remove(0).sa);
+        list.push(OutboundEntry { sa, rule: rule.into(), selector });
+        dropped
     }
 
-    /// The SA towards `peer`.
-    pub fn get(&self, peer: IpAddr) -> Option<&OutboundSa> {
-        self.sas.get(&peer)
+    /// Removes and returns the SA with SPI `spi`.
+    pub fn remove(&mut self, spi: u32) -> Option<OutboundSa> {
+        let peer = self.sas.iter().find(|(_, l)| l.iter().any(|e| e.sa.spi() == spi)).map(|(p, _)| *p)?;
+        let list = self.sas.get_mut(&peer)?;
+        let at = list.iter().position(|e| e.sa.spi() == spi)?;
+        let removed = list.remove(at).sa;
+        if list.is_empty() {
+            self.sas.remove(&peer);
+        }
+        Some(removed)
     }
 
-    /// The SA towards `peer`, mutably.
-    pub fn get_mut(&mut self, peer: IpAddr) -> Option<&mut OutboundSa> {
-        self.sas.get_mut(&peer)
+    /// Index, in the peer's list, of the SA for a packet of `protocol` from our `local_port` to the peer's
+    /// `remote_port` under `rule` (any rule when `None`; SAs of no rule serve every rule).
+    #[inline]
+    fn select(
+        list: &[OutboundEntry],
+        rule: Option<&str>,
+        protocol: u8,
+        local_port: u16,
+        remote_port: u16,
+    ) -> Option<usize> {
+        let mut best: Option<(u8, usize)> = None;
+        for (i, e) in list.iter().enumerate() {
+            let rule_ok = rule.is_none_or(|r| e.rule.is_empty() || *e.rule == *r);
+            if rule_ok && e.selector.covers(protocol, local_port, remote_port) {
+                let spec = e.selector.specificity();
+                // Later entries are newer: `>=` lets the newest of equally narrow SAs win.
+                if best.is_none_or(|(s, _)| spec >= s) {
+                    best = Some((spec, i));
+                }
+            }
+        }
+        best.map(|(_, i)| i)
+    }
+
+    /// The SA a packet with this flow (as this host sends it) goes out on under `rule` (any rule when `None`).
+    #[inline]
+    pub fn find(&self, flow: &PacketFlow, rule: Option<&str>) -> Option<&OutboundSa> {
+        let list = self.sas.get(&flow.dst)?;
+        let i = Self::select(list, rule, flow.protocol, flow.src_port, flow.dst_port)?;
+        list.get(i).map(|e| &e.sa)
+    }
+
+    /// The SAs towards `peer`, oldest first.
+    pub fn to_peer(&self, peer: IpAddr) -> impl Iterator<Item = &OutboundSa> {
+        self.sas.get(&peer).into_iter().flatten().map(|e| &e.sa)
     }
 
     /// Number of SAs.
     pub fn len(&self) -> usize {
-        self.sas.len()
+        self.sas.values().map(Vec::len).sum()
     }
 
     /// Whether the table has no SA.
@@ -151,18 +213,32 @@ impl OutboundTable {
 
     /// Every SA, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = &OutboundSa> {
-        self.sas.values()
+        self.sas.values().flatten().map(|e| &e.sa)
     }
 
     /// Keeps the SAs for which `keep` says true.
     pub fn retain(&mut self, mut keep: impl FnMut(&OutboundSa) -> bool) {
-        self.sas.retain(|_, sa| keep(sa));
+        for list in self.sas.values_mut() {
+            list.retain(|e| keep(&e.sa));
+        }
+        self.sas.retain(|_, l| !l.is_empty());
     }
 
     /// Removes and returns the SAs past a hard limit or out of sequence numbers.
     pub fn remove_expired(&mut self, now: Instant) -> Vec<OutboundSa> {
-        let expired: Vec<_> = self.sas.iter().filter(|(_, sa)| sa.is_expired(now)).map(|(k, _)| *k).collect();
-        expired.into_iter().filter_map(|k| self.sas.remove(&k)).collect()
+        let mut out = Vec::new();
+        for list in self.sas.values_mut() {
+            let mut k = 0;
+            while k < list.len() {
+                if list.get(k).is_some_and(|e| e.sa.is_expired(now)) {
+                    out.push(list.remove(k).sa);
+                } else {
+                    k += 1;
+                }
+            }
+        }
+        self.sas.retain(|_, l| !l.is_empty());
+        out
     }
 
     /// Drops that belong to no SA: malformed packets and packets to peers without an SA.
@@ -170,19 +246,37 @@ impl OutboundTable {
         &self.counters
     }
 
-    /// Finds the SA towards the packet's destination and seals the packet with it ([`OutboundSa::seal`]).
-    /// [`DropReason::NoSa`] when there is none: the daemon's policy decides what happens to the packet then
-    /// (bypass, or drop and negotiate).
+    /// Finds the SA for the packet (any rule; see [`OutboundTable::seal_for`]) and seals the packet with it.
     pub fn seal<'o>(&mut self, now: Instant, packet: &[u8], out: &'o mut [u8]) -> Result<Sealed<'o>, DropReason> {
-        let layout = match ip::parse_outbound(packet) {
-            Ok(l) => l,
+        self.seal_for(now, packet, out, None)
+    }
+
+    /// Finds the SA for the packet under `rule` (any rule when `None`): towards its destination, the narrowest
+    /// whose selector covers its protocol and ports, the newest among equals; and seals the packet with it
+    /// ([`OutboundSa::seal`]). [`DropReason::NoSa`] when there is none: the daemon's policy decides what happens
+    /// to the packet then (bypass, or drop and negotiate).
+    pub fn seal_for<'o>(
+        &mut self,
+        now: Instant,
+        packet: &[u8],
+        out: &'o mut [u8],
+        rule: Option<&str>,
+    ) -> Result<Sealed<'o>, DropReason> {
+        let parsed = ip::parse_outbound(packet)
+            .and_then(|l| PacketFlow::parse(packet).map(|f| (l, f)).ok_or(DropReason::Malformed));
+        let (layout, flow) = match parsed {
+            Ok(x) => x,
             Err(reason) => {
                 self.counters.count_drop(reason);
                 return Err(reason);
             }
         };
-        match self.sas.get_mut(&layout.dst) {
-            Some(sa) => sa.seal_parsed(now, packet, Ok(layout), out),
+        let found = self.sas.get_mut(&layout.dst).and_then(|list| {
+            let i = Self::select(list, rule, flow.protocol, flow.src_port, flow.dst_port)?;
+            list.get_mut(i)
+        });
+        match found {
+            Some(e) => e.sa.seal_parsed(now, packet, Ok(layout), out),
             None => {
                 self.counters.count_drop(DropReason::NoSa);
                 Err(DropReason::NoSa)

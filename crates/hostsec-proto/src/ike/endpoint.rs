@@ -8,6 +8,7 @@ use super::message::collect;
 use super::quick_mode::{NewChild, QmState, QmStep, QuickMode};
 use super::retransmit::request_digest;
 use super::sa::{send_plain_notify, Ctx, IkeSa, Phase1, SaCore, SaId};
+use super::selector::{initiator_selector, main_mode_rule, reload_verdict, Flow, Selector};
 use super::stats::Stats;
 use super::Timing;
 use crate::policy::{Policy, Rule};
@@ -85,6 +86,8 @@ const SEEN_INFORMATIONAL: usize = 64;
 /// How long a rekeyed SA pair lives on beside its successor, for packets still in flight (make-before-break),
 /// before it is deleted (and the peer told).
 const REKEY_OVERLAP: std::time::Duration = std::time::Duration::from_secs(10);
+/// Why the SAs of a `rule test` go (with "administrator" in it, which the daemon reads as "do not bring back").
+const TEST_OVER: &str = "the administrator's rule test is over";
 
 /// The sans-IO IKEv1 engine of one host.
 pub struct Endpoint {
@@ -105,6 +108,8 @@ pub struct Endpoint {
     contacted: HashSet<IpAddr>,
     /// Rekey requests and the inbound SPI of the pair each one replaces.
     rekeying: HashMap<RequestId, u32>,
+    /// Requests of `rule test`, whose failures are reported as a verdict.
+    tests: HashSet<RequestId>,
 }
 
 /// The context of one step, borrowing the endpoint's fields one by one so that an SA of `sas` can be borrowed
@@ -143,6 +148,7 @@ impl Endpoint {
             next_request: 1,
             contacted: HashSet::new(),
             rekeying: HashMap::new(),
+            tests: HashSet::new(),
         }
     }
 
@@ -151,10 +157,46 @@ impl Endpoint {
         &self.policy
     }
 
-    /// Replaces the policy (a reload). SAs keep the name of the rule they were negotiated under; a Quick Mode
-    /// under a rule that no longer exists is refused.
-    pub fn set_policy(&mut self, policy: Arc<Policy>) {
-        self.policy = policy;
+    /// Replaces the policy (a reload). SAs whose rule is unchanged (same name, still covering the SA's hosts and
+    /// traffic, still governing that traffic, and the same authentication, keys, identities, strength, keying,
+    /// PFS and NAT-T settings) stay as they are. The others are deleted, the peer told with DELETE: Quick Mode SAs
+    /// of rules that were removed, disabled, narrowed or changed, and Main Mode SAs of such rules. Each deletion is
+    /// logged and reported with its reason ("rule 'x' removed by reload", "rule 'x' no longer covers peer P",
+    /// "rule 'x' changed (field)").
+    pub fn set_policy(&mut self, now: Instant, policy: Arc<Policy>) {
+        let old = std::mem::replace(&mut self.policy, policy);
+        let new = &self.policy;
+        let kids: Vec<(u32, String)> = self
+            .children
+            .values()
+            .filter_map(|c| {
+                let i = &c.info;
+                reload_verdict(old.rule(&i.rule), new, &i.rule, i.local.ip(), i.peer.ip(), Some(&i.selector))
+                    .map(|why| (i.spi_in, why))
+            })
+            .collect();
+        let sas: Vec<(SaId, String)> = self
+            .sas
+            .iter()
+            .filter_map(|(id, sa)| {
+                let c = &sa.core;
+                reload_verdict(old.rule(&c.rule), new, &c.rule, c.local.ip(), c.peer.ip(), None).map(|why| (*id, why))
+            })
+            .collect();
+        if !kids.is_empty() || !sas.is_empty() {
+            info!(
+                "reload: deleting {} Quick Mode and {} Main Mode SA(s) whose rule changed; the others stay",
+                kids.len(),
+                sas.len()
+            );
+        }
+        // Quick Mode SAs first, while a Main Mode SA with the peer is still there to carry their DELETE.
+        for (spi, why) in kids {
+            self.delete_child_with_notice(now, spi, &why);
+        }
+        for (id, why) in sas {
+            self.delete_sa_with_notice(now, id, &why);
+        }
     }
 
     /// Counters.
@@ -171,7 +213,17 @@ impl Endpoint {
     /// The next event.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let mut e = self.events.pop_front()?;
+        // A `rule test` reports its failure as a verdict, in the words the administrator asked for.
+        if let Event::NegotiationFailed { request: Some(r), reason, .. } = &mut e {
+            if self.tests.remove(r) && !reason.starts_with("no answer from") {
+                *reason = format!("refused: {reason}");
+            }
+        }
+        if let Event::RequestDone { request, .. } = &e {
+            self.tests.remove(request);
+        }
+        Some(e)
     }
 
     /// When [`Endpoint::handle_timeout`] must be called next (calling it earlier is harmless).
@@ -333,7 +385,7 @@ impl Endpoint {
             return;
         };
         let cky_r = self.fresh_cookie();
-        let Some(rule_idx) = self.policy.rule_for_peer(local.ip(), remote.ip()) else {
+        let Some(rule_idx) = main_mode_rule(&self.policy, local.ip(), remote.ip()) else {
             self.stats.refused_no_rule += 1;
             let why = match self.policy.governing_rule(local.ip(), remote.ip()) {
                 Some(i) => format!(
@@ -444,8 +496,16 @@ impl Endpoint {
         if initial_contact {
             self.honour_initial_contact(now, id, peer_ip);
         }
-        for req in waiting {
-            self.start_quick_mode(now, id, Some(req));
+        // One Quick Mode per distinct traffic selector, serving every request that asked for it.
+        let mut groups: Vec<(Selector, Vec<RequestId>)> = Vec::new();
+        for (req, sel) in waiting {
+            match groups.iter_mut().find(|(s, _)| *s == sel) {
+                Some((_, reqs)) => reqs.push(req),
+                None => groups.push((sel, vec![req])),
+            }
+        }
+        for (sel, reqs) in groups {
+            self.start_quick_mode(now, id, sel, reqs);
         }
     }
 
@@ -481,14 +541,9 @@ impl Endpoint {
             let mut cx = ctx!(self, now);
             send_plain_notify(&mut cx, c.local, c.peer, c.cky_i, c.cky_r, n);
         }
-        let mut requests: Vec<Option<RequestId>> = c.waiting.iter().copied().map(Some).collect();
-        requests.extend(quick_modes.values().map(|q| q.request).filter(Option::is_some));
-        if requests.is_empty() {
-            requests.push(None);
-        }
-        for request in requests {
-            failed(&mut self.events, request, Some(c.rule.clone()), c.peer, "main mode", f.reason.clone());
-        }
+        let mut requests: Vec<RequestId> = c.waiting.iter().map(|(r, _)| *r).collect();
+        requests.extend(quick_modes.values().flat_map(|q| q.requests.iter().copied()));
+        fail_all(&mut self.events, &requests, &c.rule, c.peer, "main mode", &f.reason);
     }
 
     /// Removes an SA from the map and every index.
@@ -520,9 +575,13 @@ impl Endpoint {
         let Some(sa) = self.forget_sa(id) else { return };
         let c = &sa.core;
         info!(peer = %c.peer, rule = %c.rule, "Main Mode SA deleted: {reason}");
-        let mut requests = c.waiting.clone();
-        requests
-            .extend(sa.quick_modes.values().filter(|q| !matches!(q.state, QmState::Done)).filter_map(|q| q.request));
+        let mut requests: Vec<RequestId> = c.waiting.iter().map(|(r, _)| *r).collect();
+        requests.extend(
+            sa.quick_modes
+                .values()
+                .filter(|q| !matches!(q.state, QmState::Done))
+                .flat_map(|q| q.requests.iter().copied()),
+        );
         for request in requests {
             let why = format!("the Main Mode SA was deleted: {reason}");
             failed(&mut self.events, Some(request), Some(c.rule.clone()), c.peer, "main mode", why);
@@ -538,7 +597,7 @@ impl Endpoint {
         }
     }
 
-    fn start_quick_mode(&mut self, now: Instant, id: SaId, request: Option<RequestId>) {
+    fn start_quick_mode(&mut self, now: Instant, id: SaId, selector: Selector, requests: Vec<RequestId>) {
         let spi = self.fresh_spi();
         let Some(sa) = self.sas.get_mut(&id) else {
             return;
@@ -558,7 +617,7 @@ impl Endpoint {
         let result = match &sa.phase1 {
             Phase1::Established(est) => {
                 let mut cx = ctx!(self, now);
-                QuickMode::start(&mut cx, &sa.core, est, rule, msg_id, spi.to_be_bytes(), request)
+                QuickMode::start(&mut cx, &sa.core, est, rule, msg_id, spi.to_be_bytes(), selector, requests.clone())
             }
             Phase1::Negotiating(_) => Err("phase 1 is not established".into()),
         };
@@ -569,7 +628,7 @@ impl Endpoint {
             }
             Err(reason) => {
                 warn!(peer = %sa.core.peer, rule = %sa.core.rule, "Quick Mode could not start: {reason}");
-                failed(&mut self.events, request, Some(sa.core.rule.clone()), sa.core.peer, "quick mode", reason);
+                fail_all(&mut self.events, &requests, &sa.core.rule, sa.core.peer, "quick mode", &reason);
             }
         }
         self.schedule(id);
@@ -611,11 +670,11 @@ impl Endpoint {
             }
             QmStep::Continue => {}
             QmStep::ChildUp(child) => {
-                let request = qm.request;
-                self.install_child(now, *child, request);
+                let requests = std::mem::take(&mut qm.requests);
+                self.install_child(now, id, *child, requests);
             }
             QmStep::Failed(reason, n) => {
-                let request = qm.request;
+                let requests = std::mem::take(&mut qm.requests);
                 let spi = qm.spi_in;
                 sa.quick_modes.remove(&msg_id);
                 self.reserved_spis.remove(&spi);
@@ -631,7 +690,11 @@ impl Endpoint {
                     let mut cx = ctx!(self, now);
                     let _ = sa.core.send_informational(&mut cx, est, &[(payload::NOTIFY, &repr)]);
                 }
-                failed(&mut self.events, request, Some(sa.core.rule.clone()), sa.core.peer, "quick mode", reason);
+                fail_all(&mut self.events, &requests, &sa.core.rule, sa.core.peer, "quick mode", &reason);
+                if sa.core.test {
+                    self.delete_sa_with_notice(now, id, TEST_OVER);
+                    return;
+                }
             }
         }
         self.schedule(id);
@@ -692,39 +755,86 @@ impl Endpoint {
         }
     }
 
-    fn install_child(&mut self, now: Instant, child: NewChild, request: Option<RequestId>) {
+    fn install_child(&mut self, now: Instant, id: SaId, child: NewChild, requests: Vec<RequestId>) {
         let info = child.keys.info.clone();
         self.stats.quick_mode_established += 1;
+        let verdict = self.verdict(id, &info);
         info!(
             peer = %info.peer,
             rule = %info.rule,
-            "Quick Mode established as {}: ESP transport {}, SPIs in {:08x} out {:08x}, PFS {}, lifetime {}s/{}KB",
+            "Quick Mode established as {}: ESP transport {}, SPIs in {:08x} out {:08x}, PFS {}, {}, lifetime {}s/{}KB",
             info.role.name(),
             info.transform,
             info.spi_in,
             info.spi_out,
             info.pfs_group.map_or("none".to_string(), |g| format!("group {g}")),
+            info.selector,
             child.lifetime.as_secs(),
             info.lifetime_kb,
         );
+        if self.sas.get(&id).is_some_and(|sa| sa.core.test) {
+            self.finish_test(now, id, &info, requests, verdict);
+            return;
+        }
         let expires = now + child.lifetime;
         self.reserved_spis.insert(info.spi_in);
         self.children.insert(info.spi_in, Child { info: info.clone(), expires });
         self.timers.push(Reverse((expires, TimerKey::Child(info.spi_in))));
         self.events.push_back(Event::QuickModeUp(child.keys));
-        if let Some(old) = request.and_then(|r| self.rekeying.remove(&r)) {
-            // The successor is up: the old pair retires after the overlap.
-            if let Some(c) = self.children.get_mut(&old) {
-                let retire = now + REKEY_OVERLAP;
-                if retire < c.expires {
-                    c.expires = retire;
-                    self.timers.push(Reverse((retire, TimerKey::Child(old))));
+        for request in requests {
+            if let Some(old) = self.rekeying.remove(&request) {
+                // The successor is up: the old pair retires after the overlap.
+                if let Some(c) = self.children.get_mut(&old) {
+                    let retire = now + REKEY_OVERLAP;
+                    if retire < c.expires {
+                        c.expires = retire;
+                        self.timers.push(Reverse((retire, TimerKey::Child(old))));
+                    }
                 }
             }
+            self.events.push_back(Event::RequestDone { request, info: info.clone(), verdict: verdict.clone() });
         }
-        if let Some(request) = request {
-            self.events.push_back(Event::RequestDone { request, info });
+    }
+
+    /// A `rule test` negotiated its Quick Mode: the outcome is reported, and the test SAs are deleted at once
+    /// (the peer told with DELETE), without ever reaching the ESP layer, so that traffic keeps its own SAs.
+    fn finish_test(
+        &mut self,
+        now: Instant,
+        id: SaId,
+        info: &QuickModeSaInfo,
+        requests: Vec<RequestId>,
+        verdict: String,
+    ) {
+        info!(peer = %info.peer, rule = %info.rule, "rule test: {verdict}");
+        for request in requests {
+            self.events.push_back(Event::RequestDone { request, info: info.clone(), verdict: verdict.clone() });
         }
+        if let Some(sa) = self.sas.get(&id) {
+            if let Phase1::Established(est) = &sa.phase1 {
+                let d = informational::delete_esp(&[info.spi_in]);
+                let mut cx = ctx!(self, now);
+                let _ = sa.core.send_informational(&mut cx, est, &[(payload::DELETE, &d)]);
+            }
+        }
+        self.reserved_spis.remove(&info.spi_in);
+        self.delete_sa_with_notice(now, id, TEST_OVER);
+    }
+
+    /// The outcome of a Quick Mode in words: the Main Mode and Quick Mode algorithms and the authentication.
+    fn verdict(&self, id: SaId, info: &QuickModeSaInfo) -> String {
+        let mm = match self.sas.get(&id).and_then(IkeSa::established) {
+            Some(est) => format!("Main Mode {}, auth {}, peer identity {}", est.suite, est.auth, est.peer_id),
+            None => "Main Mode gone".to_string(),
+        };
+        format!(
+            "established with {} under rule '{}': {mm}; Quick Mode ESP {}, PFS {}, {}",
+            info.peer.ip(),
+            info.rule,
+            info.transform,
+            info.pfs_group.map_or("none".to_string(), |g| format!("group {g}")),
+            info.selector
+        )
     }
 
     /// The ESP layer used up an SA pair (its byte or packet lifetime, or its sequence numbers): it is deleted and
@@ -832,19 +942,16 @@ impl Endpoint {
                         .filter(|(_, q)| q.is_waiting_for_reply() && named.is_none_or(|s| s == q.spi_in))
                         .map(|(m, _)| *m)
                         .collect();
+                    let ended_any = !ended.is_empty();
                     for mid in ended {
                         if let Some(q) = sa.quick_modes.remove(&mid) {
                             self.reserved_spis.remove(&q.spi_in);
                             warn!(peer = %sa.core.peer, rule = %sa.core.rule, "Quick Mode failed: {text}");
-                            failed(
-                                &mut self.events,
-                                q.request,
-                                Some(sa.core.rule.clone()),
-                                sa.core.peer,
-                                "quick mode",
-                                text.clone(),
-                            );
+                            fail_all(&mut self.events, &q.requests, &sa.core.rule, sa.core.peer, "quick mode", &text);
                         }
+                    }
+                    if ended_any && sa.core.test {
+                        self.delete_sa_with_notice(now, id, TEST_OVER);
                     }
                 }
             }
@@ -879,7 +986,8 @@ impl Endpoint {
 
     /// Starts negotiating under `rule` with `peer` (the rule's single remote host when `None`), from `local`
     /// (the address and port the daemon's IKE socket uses towards the peer). The outcome comes as
-    /// [`Event::RequestDone`] or [`Event::NegotiationFailed`] carrying the returned id.
+    /// [`Event::RequestDone`] or [`Event::NegotiationFailed`] carrying the returned id. A rule with a protocol
+    /// negotiates an SA for that protocol (and for its port, when it lists a single one per side).
     pub fn initiate(
         &mut self,
         now: Instant,
@@ -887,6 +995,51 @@ impl Endpoint {
         peer: Option<IpAddr>,
         local: SocketAddr,
     ) -> Result<RequestId, InitiateError> {
+        let (rule, peer_ip) = self.check_initiate(rule_name, peer)?;
+        let selector = initiator_selector(&rule, None);
+        Ok(self.request_child(now, &rule, peer_ip, local, selector, None))
+    }
+
+    /// Starts negotiating under `rule` for a packet that needs protection (on-demand): the SA is for the
+    /// packet's protocol and, where the rule lists several ports, for the packet's port. `flow` is the packet's,
+    /// from this host's side (`flow.remote` is the peer). Outcome as for [`Endpoint::initiate`].
+    pub fn acquire(
+        &mut self,
+        now: Instant,
+        rule_name: &str,
+        flow: &Flow,
+        local: SocketAddr,
+    ) -> Result<RequestId, InitiateError> {
+        let (rule, peer_ip) = self.check_initiate(rule_name, Some(flow.remote))?;
+        let selector = initiator_selector(&rule, Some(flow));
+        Ok(self.request_child(now, &rule, peer_ip, local, selector, Some(flow)))
+    }
+
+    /// Negotiates a fresh Main Mode and Quick Mode with `peer` under `rule` (the administrator's "rule test"),
+    /// beside the SAs in use: no existing Main Mode SA is reused, no INITIAL-CONTACT is sent (it would make the
+    /// peer drop the SAs in use), and the SAs it makes never carry traffic: once the Quick Mode is up they are
+    /// deleted (the peer told with DELETE). The outcome comes as for [`Endpoint::initiate`], as a verdict in
+    /// words: [`Event::RequestDone`]'s `verdict` names the algorithms and the authentication; the `reason` of
+    /// [`Event::NegotiationFailed`] starts with "refused: " (the peer's notification or our own reason) or is
+    /// "no answer from P after N retransmissions …".
+    pub fn test_rule(
+        &mut self,
+        now: Instant,
+        rule_name: &str,
+        peer: Option<IpAddr>,
+        local: SocketAddr,
+    ) -> Result<RequestId, InitiateError> {
+        let (rule, peer_ip) = self.check_initiate(rule_name, peer)?;
+        let selector = initiator_selector(&rule, None);
+        let request = self.next_request();
+        self.tests.insert(request);
+        info!(peer = %peer_ip, rule = %rule.name, "rule test: negotiating a fresh Main Mode and Quick Mode");
+        self.start_main_mode(now, &rule, local, SocketAddr::new(peer_ip, IKE_PORT), (request, selector), true);
+        Ok(request)
+    }
+
+    /// The rule and peer of an `initiate`, `acquire` or `test_rule`, checked.
+    fn check_initiate(&self, rule_name: &str, peer: Option<IpAddr>) -> Result<(Rule, IpAddr), InitiateError> {
         let rule =
             self.policy.rule(rule_name).cloned().ok_or_else(|| InitiateError::UnknownRule(rule_name.to_string()))?;
         if !rule.enabled || !rule.action.negotiates() {
@@ -904,79 +1057,129 @@ impl Endpoint {
         if !rule.remote.contains(peer_ip) {
             return Err(InitiateError::PeerNotCovered { rule: rule.name, peer: peer_ip });
         }
-        let request = RequestId(self.next_request);
-        self.next_request += 1;
-        if let Some(c) = self.children.values().find(|c| c.info.rule == rule.name && c.info.peer.ip() == peer_ip) {
-            self.events.push_back(Event::RequestDone { request, info: c.info.clone() });
-            return Ok(request);
-        }
-        let existing = self
-            .sas
-            .iter()
-            .filter(|(_, sa)| sa.core.rule == rule.name && sa.core.peer.ip() == peer_ip)
-            .max_by_key(|(_, sa)| sa.established().is_some())
-            .map(|(id, sa)| (*id, sa.established().is_some()));
-        match existing {
-            Some((id, true)) => self.start_quick_mode(now, id, Some(request)),
-            Some((id, false)) => {
-                if let Some(sa) = self.sas.get_mut(&id) {
-                    sa.core.waiting.push(request);
-                }
-            }
-            None => self.start_main_mode(now, &rule, local, SocketAddr::new(peer_ip, IKE_PORT), request),
-        }
-        Ok(request)
+        Ok((rule, peer_ip))
     }
 
-    /// Negotiates a successor of a Quick Mode SA pair (named by our inbound SPI, or by our outbound SPI when
-    /// `inbound` is false) before it expires: a new Quick Mode under an established Main Mode SA with the same
-    /// peer and rule, or a new Main Mode first if there is none. The old pair stays until its own expiry or a
-    /// DELETE (make-before-break); the ESP layer switches its outbound traffic to the new pair when it comes up.
-    pub fn rekey(&mut self, now: Instant, spi: u32, inbound: bool) -> Option<RequestId> {
-        let child =
-            self.children.values().find(|c| if inbound { c.info.spi_in == spi } else { c.info.spi_out == spi })?;
-        let (rule_name, local, peer) = (child.info.rule.clone(), child.info.local, child.info.peer);
-        let rule = self.policy.rule(&rule_name).cloned()?;
+    fn next_request(&mut self) -> RequestId {
         let request = RequestId(self.next_request);
         self.next_request += 1;
-        info!(peer = %peer, rule = %rule_name, "rekeying Quick Mode SA (SPIs {:08x}/{:08x})", child.info.spi_in, child.info.spi_out);
-        let old = child.info.spi_in;
-        let children = &self.children;
-        self.rekeying.retain(|_, spi| children.contains_key(spi));
-        self.rekeying.insert(request, old);
+        request
+    }
+
+    /// A request for an SA pair of `rule` with `peer_ip` for `selector`: answered at once by an existing pair
+    /// for the same traffic (one that covers `flow`, for a packet), else carried by the Main Mode SA with the
+    /// peer.
+    fn request_child(
+        &mut self,
+        now: Instant,
+        rule: &Rule,
+        peer_ip: IpAddr,
+        local: SocketAddr,
+        selector: Selector,
+        flow: Option<&Flow>,
+    ) -> RequestId {
+        let request = self.next_request();
+        let same_traffic = |c: &&Child| match flow {
+            Some(f) => c.info.selector.covers_flow(f),
+            None => c.info.selector == selector,
+        };
+        if let Some(c) = self
+            .children
+            .values()
+            .filter(|c| c.info.rule == rule.name && c.info.peer.ip() == peer_ip)
+            .find(same_traffic)
+        {
+            let verdict =
+                format!("already established with {peer_ip} under rule '{}' ({})", rule.name, c.info.selector);
+            self.events.push_back(Event::RequestDone { request, info: c.info.clone(), verdict });
+            return request;
+        }
+        self.carry(now, rule, local, SocketAddr::new(peer_ip, IKE_PORT), request, selector);
+        request
+    }
+
+    /// Gets a Quick Mode for `selector` going under the Main Mode SA of `rule` with `peer`: joins one that runs
+    /// for the same traffic, starts one under an established SA, waits for one in negotiation, or starts a Main
+    /// Mode. `rule test` SAs are never used.
+    fn carry(
+        &mut self,
+        now: Instant,
+        rule: &Rule,
+        local: SocketAddr,
+        peer: SocketAddr,
+        request: RequestId,
+        selector: Selector,
+    ) {
         let carrier = self
             .sas
             .iter()
-            .filter(|(_, sa)| sa.core.rule == rule_name && sa.core.peer.ip() == peer.ip())
+            .filter(|(_, sa)| !sa.core.test && sa.core.rule == rule.name && sa.core.peer.ip() == peer.ip())
             .max_by_key(|(_, sa)| sa.established().is_some())
             .map(|(id, sa)| (*id, sa.established().is_some()));
         match carrier {
-            Some((id, true)) => self.start_quick_mode(now, id, Some(request)),
-            Some((id, false)) => {
-                if let Some(sa) = self.sas.get_mut(&id) {
-                    sa.core.waiting.push(request);
+            Some((id, true)) => {
+                let running = self.sas.get_mut(&id).and_then(|sa| {
+                    sa.quick_modes.values_mut().find(|q| q.is_waiting_for_reply() && q.selector == selector)
+                });
+                match running {
+                    Some(qm) => qm.requests.push(request),
+                    None => self.start_quick_mode(now, id, selector, vec![request]),
                 }
             }
-            None => self.start_main_mode(now, &rule, local, peer, request),
+            Some((id, false)) => {
+                if let Some(sa) = self.sas.get_mut(&id) {
+                    sa.core.waiting.push((request, selector));
+                }
+            }
+            None => self.start_main_mode(now, rule, local, peer, (request, selector), false),
         }
+    }
+
+    /// Negotiates a successor of a Quick Mode SA pair (named by our inbound SPI, or by our outbound SPI when
+    /// `inbound` is false) before it expires: a new Quick Mode for the same traffic under an established Main
+    /// Mode SA with the same peer and rule, or a new Main Mode first if there is none. The old pair stays until its
+    /// own expiry or a DELETE (make-before-break); the ESP layer switches its outbound traffic to the new pair when
+    /// it comes up.
+    pub fn rekey(&mut self, now: Instant, spi: u32, inbound: bool) -> Option<RequestId> {
+        let child =
+            self.children.values().find(|c| if inbound { c.info.spi_in == spi } else { c.info.spi_out == spi })?;
+        let (rule_name, local, peer, selector) =
+            (child.info.rule.clone(), child.info.local, child.info.peer, child.info.selector);
+        let rule = self.policy.rule(&rule_name).cloned()?;
+        info!(peer = %peer, rule = %rule_name, "rekeying Quick Mode SA (SPIs {:08x}/{:08x}, {selector})", child.info.spi_in, child.info.spi_out);
+        let old = child.info.spi_in;
+        let request = self.next_request();
+        let children = &self.children;
+        self.rekeying.retain(|_, spi| children.contains_key(spi));
+        self.rekeying.insert(request, old);
+        self.carry(now, &rule, local, peer, request, selector);
         Some(request)
     }
 
-    fn start_main_mode(&mut self, now: Instant, rule: &Rule, local: SocketAddr, peer: SocketAddr, request: RequestId) {
+    fn start_main_mode(
+        &mut self,
+        now: Instant,
+        rule: &Rule,
+        local: SocketAddr,
+        peer: SocketAddr,
+        (request, selector): (RequestId, Selector),
+        test: bool,
+    ) {
         let id = self.next_sa;
         self.next_sa += 1;
         let cky_i = self.fresh_cookie();
         let mut core = SaCore::new(&rule.name, Role::Initiator, local, peer, cky_i, [0; 8]);
-        core.waiting.push(request);
+        core.waiting.push((request, selector));
+        core.test = test;
         core.send_initial_contact =
-            !self.contacted.contains(&peer.ip()) && !self.sas.values().any(|s| s.core.peer.ip() == peer.ip());
+            !test && !self.contacted.contains(&peer.ip()) && !self.sas.values().any(|s| s.core.peer.ip() == peer.ip());
         let result = {
             let mut cx = ctx!(self, now);
             MainMode::start(&mut cx, &mut core, rule)
         };
         match result {
             Ok(mm) => {
-                info!(peer = %peer, rule = %rule.name, "initiating Main Mode");
+                info!(peer = %peer, rule = %rule.name, "initiating Main Mode{}", if test { " (rule test)" } else { "" });
                 self.by_cookie.insert(cky_i, id);
                 self.sas.insert(
                     id,
@@ -1086,7 +1289,8 @@ impl Endpoint {
                     self.stats.timeouts += 1;
                     let state = sa.info(now).state;
                     let reason = format!(
-                        "the peer did not answer (state {state}, {tries} retransmissions): is it up, does it run IKEv1 on UDP 500, does a firewall drop it?"
+                        "no answer from {} after {tries} retransmissions (state {state}): is it up, does it run IKEv1 on UDP 500, does a firewall drop it?",
+                        sa.core.peer.ip()
                     );
                     self.fail_sa(now, id, Failure { reason, notify: None, auth: false });
                     return;
@@ -1109,6 +1313,7 @@ impl Endpoint {
             return;
         }
         // Quick Modes: retransmissions, give-ups, and finished ones forgotten.
+        let mut test_failed = false;
         let due: Vec<u32> = sa
             .quick_modes
             .iter()
@@ -1132,20 +1337,16 @@ impl Endpoint {
                     }
                     None => {
                         self.stats.timeouts += 1;
-                        let (request, spi) = (qm.request, qm.spi_in);
+                        let (requests, spi) = (std::mem::take(&mut qm.requests), qm.spi_in);
                         sa.quick_modes.remove(&mid);
                         self.reserved_spis.remove(&spi);
-                        let reason =
-                            "the peer did not complete the Quick Mode (no answer to our retransmissions)".to_string();
-                        warn!(peer = %sa.core.peer, rule = %sa.core.rule, "Quick Mode failed: {reason}");
-                        failed(
-                            &mut self.events,
-                            request,
-                            Some(sa.core.rule.clone()),
-                            sa.core.peer,
-                            "quick mode",
-                            reason,
+                        let reason = format!(
+                            "no answer from {} after {tries} retransmissions: the peer did not complete the Quick Mode",
+                            sa.core.peer.ip()
                         );
+                        warn!(peer = %sa.core.peer, rule = %sa.core.rule, "Quick Mode failed: {reason}");
+                        fail_all(&mut self.events, &requests, &sa.core.rule, sa.core.peer, "quick mode", &reason);
+                        test_failed |= sa.core.test;
                         continue;
                     }
                 }
@@ -1154,6 +1355,9 @@ impl Endpoint {
                 sa.quick_modes.remove(&mid);
                 sa.core.retire_quick_mode(mid, RETIRED_QUICK_MODES);
             }
+        }
+        if test_failed {
+            self.delete_sa_with_notice(now, id, TEST_OVER);
         }
     }
 
@@ -1190,6 +1394,23 @@ impl Endpoint {
                 return spi;
             }
         }
+    }
+}
+
+/// Reports a failed negotiation to every request it served (or once, without a request, when it served none).
+fn fail_all(
+    events: &mut VecDeque<Event>,
+    requests: &[RequestId],
+    rule: &str,
+    peer: SocketAddr,
+    phase: &'static str,
+    reason: &str,
+) {
+    if requests.is_empty() {
+        failed(events, None, Some(rule.to_string()), peer, phase, reason.to_string());
+    }
+    for r in requests {
+        failed(events, Some(*r), Some(rule.to_string()), peer, phase, reason.to_string());
     }
 }
 

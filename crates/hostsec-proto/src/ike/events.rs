@@ -1,6 +1,7 @@
 //! What the IKE engine reports to the daemon: SAs up and down (with keys for the ESP layer and the key log),
 //! negotiation failures with reasons in words an administrator can act on, and SA listings for the CLI.
 
+use super::selector::Selector;
 use crate::crypto::{AuthMethod, EspTransform, HashAlg, IkeCipher, Secret};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -82,6 +83,8 @@ pub struct QuickModeSaInfo {
     pub lifetime_left: Duration,
     /// Lifetime in kilobytes that was agreed.
     pub lifetime_kb: u64,
+    /// The traffic it carries (protocol and ports of the Quick Mode IDs; [`Selector::ANY`] for all traffic).
+    pub selector: Selector,
 }
 
 /// A new ESP SA pair with its keys, for the ESP layer (and the key log). Keys are zeroized when dropped.
@@ -138,11 +141,13 @@ pub enum Event {
         /// Why, in words an administrator can act on.
         reason: String,
     },
-    /// A request made through `initiate` is complete: its Quick Mode SA is up.
+    /// A request made through `initiate` (or `test_rule`) is complete: its Quick Mode SA is up.
     RequestDone {
         /// The request.
         request: RequestId,
         /// The SA pair.
         info: QuickModeSaInfo,
+        /// The outcome in words: which algorithms and authentication were agreed (for `rule test`).
+        verdict: String,
     },
 }

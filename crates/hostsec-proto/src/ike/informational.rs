@@ -155,7 +155,8 @@ pub(crate) fn explain_peer_error(t: u16) -> String {
             "the peer accepts none of our proposals: compare its algorithms with this rule's minimum_strength"
         }
         notify::INVALID_ID_INFORMATION => {
-            "the peer does not accept our identity (check local_id here and the peer's remote identity)"
+            "the peer does not accept our identity (check local_id here and the peer's remote identity) or, in Quick \
+             Mode, the traffic we asked for (check protocol and ports here against the peer's rule)"
         }
         notify::AUTHENTICATION_FAILED | notify::INVALID_HASH_INFORMATION => {
             "the peer could not authenticate us: the pre-shared keys probably differ"

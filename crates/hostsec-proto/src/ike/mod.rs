@@ -7,7 +7,8 @@
 //!
 //! A reader finds each message of each exchange in one file: `main_mode.rs` (MM1–MM6), `quick_mode.rs`
 //! (QM1–QM3), `informational.rs` (notify, delete, DPD); `proposal.rs` turns strength levels into SA payloads and
-//! chooses among a peer's; `message.rs` frames, encrypts and decrypts; `endpoint.rs` dispatches.
+//! chooses among a peer's; `message.rs` frames, encrypts and decrypts; `endpoint.rs` dispatches; `selector.rs`
+//! holds the traffic selectors of Quick Mode SAs and the flow lookups the datapath shares.
 
 mod endpoint;
 mod events;
@@ -18,10 +19,12 @@ mod proposal;
 mod quick_mode;
 mod retransmit;
 mod sa;
+pub mod selector;
 mod stats;
 
 pub use endpoint::{Endpoint, InitiateError, Transmit};
 pub use events::{ChildSaKeys, Event, MainModeSaInfo, QuickModeSaInfo, RequestId, Role};
+pub use selector::{Flow, Selector};
 pub use stats::Stats;
 
 /// Timing and bounds of the IKE engine. The defaults suit real networks; tests shorten nothing (they use a

@@ -17,11 +17,12 @@ use super::message::{
 use super::proposal::{accept_quick_mode_reply, choose_quick_mode, quick_mode_offer, QuickModeChoice};
 use super::retransmit::{request_digest, Retransmit, StoredReply};
 use super::sa::{Ctx, Established, SaCore};
+use super::selector::{governing_rule_flow, protocol_name, rule_contains, same_authentication, Selector};
 use crate::crypto::dh::DhKeyPair;
 use crate::crypto::keys::{exchange_iv, keymat};
 use crate::crypto::prf::{prf, verify_mac};
 use crate::crypto::{DhGroup, EspTransform, Secret};
-use crate::policy::Rule;
+use crate::policy::{Policy, Rule};
 use crate::wire::consts::{exchange, id_type, notify, payload, protocol};
 use crate::wire::{Emit, Header, IdPayload, IdRepr, SaRepr};
 use std::net::IpAddr;
@@ -39,8 +40,10 @@ pub(crate) struct QuickMode {
     pub retransmit: Option<Retransmit>,
     /// Our last answer, for retransmitted requests (QM2 as responder, QM3 as initiator).
     pub reply: Option<StoredReply>,
-    /// The `initiate` request it serves, if any.
-    pub request: Option<RequestId>,
+    /// The `initiate` requests it serves (several when they asked for the same traffic while it ran).
+    pub requests: Vec<RequestId>,
+    /// The traffic it negotiates for (ours as initiator, the peer's proposal as responder), from our side.
+    pub selector: Selector,
     /// When a finished exchange is forgotten (its stored reply with it).
     pub forget_at: Option<Instant>,
     /// Our inbound SPI while the exchange runs (reserved so that no other exchange picks it).
@@ -68,6 +71,7 @@ pub(crate) struct WaitReply {
     dh: Option<DhKeyPair>,
     spi_in: [u8; 4],
     ids: Option<IdPair>,
+    selector: Selector,
 }
 
 /// A negotiated SA pair, before it is handed to the endpoint.
@@ -113,7 +117,9 @@ impl QuickMode {
         matches!(self.state, QmState::WaitReply(_))
     }
 
-    /// Starts a Quick Mode as initiator: sends QM1 offering the rule's ESP transforms with our inbound SPI.
+    /// Starts a Quick Mode as initiator: sends QM1 offering the rule's ESP transforms with our inbound SPI, and
+    /// IDs for the two hosts that carry `selector`'s protocol and ports (RFC 2407 §4.6.2).
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         cx: &mut Ctx<'_>,
         sa: &SaCore,
@@ -121,7 +127,8 @@ impl QuickMode {
         rule: &Rule,
         msg_id: u32,
         spi_in: [u8; 4],
-        request: Option<RequestId>,
+        selector: Selector,
+        requests: Vec<RequestId>,
     ) -> Result<QuickMode, String> {
         let pfs = rule.pfs.then_some(est.suite.group);
         let offer =
@@ -131,8 +138,16 @@ impl QuickMode {
             Some(g) => Some(DhKeyPair::generate(g, cx.rng).map_err(|e| format!("DH: {e}"))?),
             None => None,
         };
-        let id_ci = emit_vec(&IdRepr::from_ip(sa.local.ip()));
-        let id_cr = emit_vec(&IdRepr::from_ip(sa.peer.ip()));
+        let id_ci = emit_vec(&IdRepr {
+            protocol: selector.protocol,
+            port: selector.local_port,
+            ..IdRepr::from_ip(sa.local.ip())
+        });
+        let id_cr = emit_vec(&IdRepr {
+            protocol: selector.protocol,
+            port: selector.remote_port,
+            ..IdRepr::from_ip(sa.peer.ip())
+        });
         let ke = dh.as_ref().map(|d| d.public_value().to_vec());
         let mut payloads: Vec<(u8, &dyn Emit)> = vec![(payload::SA, &offer), (payload::NONCE, &ni)];
         if let Some(ke) = &ke {
@@ -156,22 +171,32 @@ impl QuickMode {
         Ok(QuickMode {
             msg_id,
             iv,
-            state: QmState::WaitReply(Box::new(WaitReply { offer, ni, dh, spi_in, ids: Some((id_ci, id_cr)) })),
+            state: QmState::WaitReply(Box::new(WaitReply {
+                offer,
+                ni,
+                dh,
+                spi_in,
+                ids: Some((id_ci, id_cr)),
+                selector,
+            })),
             retransmit: Some(Retransmit::new(msg, cx.now, cx.timing.retransmit_initial)),
             reply: None,
-            request,
+            requests,
+            selector,
             forget_at: None,
             spi_in: u32::from_be_bytes(spi_in),
         })
     }
 
-    /// Answers a peer's QM1 (`datagram` cut to the header's length): chooses a transform, sends QM2.
+    /// Answers a peer's QM1 (`datagram` cut to the header's length): checks that the traffic its IDs ask for is
+    /// governed by a rule this Main Mode SA may serve (`mm_rule`, or one that authenticates alike), chooses a
+    /// transform under that rule, sends QM2.
     #[allow(clippy::too_many_arguments)]
     pub fn respond(
         cx: &mut Ctx<'_>,
         sa: &SaCore,
         est: &Established,
-        rule: &Rule,
+        mm_rule: &Rule,
         hdr: &Header,
         datagram: &[u8],
         spi_in: [u8; 4],
@@ -196,6 +221,11 @@ impl QuickMode {
             return Err(refuse("QM1 lacks its SA or NONCE payload".into(), notify::PAYLOAD_MALFORMED));
         };
         check_nonce(ni).map_err(|r| refuse(r, notify::PAYLOAD_MALFORMED))?;
+        let (ids, selector) =
+            check_peer_ids(&c, sa.peer.ip(), sa.local.ip()).map_err(|r| refuse(r, notify::INVALID_ID_INFORMATION))?;
+        let policy: &Policy = cx.policy;
+        let rule = quick_mode_rule(policy, mm_rule, sa.local.ip(), sa.peer.ip(), &selector)
+            .map_err(|r| refuse(r, notify::INVALID_ID_INFORMATION))?;
         let sel = choose_quick_mode(sa_body, rule.minimum_strength, rule.pfs, spi_in).map_err(|why| {
             refuse(
                 format!(
@@ -207,8 +237,6 @@ impl QuickMode {
                 notify::NO_PROPOSAL_CHOSEN,
             )
         })?;
-        let ids =
-            check_peer_ids(&c, sa.peer.ip(), sa.local.ip()).map_err(|r| refuse(r, notify::INVALID_ID_INFORMATION))?;
         let (dh, g_qm) = match (sel.choice.pfs, c.ke.as_slice()) {
             (Some(g), [ke]) => {
                 let dh = DhKeyPair::generate(g, cx.rng)
@@ -253,8 +281,8 @@ impl QuickMode {
             &crypt,
         )
         .map_err(|e| refuse(format!("cannot build QM2: {e}"), notify::PAYLOAD_MALFORMED))?;
-        let child =
-            new_child(sa, est, rule, Role::Responder, &sel.choice, spi_in, sel.peer_spi, g_qm.as_ref(), ni, &nr);
+        let keys = ChildParams { role: Role::Responder, spi_in, spi_out: sel.peer_spi, selector };
+        let child = new_child(sa, est, rule, &keys, &sel.choice, g_qm.as_ref(), ni, &nr);
         cx.send(sa.local, sa.peer, msg.clone());
         Ok(QuickMode {
             msg_id: hdr.message_id,
@@ -262,7 +290,8 @@ impl QuickMode {
             state: QmState::WaitCommit(Box::new(child)),
             retransmit: Some(Retransmit::new(msg.clone(), cx.now, cx.timing.retransmit_initial)),
             reply: Some(StoredReply { request_digest: request_digest(datagram), reply: msg }),
-            request: None,
+            requests: Vec::new(),
+            selector,
             forget_at: None,
             spi_in: u32::from_be_bytes(spi_in),
         })
@@ -381,7 +410,8 @@ impl QuickMode {
         let Some(rule) = cx.policy.rule(&sa.rule).cloned() else {
             return QmStep::Failed(format!("rule '{}' no longer exists", sa.rule), None);
         };
-        let child = new_child(sa, est, &rule, Role::Initiator, &choice, w.spi_in, spi_out, g_qm.as_ref(), &w.ni, nr);
+        let keys = ChildParams { role: Role::Initiator, spi_in: w.spi_in, spi_out, selector: w.selector };
+        let child = new_child(sa, est, &rule, &keys, &choice, g_qm.as_ref(), &w.ni, nr);
         let hash3 = prf(hash, est.keys.skeyid_a.expose(), &[&[0u8], &self.msg_id.to_be_bytes(), &w.ni, nr]);
         let hash3 = hash3.as_bytes().to_vec();
         let crypt = Crypt { cipher: est.suite.cipher, key: est.keys.ka.expose(), iv };
@@ -441,19 +471,27 @@ impl QuickMode {
     }
 }
 
+/// Who we are in a Quick Mode and what it agreed besides the transform.
+#[derive(Clone, Copy)]
+struct ChildParams {
+    role: Role,
+    spi_in: [u8; 4],
+    spi_out: [u8; 4],
+    selector: Selector,
+}
+
 #[allow(clippy::too_many_arguments)]
 fn new_child(
     sa: &SaCore,
     est: &Established,
     rule: &Rule,
-    role: Role,
+    p: &ChildParams,
     choice: &QuickModeChoice,
-    spi_in: [u8; 4],
-    spi_out: [u8; 4],
     g_qm: Option<&Secret>,
     ni: &[u8],
     nr: &[u8],
 ) -> NewChild {
+    let ChildParams { role, spi_in, spi_out, selector } = *p;
     let t: EspTransform = choice.transform;
     let len = t.keymat_len();
     let hash = est.suite.hash;
@@ -483,6 +521,7 @@ fn new_child(
                 pfs_group: choice.pfs.map(DhGroup::id),
                 lifetime_left: lifetime,
                 lifetime_kb,
+                selector,
             },
             encryption_key_in: Secret::from_slice(enc_in),
             integrity_key_in: Secret::from_slice(int_in),
@@ -494,28 +533,75 @@ fn new_child(
     }
 }
 
-/// Checks the peer's QM IDs (RFC 2409 §5.5): absent (the IKE addresses are meant), or IDci naming the
-/// initiator's address and IDcr ours, each a single host with protocol and port 0 (hostsec protects all traffic
-/// between the two hosts). Returns the ID bodies to echo.
-fn check_peer_ids(c: &Collected<'_>, initiator: IpAddr, responder: IpAddr) -> Result<Option<IdPair>, String> {
+/// Checks the peer's QM IDs (RFC 2409 §5.5): absent (the IKE addresses and all traffic are meant), or IDci
+/// naming the initiator's address and IDcr ours, each a single host (transport mode), with one protocol (0 =
+/// any) and each a port (0 = any; only with a protocol). Returns the ID bodies to echo and the traffic they ask
+/// for, from our side: IDcr's port is ours, IDci's the peer's.
+fn check_peer_ids(
+    c: &Collected<'_>,
+    initiator: IpAddr,
+    responder: IpAddr,
+) -> Result<(Option<IdPair>, Selector), String> {
     match c.id.as_slice() {
-        [] => Ok(None),
+        [] => Ok((None, Selector::ANY)),
         [ci, cr] => {
-            check_host_id(ci, initiator, "IDci")?;
-            check_host_id(cr, responder, "IDcr")?;
-            Ok(Some((ci.to_vec(), cr.to_vec())))
+            let (pi, port_i) = check_host_id(ci, initiator, "IDci")?;
+            let (pr, port_r) = check_host_id(cr, responder, "IDcr")?;
+            if pi != pr {
+                return Err(format!(
+                    "IDci names {} but IDcr {}: the two IDs of a transport-mode SA must name the same protocol",
+                    protocol_name(pi),
+                    protocol_name(pr)
+                ));
+            }
+            let selector = Selector { protocol: pi, local_port: port_r, remote_port: port_i };
+            Ok((Some((ci.to_vec(), cr.to_vec())), selector))
         }
         other => Err(format!("QM1 carries {} ID payloads (0 or 2 allowed)", other.len())),
     }
 }
 
-fn check_host_id(body: &[u8], addr: IpAddr, which: &str) -> Result<(), String> {
+/// The rule a peer's Quick Mode runs under: the one that governs the traffic its IDs ask for, which must
+/// negotiate, contain all of that traffic, and authenticate like the Main Mode SA's rule. `Err` says in words
+/// which field of which rule excludes the proposal.
+fn quick_mode_rule<'p>(
+    policy: &'p Policy,
+    mm_rule: &Rule,
+    local: IpAddr,
+    peer: IpAddr,
+    selector: &Selector,
+) -> Result<&'p Rule, String> {
+    let asked = format!("the peer's Quick Mode IDs ask for {selector} between {peer} and {local}");
+    let governing = governing_rule_flow(policy, &selector.as_flow(local, peer)).and_then(|g| policy.rules.get(g));
+    if let Some(g) = governing {
+        if g.action.negotiates() && rule_contains(g, selector).is_ok() {
+            if g.name == mm_rule.name || same_authentication(g, mm_rule) {
+                return Ok(g);
+            }
+            return Err(format!(
+                "{asked}: rule '{}' governs that traffic, but it authenticates differently from rule '{}', under \
+                 which Main Mode ran",
+                g.name, mm_rule.name
+            ));
+        }
+    }
+    let why = match rule_contains(mm_rule, selector) {
+        Err(field) => field,
+        Ok(()) => format!("rule '{}' does not govern it", mm_rule.name),
+    };
+    let tail = match governing {
+        Some(g) if g.name != mm_rule.name => format!(" (rule '{}', action {}, governs it)", g.name, g.action.name()),
+        Some(_) => String::new(),
+        None => " (no rule governs it)".to_string(),
+    };
+    Err(format!("{asked}: {why}{tail}"))
+}
+
+/// Checks one ID of a Quick Mode proposal: the single host `addr`. Returns its protocol and port.
+fn check_host_id(body: &[u8], addr: IpAddr, which: &str) -> Result<(u8, u16), String> {
     let id = IdPayload::parse(body).map_err(|e| format!("{which} is malformed: {e}"))?;
-    if id.protocol != 0 || id.port != 0 {
-        return Err(format!(
-            "{which} limits the SA to protocol {} port {}, but the rule protects all traffic between the hosts",
-            id.protocol, id.port
-        ));
+    if id.protocol == 0 && id.port != 0 {
+        return Err(format!("{which} names port {} without a protocol", id.port));
     }
     let covers = match (id.id_type, addr) {
         (id_type::IPV4_ADDR, IpAddr::V4(a)) => id.data == a.octets(),
@@ -535,7 +621,7 @@ fn check_host_id(body: &[u8], addr: IpAddr, which: &str) -> Result<(), String> {
         _ => false,
     };
     if covers {
-        Ok(())
+        Ok((id.protocol, id.port))
     } else {
         Err(format!(
             "{which} ({}) is not the single host {addr}: transport mode protects the traffic of the two IKE hosts only",

@@ -7,6 +7,7 @@ use super::main_mode::MainMode;
 use super::message::{build_encrypted, build_plain, Crypt};
 use super::quick_mode::QuickMode;
 use super::retransmit::{Retransmit, StoredReply};
+use super::selector::Selector;
 use super::stats::Stats;
 use super::{Timing, Transmit};
 use crate::crypto::keys::{exchange_iv, Phase1Keys};
@@ -106,8 +107,8 @@ pub(crate) struct SaCore {
     pub reply: Option<StoredReply>,
     /// When the stored reply is dropped, or a half-open responder SA given up.
     pub idle_deadline: Option<Instant>,
-    /// Requests waiting for this SA to carry a Quick Mode.
-    pub waiting: Vec<RequestId>,
+    /// Requests waiting for this SA to carry a Quick Mode, with the traffic each asks for.
+    pub waiting: Vec<(RequestId, Selector)>,
     /// Message IDs of Informational exchanges already processed (bounded), so a replayed one is ignored.
     pub seen_informational: VecDeque<u32>,
     /// Message IDs of forgotten Quick Modes (bounded, oldest first), never to be taken for new exchanges.
@@ -118,6 +119,9 @@ pub(crate) struct SaCore {
     pub peer_initial_contact: bool,
     /// The deadline last handed to the endpoint's timer queue.
     pub scheduled: Option<Instant>,
+    /// A `rule test` SA: negotiated beside the SAs in use, never reused for other traffic, deleted once its
+    /// Quick Mode reported.
+    pub test: bool,
 }
 
 impl SaCore {
@@ -139,6 +143,7 @@ impl SaCore {
             send_initial_contact: false,
             peer_initial_contact: false,
             scheduled: None,
+            test: false,
         }
     }
 

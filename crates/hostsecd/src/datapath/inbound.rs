@@ -1,9 +1,11 @@
-//! The inbound thread: raw ESP sockets → open (replay, ICV) → policy check → TUN.
+//! The inbound thread: raw ESP sockets → open (replay, ICV) → policy check (selector and rule) → TUN.
 
 use super::wake::{poll_readable, set_nonblocking, Wake};
-use super::{addresses, bump, DpEvent, DpStats, InCmd, Snapshot};
+use super::{bump, DpEvent, DpStats, InCmd, Snapshot};
 use crate::host::{EspSockets, Tun};
-use hostsec_proto::esp::{InboundTable, SaCounters};
+use hostsec_proto::esp::{InboundTable, PacketFlow, SaCounters};
+use hostsec_proto::ike::selector::lookup_flow;
+use hostsec_proto::ike::Selector;
 use std::collections::{HashMap, HashSet};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
@@ -26,8 +28,8 @@ pub(super) struct Inbound {
     events: UnboundedSender<DpEvent>,
     stats: Arc<DpStats>,
     sas: InboundTable,
-    /// The rule each inbound SA was negotiated under, by SPI.
-    rules: HashMap<u32, String>,
+    /// The rule each inbound SA was negotiated under and the traffic it may carry, by SPI.
+    rules: HashMap<u32, (String, Selector)>,
     rekey_asked: HashSet<u32>,
 }
 
@@ -134,8 +136,8 @@ impl Inbound {
             match c {
                 InCmd::Stop => return false,
                 InCmd::Policy(s) => self.snapshot = s,
-                InCmd::Add(sa, rule) => {
-                    self.rules.insert(sa.spi(), rule);
+                InCmd::Add(sa, rule, selector) => {
+                    self.rules.insert(sa.spi(), (rule, selector));
                     self.sas.insert(*sa);
                 }
                 InCmd::Remove(spi, local) => {
@@ -161,22 +163,32 @@ impl Inbound {
             }
         };
         let inner = opened.packet;
-        // The SA carries the traffic of its rule only (RFC 4301 §5.2): the rule that governs the inner packet
-        // must be the one the SA was negotiated under, and it must still ask for protection.
-        let Some((src, dst)) = addresses(inner) else {
+        // The SA carries the traffic it was negotiated for only (RFC 4301 §5.2): the inner packet's protocol and
+        // ports must lie within the SA's selector, the rule that governs its flow must be the one the SA was
+        // negotiated under, and that rule must still ask for protection.
+        let Some(pf) = PacketFlow::parse(inner) else {
             bump(&self.stats.dropped_malformed);
             return;
         };
+        let flow = pf.inbound();
         let spi = packet_spi(packet).unwrap_or(0);
         let snap = &self.snapshot;
-        let governing = snap.spd.lookup(&snap.policy, dst, src).map(|i| &snap.policy.rules[i]);
+        let governing = lookup_flow(&snap.spd, &snap.policy, &flow).and_then(|i| snap.policy.rules.get(i));
         let owner = self.rules.get(&spi);
-        let ok = matches!((governing, owner), (Some(r), Some(o)) if &r.name == o && r.action.negotiates());
+        let ok = matches!((governing, owner),
+            (Some(r), Some((o, sel))) if r.name == *o && r.action.negotiates() && sel.covers_flow(&flow));
         if !ok {
             bump(&self.stats.dropped_policy_mismatch);
             debug!(
-                "inbound packet {src} -> {dst} on SA {spi:08x} dropped: its rule ({}) does not govern it",
-                owner.map_or("unknown", String::as_str)
+                "inbound packet {} -> {} (protocol {} ports {} -> {}) on SA {spi:08x} dropped: outside the SA's traffic \
+                 ({}) or not governed by its rule ({})",
+                pf.src,
+                pf.dst,
+                pf.protocol,
+                pf.src_port,
+                pf.dst_port,
+                owner.map_or("unknown".to_string(), |(_, s)| s.to_string()),
+                owner.map_or("unknown", |(r, _)| r.as_str()),
             );
             return;
         }

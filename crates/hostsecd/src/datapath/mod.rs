@@ -1,10 +1,12 @@
 //! The ESP datapath: two dedicated threads around the sans-IO ESP engine of `hostsec-proto`.
 //!
-//! - The outbound thread reads the packets that policy routing sends into the TUN device, looks up the rule of
-//!   each (the SPD: one binary search), and seals it with the peer's outbound SA, sends it in cleartext (bypass, or
-//!   a `request` peer that runs no IKE), drops it (block), or queues it while IKE negotiates (on demand).
+//! - The outbound thread reads the packets that policy routing sends into the TUN device, looks up the rule that
+//!   governs each one's flow (addresses, protocol, ports; the SPD: one binary search), and seals it with an SA of
+//!   that rule towards the peer whose traffic selector covers the flow, sends it in cleartext (bypass, or a
+//!   `request` peer that runs no IKE), drops it (block), or queues it while IKE negotiates (on demand).
 //! - The inbound thread receives ESP on raw sockets, opens it with the SA of its SPI (replay and ICV checked),
-//!   checks that the SA's rule governs the inner packet, and writes it into the TUN.
+//!   checks that the inner packet lies within the SA's selector and that the SA's rule governs it, and writes it
+//!   into the TUN.
 //!
 //! Each thread owns its SA table: the per-packet path takes no lock. The control plane (the tokio task that runs
 //! IKE) talks to them through command channels (woken by an eventfd) and reads their counters (atomics); they
@@ -16,6 +18,7 @@ mod wake;
 
 use crate::host::{EspSockets, Tun};
 use hostsec_proto::esp::{InboundSa, OutboundSa, SaCounters};
+use hostsec_proto::ike::{Flow, Selector};
 use hostsec_proto::policy::{Policy, Spd};
 use serde::Serialize;
 use std::net::IpAddr;
@@ -46,16 +49,20 @@ impl Snapshot {
 pub enum OutCmd {
     /// A new policy (reload).
     Policy(Arc<Snapshot>),
-    /// The SA to use towards its peer from now on (replaces the previous one: make-before-break), and the rule it
-    /// belongs to. Packets queued for the peer go out with it.
-    Add(Box<OutboundSa>),
+    /// An SA towards its peer for the traffic of a selector under a rule: from now on it carries that traffic
+    /// (taking over from an older SA for the same traffic: make-before-break). Packets queued for the peer that
+    /// it covers go out with it.
+    Add(Box<OutboundSa>, String, Selector),
     /// Forget the outbound SA with this SPI.
     Remove(u32),
-    /// IKE with the peer did not succeed (yet): queued packets go out in cleartext (`request`, and the peer is
-    /// then sent cleartext until IKE succeeds or the fallback expires) or are dropped (`require`).
+    /// IKE with the peer under `rule` did not succeed (yet). With `cleartext` (a `request` rule), the peer is sent
+    /// cleartext for the flows `request` rules govern until IKE succeeds or the fallback expires, queued packets
+    /// of such flows included; without, the packets of `rule` queued for the peer are dropped (`require`).
     AcquireFailed {
         /// The peer.
         peer: IpAddr,
+        /// The rule IKE ran under.
+        rule: String,
         /// Whether cleartext is allowed (`request`).
         cleartext: bool,
     },
@@ -67,8 +74,8 @@ pub enum OutCmd {
 pub enum InCmd {
     /// A new policy (reload).
     Policy(Arc<Snapshot>),
-    /// A new inbound SA and the name of its rule.
-    Add(Box<InboundSa>, String),
+    /// A new inbound SA, the name of its rule and the traffic it may carry.
+    Add(Box<InboundSa>, String, Selector),
     /// Forget the inbound SA with this SPI for this local address.
     Remove(u32, IpAddr),
     /// Stop the thread.
@@ -78,14 +85,13 @@ pub enum InCmd {
 /// What the datapath asks of the control plane.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DpEvent {
-    /// A packet wants protection and there is no SA: negotiate `rule` with `peer` from `local`.
+    /// A packet wants protection and there is no SA for its flow: negotiate `rule` for it (with `flow.remote`
+    /// from `flow.local`, for the packet's protocol and ports as the rule's selectors call for).
     Acquire {
         /// Rule name.
         rule: String,
-        /// Our address (the packet's source).
-        local: IpAddr,
-        /// The peer.
-        peer: IpAddr,
+        /// The packet's flow, from our side.
+        flow: Flow,
     },
     /// An SA reached a hard limit in the datapath (bytes, packets, sequence numbers): delete it.
     Expired {
@@ -146,7 +152,7 @@ counters! {
     dropped_no_sa,
     /// Dropped: a `block` rule, or the default action `block`.
     dropped_blocked,
-    /// Dropped inbound: the SA's rule does not govern the inner packet (or no longer exists).
+    /// Dropped inbound: the inner packet is outside the SA's selector, or the SA's rule does not govern it.
     dropped_policy_mismatch,
     /// Dropped: ESP refused the packet (see the reasons in `esp_drops`).
     dropped_esp,
@@ -233,22 +239,5 @@ impl Datapath {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
-    }
-}
-
-/// The source and destination of an IPv4 or IPv6 packet, if it is one.
-pub(crate) fn addresses(packet: &[u8]) -> Option<(IpAddr, IpAddr)> {
-    match packet.first()? >> 4 {
-        4 => {
-            let s: [u8; 4] = packet.get(12..16)?.try_into().ok()?;
-            let d: [u8; 4] = packet.get(16..20)?.try_into().ok()?;
-            Some((IpAddr::from(s), IpAddr::from(d)))
-        }
-        6 => {
-            let s: [u8; 16] = packet.get(8..24)?.try_into().ok()?;
-            let d: [u8; 16] = packet.get(24..40)?.try_into().ok()?;
-            Some((IpAddr::from(s), IpAddr::from(d)))
-        }
-        _ => None,
     }
 }

@@ -1,9 +1,11 @@
 //! The outbound thread: TUN → policy decision → ESP (or cleartext, queue, drop).
 
 use super::wake::{poll_readable, set_nonblocking, Wake};
-use super::{addresses, bump, DpEvent, DpStats, OutCmd, Snapshot};
+use super::{bump, DpEvent, DpStats, OutCmd, Snapshot};
 use crate::host::{EspSockets, Tun};
-use hostsec_proto::esp::{DropReason, OutboundTable, MAX_OVERHEAD};
+use hostsec_proto::esp::{DropReason, OutboundTable, PacketFlow, MAX_OVERHEAD};
+use hostsec_proto::ike::selector::{initiator_selector, lookup_flow};
+use hostsec_proto::ike::Selector;
 use hostsec_proto::policy::{Action, DefaultAction};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
@@ -19,7 +21,7 @@ const QUEUE_PER_PEER: usize = 64;
 const QUEUE_TOTAL: usize = 4096;
 /// How long queued packets wait for an SA before they are dropped.
 const QUEUE_TIMEOUT: Duration = Duration::from_secs(30);
-/// At most one acquire per peer in this interval (the control plane deduplicates too).
+/// At most one acquire per peer, rule and selector in this interval (the control plane deduplicates too).
 const ACQUIRE_INTERVAL: Duration = Duration::from_secs(2);
 /// How long a `request` peer that did not answer IKE is sent cleartext before IKE is tried again.
 const CLEARTEXT_FALLBACK: Duration = Duration::from_secs(60);
@@ -35,6 +37,19 @@ struct Queued {
     packets: VecDeque<Vec<u8>>,
 }
 
+/// What happens to an outbound packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decision {
+    /// Out in cleartext (bypass, a `request` peer in fallback, default bypass).
+    Clear,
+    /// Dropped (block, default block).
+    Block,
+    /// Sealed with an SA of the rule (its index in the snapshot).
+    Seal(usize),
+    /// Kept while IKE negotiates an SA under the rule.
+    Queue(usize),
+}
+
 pub(super) struct Outbound {
     tun: Tun,
     sockets: Arc<EspSockets>,
@@ -47,7 +62,8 @@ pub(super) struct Outbound {
     queues: HashMap<IpAddr, Queued>,
     queued_total: usize,
     fallback: HashMap<IpAddr, Instant>,
-    acquired: HashMap<IpAddr, Instant>,
+    /// The last acquire for a peer, rule (index in the snapshot) and the selector IKE will propose.
+    acquired: HashMap<(IpAddr, u32, Selector), Instant>,
     rekey_asked: HashSet<u32>,
     /// Scratch buffer for packets sealed while applying commands (queued packets).
     scratch: Vec<u8>,
@@ -162,94 +178,142 @@ impl Outbound {
         while let Ok(c) = self.commands.try_recv() {
             match c {
                 OutCmd::Stop => return false,
-                OutCmd::Policy(s) => self.snapshot = s,
-                OutCmd::Add(sa) => {
+                OutCmd::Policy(s) => {
+                    self.snapshot = s;
+                    // Keyed by rule index, which a new policy renumbers.
+                    self.acquired.clear();
+                }
+                OutCmd::Add(sa, rule, selector) => {
                     let peer = sa.peer();
                     self.fallback.remove(&peer);
-                    self.acquired.remove(&peer);
-                    if let Some(old) = self.sas.insert(*sa) {
-                        self.rekey_asked.remove(&old.spi());
+                    self.acquired.retain(|(p, _, _), _| *p != peer);
+                    if let Some(dropped) = self.sas.insert_for(*sa, &rule, selector) {
+                        self.rekey_asked.remove(&dropped.spi());
+                        warn!("outbound SA {:08x} to {peer} dropped: the peer has too many SAs", dropped.spi());
                     }
                     // Packets that waited for this SA go out now, in order.
-                    if let Some(q) = self.queues.remove(&peer) {
-                        self.queued_total -= q.packets.len();
-                        let now = Instant::now();
-                        for p in q.packets {
-                            self.seal_and_send(now, &p, out);
-                        }
-                    }
+                    self.requeue(Instant::now(), peer, out, None);
                 }
                 OutCmd::Remove(spi) => {
-                    let peer = self.sas.iter().find(|s| s.spi() == spi).map(|s| s.peer());
-                    if let Some(p) = peer {
-                        self.sas.remove(p);
-                    }
+                    self.sas.remove(spi);
                     self.rekey_asked.remove(&spi);
                 }
-                OutCmd::AcquireFailed { peer, cleartext } => {
-                    let q = self.queues.remove(&peer);
-                    let n = q.as_ref().map_or(0, |q| q.packets.len());
-                    self.queued_total -= n;
+                OutCmd::AcquireFailed { peer, rule, cleartext } => {
                     if cleartext {
                         self.fallback.insert(peer, Instant::now() + CLEARTEXT_FALLBACK);
-                        for p in q.into_iter().flat_map(|q| q.packets) {
-                            self.send_clear(&p);
-                        }
-                    } else {
-                        self.stats.dropped_no_sa.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
                     }
+                    self.requeue(Instant::now(), peer, out, (!cleartext).then_some(rule.as_str()));
                 }
             }
         }
         true
     }
 
-    /// Decides what happens to one packet from the TUN. A packet sealed into `slot` is left there for the batch
-    /// (its length is returned); everything else is done here.
-    fn packet(&mut self, now: Instant, packet: &[u8], slot: &mut [u8]) -> Option<usize> {
-        bump(&self.stats.tun_read);
-        let Some((src, dst)) = addresses(packet) else {
-            bump(&self.stats.dropped_malformed);
-            return None;
-        };
+    /// Decides again about the packets queued for `peer`: those an SA now covers are sealed and sent, those
+    /// cleartext is now allowed for are sent, those of `failed` (a rule whose IKE failed) are dropped, the others
+    /// wait on (with their original queueing time).
+    fn requeue(&mut self, now: Instant, peer: IpAddr, out: &mut [u8], failed: Option<&str>) {
+        let Some(q) = self.queues.remove(&peer) else { return };
+        self.queued_total -= q.packets.len();
         let snap = self.snapshot.clone();
-        let rule = snap.spd.lookup(&snap.policy, src, dst).map(|i| &snap.policy.rules[i]);
+        let mut keep = VecDeque::new();
+        for p in q.packets {
+            let Some(flow) = PacketFlow::parse(&p) else {
+                bump(&self.stats.dropped_malformed);
+                continue;
+            };
+            match self.decide(now, &snap, &flow) {
+                Decision::Clear => self.send_clear(&p),
+                Decision::Block => bump(&self.stats.dropped_blocked),
+                Decision::Seal(i) => {
+                    let rule = snap.policy.rules.get(i).map(|r| r.name.as_str());
+                    self.seal_and_send(now, &p, out, rule, &flow);
+                }
+                Decision::Queue(i) => {
+                    if failed.is_some_and(|f| snap.policy.rules.get(i).is_some_and(|r| r.name == f)) {
+                        bump(&self.stats.dropped_no_sa);
+                    } else {
+                        keep.push_back(p);
+                    }
+                }
+            }
+        }
+        if !keep.is_empty() {
+            self.queued_total += keep.len();
+            self.queues.insert(peer, Queued { since: q.since, packets: keep });
+        }
+    }
+
+    /// What happens to a packet with this flow: the rule that governs the flow decides (the global default when
+    /// none does); for a rule that negotiates, an SA of that rule covering the flow seals it.
+    #[inline]
+    fn decide(&self, now: Instant, snap: &Snapshot, flow: &PacketFlow) -> Decision {
+        let index = lookup_flow(&snap.spd, &snap.policy, &flow.outbound());
+        let rule = index.and_then(|i| snap.policy.rules.get(i).map(|r| (i, r)));
         let action = match rule {
-            Some(r) => r.action,
+            Some((_, r)) => r.action,
             None => match snap.policy.global.default_action {
                 DefaultAction::Bypass => Action::Bypass,
                 DefaultAction::Block => Action::Block,
             },
         };
-        match action {
-            Action::Bypass => self.send_clear(packet),
-            Action::Block => bump(&self.stats.dropped_blocked),
-            Action::Require | Action::Request => {
-                if self.sas.get(dst).is_some() {
-                    if packet.len() + MAX_OVERHEAD <= slot.len() {
-                        return self.seal(now, packet, slot);
-                    }
-                    let mut big = std::mem::take(&mut self.scratch);
-                    self.seal_and_send(now, packet, &mut big);
-                    self.scratch = big;
-                } else if action == Action::Request && self.fallback.get(&dst).is_some_and(|t| *t > now) {
-                    self.send_clear(packet);
-                } else if let Some(r) = rule {
-                    self.queue(now, src, dst, &r.name, packet);
+        match (action, rule) {
+            (Action::Bypass, _) => Decision::Clear,
+            (Action::Block, _) | (_, None) => Decision::Block,
+            (Action::Require | Action::Request, Some((i, r))) => {
+                if self.sas.find(flow, Some(&r.name)).is_some() {
+                    Decision::Seal(i)
+                } else if action == Action::Request && self.fallback.get(&flow.dst).is_some_and(|t| *t > now) {
+                    Decision::Clear
+                } else {
+                    Decision::Queue(i)
                 }
             }
+        }
+    }
+
+    /// Decides what happens to one packet from the TUN. A packet sealed into `slot` is left there for the batch
+    /// (its length is returned); everything else is done here.
+    fn packet(&mut self, now: Instant, packet: &[u8], slot: &mut [u8]) -> Option<usize> {
+        bump(&self.stats.tun_read);
+        let Some(flow) = PacketFlow::parse(packet) else {
+            bump(&self.stats.dropped_malformed);
+            return None;
+        };
+        let snap = self.snapshot.clone();
+        match self.decide(now, &snap, &flow) {
+            Decision::Clear => self.send_clear(packet),
+            Decision::Block => bump(&self.stats.dropped_blocked),
+            Decision::Seal(i) => {
+                let rule = snap.policy.rules.get(i).map(|r| r.name.as_str());
+                if packet.len() + MAX_OVERHEAD <= slot.len() {
+                    return self.seal(now, packet, slot, rule, &flow);
+                }
+                let mut big = std::mem::take(&mut self.scratch);
+                self.seal_and_send(now, packet, &mut big, rule, &flow);
+                self.scratch = big;
+            }
+            Decision::Queue(i) => self.queue(now, &snap, i, &flow, packet),
         }
         None
     }
 
-    /// Seals a packet into `out`; returns the sealed length.
-    fn seal(&mut self, now: Instant, packet: &[u8], out: &mut [u8]) -> Option<usize> {
-        match self.sas.seal(now, packet, out) {
+    /// Seals a packet into `out` with the SA of `rule` that covers its flow; returns the sealed length.
+    fn seal(
+        &mut self,
+        now: Instant,
+        packet: &[u8],
+        out: &mut [u8],
+        rule: Option<&str>,
+        flow: &PacketFlow,
+    ) -> Option<usize> {
+        match self.sas.seal_for(now, packet, out, rule) {
             Ok(sealed) => {
+                let len = sealed.packet.len();
                 if sealed.rekey_soon {
-                    self.ask_rekey(packet);
+                    self.ask_rekey(flow, rule);
                 }
-                Some(sealed.packet.len())
+                Some(len)
             }
             Err(DropReason::NoSa) => {
                 bump(&self.stats.dropped_no_sa);
@@ -263,8 +327,8 @@ impl Outbound {
         }
     }
 
-    fn ask_rekey(&mut self, packet: &[u8]) {
-        if let Some(sa) = addresses(packet).and_then(|(_, d)| self.sas.get(d)) {
+    fn ask_rekey(&mut self, flow: &PacketFlow, rule: Option<&str>) {
+        if let Some(sa) = self.sas.find(flow, rule) {
             let spi = sa.spi();
             if self.rekey_asked.insert(spi) {
                 let _ = self.events.send(DpEvent::RekeySoon { spi, inbound: false });
@@ -273,8 +337,8 @@ impl Outbound {
     }
 
     /// Seals one packet into `out` and sends it at once (queued packets, oversized packets).
-    fn seal_and_send(&mut self, now: Instant, packet: &[u8], out: &mut [u8]) {
-        if let Some(len) = self.seal(now, packet, out) {
+    fn seal_and_send(&mut self, now: Instant, packet: &[u8], out: &mut [u8], rule: Option<&str>, flow: &PacketFlow) {
+        if let Some(len) = self.seal(now, packet, out, rule, flow) {
             match self.sockets.send(&out[..len]) {
                 Ok(()) => bump(&self.stats.esp_sent),
                 Err(e) => {
@@ -295,8 +359,10 @@ impl Outbound {
         }
     }
 
-    /// Keeps the packet until the peer's SA is up, and asks the control plane to negotiate it.
-    fn queue(&mut self, now: Instant, src: IpAddr, dst: IpAddr, rule: &str, packet: &[u8]) {
+    /// Keeps the packet until an SA for its flow is up, and asks the control plane to negotiate one under the
+    /// rule (`rule`, an index into the snapshot) for the selector IKE will propose for this flow.
+    fn queue(&mut self, now: Instant, snap: &Snapshot, rule: usize, flow: &PacketFlow, packet: &[u8]) {
+        let dst = flow.dst;
         let q = self.queues.entry(dst).or_insert_with(|| Queued { since: now, packets: VecDeque::new() });
         if q.packets.len() >= QUEUE_PER_PEER || self.queued_total >= QUEUE_TOTAL {
             bump(&self.stats.dropped_queue_full);
@@ -305,10 +371,13 @@ impl Outbound {
             self.queued_total += 1;
             bump(&self.stats.queued);
         }
-        let due = self.acquired.get(&dst).is_none_or(|t| now.duration_since(*t) >= ACQUIRE_INTERVAL);
+        let Some(r) = snap.policy.rules.get(rule) else { return };
+        let f = flow.outbound();
+        let key = (dst, rule as u32, initiator_selector(r, Some(&f)));
+        let due = self.acquired.get(&key).is_none_or(|t| now.duration_since(*t) >= ACQUIRE_INTERVAL);
         if due {
-            self.acquired.insert(dst, now);
-            let _ = self.events.send(DpEvent::Acquire { rule: rule.to_string(), local: src, peer: dst });
+            self.acquired.insert(key, now);
+            let _ = self.events.send(DpEvent::Acquire { rule: r.name.clone(), flow: f });
         }
     }
 

@@ -12,6 +12,34 @@ use std::io;
 use std::net::IpAddr;
 use tracing::{info, warn};
 
+/// What a flow rule does to the cleartext it matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowAction {
+    /// Dropped and counted (`drop_require_in` / `drop_require_out`): a `require` rule's traffic must be ESP.
+    Require,
+    /// Passes (`request`, `bypass`).
+    Pass,
+    /// Dropped and counted (`drop_block`).
+    Block,
+}
+
+/// The traffic of a rule with selectors (protocol, ports) towards some prefixes: one nft line per chain and
+/// family. Only the prefixes where the rule is in force are listed (where no rule without selectors takes
+/// precedence over it), so that the lines, in precedence order, decide exactly as the datapath does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowRule {
+    /// Peer prefixes (IPv4 and IPv6 mixed, disjoint).
+    pub prefixes: Vec<(IpAddr, u8)>,
+    /// IP protocol; 0 = any.
+    pub protocol: u8,
+    /// This host's ports (inclusive ranges); empty = any. Only with TCP or UDP.
+    pub local_ports: Vec<(u16, u16)>,
+    /// The peer's ports; empty = any. Only with TCP or UDP.
+    pub remote_ports: Vec<(u16, u16)>,
+    /// What happens to matching cleartext.
+    pub action: FlowAction,
+}
+
 /// What the firewall enforces. Each list holds prefixes (IPv4 and IPv6 mixed) whose winning action is that one:
 /// the caller has already resolved overlapping rules, so the lists are disjoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +53,13 @@ pub struct FirewallPlan {
     pub bypass: Vec<(IpAddr, u8)>,
     /// Blocked peers: everything to and from them is dropped, IKE and ESP too (`drop_block`).
     pub block: Vec<(IpAddr, u8)>,
+    /// Rules with traffic selectors, most preferred first: checked after IKE and ESP pass and before the prefix
+    /// lists, the first that matches a packet decides (so `require` for tcp/9100 beside `bypass` for the rest of a
+    /// peer drops cleartext to and from port 9100 only).
+    pub flows: Vec<FlowRule>,
+    /// Blocked peers for which a rule with selectors makes exceptions: what the exceptions do not let through is
+    /// dropped (`drop_block`) after the flows; IKE and ESP pass.
+    pub block_late: Vec<(IpAddr, u8)>,
     /// Drop traffic with hosts no rule covers (`drop_default`), except IKE, ESP, loopback, IPv6 neighbour
     /// discovery and the daemon's own marked packets.
     pub default_block: bool,
@@ -41,6 +76,8 @@ impl Default for FirewallPlan {
             request: Vec::new(),
             bypass: Vec::new(),
             block: Vec::new(),
+            flows: Vec::new(),
+            block_late: Vec::new(),
             default_block: false,
             tun: super::TUN_NAME.to_string(),
             ike_ports: IKE_PORTS,
@@ -125,6 +162,69 @@ fn set_def(out: &mut String, name: &str, ipv4: bool, prefixes: &[(IpAddr, u8)]) 
     out.push_str("\t}\n");
 }
 
+/// Prefixes of one family as an nft set literal (`{ 192.0.2.1, 198.51.100.0/24 }`, or the bare element when there
+/// is one, as `nft list` prints it back), or `None` when there is none of that family.
+fn prefix_literal(prefixes: &[(IpAddr, u8)], ipv4: bool) -> Option<String> {
+    let max = if ipv4 { 32 } else { 128 };
+    let elems: Vec<String> = prefixes
+        .iter()
+        .filter(|(a, _)| a.is_ipv4() == ipv4)
+        .map(|(a, l)| {
+            let l = (*l).min(max);
+            let a = super::routing::mask_prefix(*a, l);
+            if l == max {
+                a.to_string()
+            } else {
+                format!("{a}/{l}")
+            }
+        })
+        .collect();
+    literal(elems)
+}
+
+/// Elements as `nft list` writes them: one bare, several in braces; `None` for none.
+fn literal(elems: Vec<String>) -> Option<String> {
+    match elems.as_slice() {
+        [] => None,
+        [one] => Some(one.clone()),
+        _ => Some(format!("{{ {} }}", elems.join(", "))),
+    }
+}
+
+/// Port ranges as an nft set literal (`{ 631, 9100-9109 }`, or `9100` alone).
+fn port_literal(ports: &[(u16, u16)]) -> String {
+    let elems: Vec<String> =
+        ports.iter().map(|(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") }).collect();
+    literal(elems).unwrap_or_default()
+}
+
+impl FlowRule {
+    /// The match on protocol and ports for a chain: in `input` our ports are the destination ports, in `output`
+    /// the source ports.
+    fn l4_match(&self, input: bool) -> String {
+        let kw = match self.protocol {
+            6 => Some("tcp"),
+            17 => Some("udp"),
+            _ => None,
+        };
+        let (ours, theirs) = if input { ("dport", "sport") } else { ("sport", "dport") };
+        let mut m = Vec::new();
+        match kw {
+            Some(kw) if !self.local_ports.is_empty() || !self.remote_ports.is_empty() => {
+                if !self.local_ports.is_empty() {
+                    m.push(format!("{kw} {ours} {}", port_literal(&self.local_ports)));
+                }
+                if !self.remote_ports.is_empty() {
+                    m.push(format!("{kw} {theirs} {}", port_literal(&self.remote_ports)));
+                }
+            }
+            _ if self.protocol != 0 => m.push(format!("meta l4proto {}", self.protocol)),
+            _ => {}
+        }
+        m.join(" ")
+    }
+}
+
 impl FirewallPlan {
     /// The table, as nft text. `counters` are the values the named counters start with (so that replacing the
     /// table does not reset them).
@@ -142,6 +242,11 @@ impl FirewallPlan {
             set_def(&mut t, &format!("{name}4"), true, list);
             set_def(&mut t, &format!("{name}6"), false, list);
         }
+        // Only when used, so that a rule set without selectors gives the same table as before they existed.
+        if !self.block_late.is_empty() {
+            set_def(&mut t, "block_late4", true, &self.block_late);
+            set_def(&mut t, "block_late6", false, &self.block_late);
+        }
         let ike = format!("{{ {}, {} }}", self.ike_ports[0], self.ike_ports[1]);
         let tun = &self.tun;
         for (chain, dir, port, iface) in
@@ -158,6 +263,24 @@ impl FirewallPlan {
             let _ = writeln!(t, "\t\t{iface} \"{tun}\" accept");
             let _ = writeln!(t, "\t\tmeta l4proto esp accept");
             let _ = writeln!(t, "\t\tudp {port} {ike} accept");
+            for f in &self.flows {
+                let action = match f.action {
+                    FlowAction::Require => format!("counter name \"{req_counter}\" drop"),
+                    FlowAction::Pass => "accept".to_string(),
+                    FlowAction::Block => "counter name \"drop_block\" drop".to_string(),
+                };
+                let l4 = f.l4_match(chain == "input");
+                for (fam, v4) in [("ip", true), ("ip6", false)] {
+                    if let Some(addrs) = prefix_literal(&f.prefixes, v4) {
+                        let l4 = if l4.is_empty() { String::new() } else { format!("{l4} ") };
+                        let _ = writeln!(t, "\t\t{fam} {dir} {addrs} {l4}{action}");
+                    }
+                }
+            }
+            if !self.block_late.is_empty() {
+                let _ = writeln!(t, "\t\tip {dir} @block_late4 counter name \"drop_block\" drop");
+                let _ = writeln!(t, "\t\tip6 {dir} @block_late6 counter name \"drop_block\" drop");
+            }
             let _ = writeln!(t, "\t\tip {dir} @require4 counter name \"{req_counter}\" drop");
             let _ = writeln!(t, "\t\tip6 {dir} @require6 counter name \"{req_counter}\" drop");
             if self.default_block {
@@ -186,7 +309,12 @@ impl FirewallPlan {
     }
 
     fn prefix_count(&self) -> usize {
-        self.require.len() + self.request.len() + self.bypass.len() + self.block.len()
+        self.require.len()
+            + self.request.len()
+            + self.bypass.len()
+            + self.block.len()
+            + self.block_late.len()
+            + self.flows.iter().map(|f| f.prefixes.len()).sum::<usize>()
     }
 }
 
@@ -210,11 +338,12 @@ impl Firewall {
         super::run_with_input("nft", &["-f", "-"], &plan.transaction(&counters)?)?;
         if !self.installed {
             info!(
-                "nftables table {NFT_FAMILY} {NFT_TABLE} installed ({} require, {} request, {} bypass, {} block prefixes{})",
+                "nftables table {NFT_FAMILY} {NFT_TABLE} installed ({} require, {} request, {} bypass, {} block prefixes, {} selector rules{})",
                 plan.require.len(),
                 plan.request.len(),
                 plan.bypass.len(),
-                plan.block.len(),
+                plan.block.len() + plan.block_late.len(),
+                plan.flows.len(),
                 if plan.default_block { ", default block" } else { "" }
             );
         }
@@ -306,6 +435,8 @@ mod tests {
             request: vec![p("198.51.100.3")],
             bypass: vec![],
             block: vec![p("2001:db8:2::5"), p("192.0.2.77/32")],
+            flows: vec![],
+            block_late: vec![],
             default_block: true,
             tun: "hs0".into(),
             ike_ports: [500, 4500],
@@ -409,6 +540,47 @@ table inet hostsec {
 }
 "#;
         assert_eq!(plan.transaction(&counters).unwrap(), want);
+    }
+
+    #[test]
+    fn selector_rules_match_protocol_and_ports_per_direction() {
+        let plan = FirewallPlan {
+            bypass: vec![p("198.51.100.2")],
+            flows: vec![
+                FlowRule {
+                    prefixes: vec![p("198.51.100.2"), p("2001:db8:1::/64")],
+                    protocol: 6,
+                    local_ports: vec![(9100, 9100), (631, 632)],
+                    remote_ports: vec![],
+                    action: FlowAction::Require,
+                },
+                FlowRule {
+                    prefixes: vec![p("198.51.100.2")],
+                    protocol: 1,
+                    local_ports: vec![],
+                    remote_ports: vec![],
+                    action: FlowAction::Pass,
+                },
+            ],
+            block_late: vec![p("203.0.113.0/24")],
+            ..Default::default()
+        };
+        let t = plan.table_text(&FirewallCounters::default()).unwrap();
+        for line in [
+            "\t\tip saddr 198.51.100.2 tcp dport { 9100, 631-632 } counter name \"drop_require_in\" drop\n",
+            "\t\tip6 saddr 2001:db8:1::/64 tcp dport { 9100, 631-632 } counter name \"drop_require_in\" drop\n",
+            "\t\tip daddr 198.51.100.2 tcp sport { 9100, 631-632 } counter name \"drop_require_out\" drop\n",
+            "\t\tip saddr 198.51.100.2 meta l4proto 1 accept\n",
+            "\t\tip saddr @block_late4 counter name \"drop_block\" drop\n",
+            "\tset block_late4 {\n\t\ttype ipv4_addr\n\t\tflags interval\n\t\tauto-merge\n\t\telements = { 203.0.113.0/24 }\n",
+        ] {
+            assert!(t.contains(line), "missing {line:?} in\n{t}");
+        }
+        // The flows come after IKE and ESP pass and before the prefix lists decide.
+        let ike = t.find("udp dport { 500, 4500 } accept").unwrap();
+        let flow = t.find("tcp dport { 9100").unwrap();
+        let sets = t.find("ip saddr @require4").unwrap();
+        assert!(ike < flow && flow < sets, "{t}");
     }
 
     #[test]

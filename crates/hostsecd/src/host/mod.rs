@@ -22,7 +22,7 @@ pub mod routing;
 pub mod tun;
 pub mod watch;
 
-pub use firewall::{Counter, Firewall, FirewallCounters, FirewallPlan};
+pub use firewall::{Counter, Firewall, FirewallCounters, FirewallPlan, FlowAction, FlowRule};
 pub use rawsock::{rebuild_ipv6, EspSockets, RebuildError};
 pub use restore::{restore_leftovers, HostState, Leftovers};
 pub use routing::{
