@@ -61,6 +61,12 @@ bash tests/e2e/datapath.sh
 step "end to end: rule keywords follow the host's configuration (LocalSubnet, DNS, WINS)"
 bash tests/e2e/keywords.sh
 
+step "end to end: traffic selectors (require tcp/9100 beside bypass)"
+bash tests/e2e/selectors.sh
+
+step "end to end: reload under traffic, removed rules, a config full of typos"
+bash tests/e2e/reload.sh
+
 if [ "$INTEROP" = yes ]; then
   step "interop: strongSwan in a QEMU guest with kernel ESP ($CASES cases)"
   bash tests/interop/strongswan-ike.sh --cases "$CASES"

@@ -35,6 +35,13 @@ pub enum Request {
         /// Peer, when the rule covers more than one.
         peer: Option<IpAddr>,
     },
+    /// Negotiate a fresh Main Mode and Quick Mode with a peer under a rule, report the verdict, delete them.
+    RuleTest {
+        /// Rule name.
+        rule: String,
+        /// The peer.
+        peer: IpAddr,
+    },
     /// Delete SAs of a rule and/or a peer.
     Terminate {
         /// Rule name.

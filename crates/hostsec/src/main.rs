@@ -122,7 +122,7 @@ fn run(mut cli: Cli) -> Result<ExitCode, String> {
             },
         },
         ["rule", "test", name] => {
-            Request::Initiate { rule: name.to_string(), peer: Some(peer.ok_or("rule test needs --peer ADDR")?) }
+            Request::RuleTest { rule: name.to_string(), peer: peer.ok_or("rule test needs --peer ADDR")? }
         }
         ["initiate", rule] => Request::Initiate { rule: rule.to_string(), peer },
         ["terminate", rule] => Request::Terminate { rule: Some(rule.to_string()), peer },
@@ -137,7 +137,6 @@ fn run(mut cli: Cli) -> Result<ExitCode, String> {
         [] => return Err("no verb".into()),
         other => return Err(format!("unknown verb '{}'", other.join(" "))),
     };
-    let is_test = matches!(words.as_slice(), ["rule", "test", _]);
     let response = match call(&cli.socket, &request) {
         Ok(r) => r,
         Err(e) => {
@@ -155,7 +154,7 @@ fn run(mut cli: Cli) -> Result<ExitCode, String> {
         Request::Stats => print::report(cli.json, &response, print::stats),
         Request::Rules => print::report(cli.json, &response, print::rules),
         Request::RuleExplain { .. } => print::report(cli.json, &response, print::explain),
-        Request::Initiate { .. } if is_test => print::report(cli.json, &response, print::test_verdict),
+        Request::RuleTest { .. } => print::report(cli.json, &response, print::test_verdict),
         Request::Initiate { .. } => print::report(cli.json, &response, print::initiated),
         Request::Terminate { .. } => print::report(cli.json, &response, |d| println!("deleted {} SA(s)", d["deleted"])),
         Request::Reload => {

@@ -186,6 +186,11 @@ pub fn initiated(d: &serde_json::Value) {
 
 /// `hostsec rule test`.
 pub fn test_verdict(d: &serde_json::Value) {
-    println!("PASS: the rule negotiates with {}", d["peer"].as_str().unwrap_or("the peer"));
-    initiated(d);
+    println!(
+        "PASS: rule '{}' negotiates with {}: {}",
+        d["rule"].as_str().unwrap_or("?"),
+        d["peer"].as_str().unwrap_or("the peer"),
+        d["verdict"].as_str().unwrap_or("")
+    );
+    println!("(the test's SAs were deleted again; the SAs in use were not touched)");
 }

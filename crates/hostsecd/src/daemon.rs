@@ -374,10 +374,14 @@ impl Daemon {
                     }
                 }
             }
-            Event::RequestDone { request, info, .. } => {
+            Event::RequestDone { request, info, verdict } => {
                 self.acquires.remove(&request);
                 if let Some(tx) = self.pending.remove(&request) {
-                    let _ = tx.send(Response::ok(QuickModeEntry::from(&info)));
+                    let mut entry = serde_json::to_value(QuickModeEntry::from(&info)).unwrap_or_default();
+                    if let Some(o) = entry.as_object_mut() {
+                        o.insert("verdict".into(), serde_json::Value::String(verdict));
+                    }
+                    let _ = tx.send(Response::ok(entry));
                 }
                 self.auto_requests.remove(&request);
             }
@@ -584,6 +588,16 @@ impl Daemon {
                 let local = target.and_then(|p| self.sockets.local_for(p));
                 let local = local.unwrap_or_else(|| self.sockets.sockets[0].0);
                 match self.endpoint.initiate(now, &rule, peer, local) {
+                    Ok(req) => {
+                        self.pending.insert(req, c.reply);
+                        return;
+                    }
+                    Err(e) => Response::invalid(e.to_string()),
+                }
+            }
+            Request::RuleTest { rule, peer } => {
+                let local = self.sockets.local_for(peer).unwrap_or_else(|| self.sockets.sockets[0].0);
+                match self.endpoint.test_rule(now, &rule, Some(peer), local) {
                     Ok(req) => {
                         self.pending.insert(req, c.reply);
                         return;
