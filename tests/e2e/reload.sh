@@ -101,6 +101,15 @@ check "C was told (DELETE): it holds no SA with A" gone c 198.51.100.1
 check "A's log gives the reason" grep -q "rule 'c'.*removed" "$W/a.log"
 check "B's SA pair is still the same" test "$(spis a 198.51.100.2)" = "$b_before"
 
+# --- rule test: a fresh negotiation beside the SAs in use ----------------------------------------------------------
+hs a rule test b --peer 198.51.100.2 > "$W/ruletest.txt" 2>&1; rc=$?
+check "hostsec rule test b --peer B: exit 0, '$(head -1 "$W/ruletest.txt")'" test "$rc" = 0
+check "the verdict names the algorithms and the authentication" grep -q "PASS: rule 'b' negotiates with.*psk" "$W/ruletest.txt"
+check "B's SA pair is untouched by the test" test "$(spis a 198.51.100.2)" = "$b_before"
+check "B still pings A after the test" quiet ip netns exec $NB ping -c 2 -W 5 198.51.100.1
+hs a rule test nosuch --peer 198.51.100.2 >/dev/null 2>&1; rc=$?
+check "rule test of an unknown rule: exit 2" test "$rc" = 2
+
 # --- a new user's config with 20 typos -------------------------------------------------------------------------------
 printf 'an-open-secret-0123456789\n' > "$W/open.psk"; chmod 644 "$W/open.psk"
 printf 'a-private-secret-0123456789\n' > "$W/site.psk"; chmod 600 "$W/site.psk"
