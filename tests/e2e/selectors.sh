@@ -108,6 +108,7 @@ check "and the ESP carries nothing but port 9100" test "$(tshark -r "$W/wire.pca
 sa_a=$(hs a sas --json); sa_b=$(hs b sas --json)
 check "A: one Quick Mode SA, rule print, protocol 6, local port 9100" test "$(jq_ '[(q["rule"], q["protocol"], q["local_port"], q["remote_port"]) for q in d["quick_mode"]]' <<<"$sa_a")" = "[('print', 6, 9100, 0)]"
 check "B: one Quick Mode SA, rule print, protocol 6, remote port 9100" test "$(jq_ '[(q["rule"], q["protocol"], q["local_port"], q["remote_port"]) for q in d["quick_mode"]]' <<<"$sa_b")" = "[('print', 6, 0, 9100)]"
+check "hostsec sas (for people) names A's traffic" grep -q "traffic: tcp, local port 9100" <(hs a sas)
 check "A counts the protected packets" test "$(jq_ 'sum(q["packets_in"] for q in d["quick_mode"])' <<<"$sa_a")" -ge 3
 check "A: the ports other than 9100 left through the datapath in cleartext" test "$(hs a stats --json | jq_ "d['esp']['datapath']['cleartext_sent']")" -gt 0
 

@@ -64,8 +64,15 @@ pub fn sas(d: &serde_json::Value) {
     println!("Quick Mode SAs ({}):", s.quick_mode.len());
     for q in &s.quick_mode {
         println!(
-            "  {}: {} <-> {}  ESP {} ({}), SPIs in {} out {}",
-            q.rule, q.local, q.peer, q.mode, q.role, q.spi_in, q.spi_out
+            "  {}: {} <-> {}  ESP {} ({}), SPIs in {} out {}, traffic: {}",
+            q.rule,
+            q.local,
+            q.peer,
+            q.mode,
+            q.role,
+            q.spi_in,
+            q.spi_out,
+            traffic(q.protocol, q.local_port, q.remote_port)
         );
         let pfs = q.pfs_group.map_or("no PFS".to_string(), |g| format!("PFS group {g}"));
         println!(
@@ -80,6 +87,21 @@ pub fn sas(d: &serde_json::Value) {
             q.packets_out
         );
     }
+}
+
+/// A Quick Mode SA's traffic selector in words (0 = any, as in the IKEv1 IDs).
+fn traffic(protocol: u8, local_port: u16, remote_port: u16) -> String {
+    if protocol == 0 {
+        return "all".to_string();
+    }
+    let mut t = hostsec_proto::policy::selector::protocol_name(protocol);
+    if local_port != 0 {
+        t.push_str(&format!(", local port {local_port}"));
+    }
+    if remote_port != 0 {
+        t.push_str(&format!(", remote port {remote_port}"));
+    }
+    t
 }
 
 /// `hostsec stats`.
