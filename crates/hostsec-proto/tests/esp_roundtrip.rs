@@ -332,3 +332,53 @@ fn outbound_table_picks_the_sa_by_rule_and_selector() {
     plain.insert(sa(0x905));
     assert_eq!(spi_of(&mut plain, &to_80, Some("print")), Ok(0x905));
 }
+
+/// A rekeying started by us: the new outbound SA waits until the peer has been seen using the new pair (its first
+/// packet on our new inbound SA) or until the gate's deadline, so that the peer, which installs the pair only on
+/// QM3, never gets packets for an SPI it does not know yet.
+#[test]
+fn a_new_outbound_sa_takes_over_once_the_peer_uses_the_pair() {
+    use hostsec_proto::esp::{InboundSa, OutboundSa, TakeoverGate};
+    use hostsec_proto::ike::Selector;
+    use std::time::Duration;
+    let t = transforms()[0];
+    let mut rng = <rand_chacha::ChaCha20Rng as rand_chacha::rand_core::SeedableRng>::seed_from_u64(6);
+    let now = Instant::now();
+    let mut table = OutboundTable::new();
+    let old = OutboundSa::new(&config(t, 0xa01, A4, B4, 1), &mut rng).unwrap();
+    table.insert_for(old, "r", Selector::ANY);
+    // The new pair: our inbound SA 0xb02 (the peer's outbound) and our outbound SA 0xa02.
+    let in_cfg = config(t, 0xb02, A4, B4, 2);
+    let mut inbound = InboundSa::new(&in_cfg).unwrap();
+    let gate = TakeoverGate { peer_uses: in_cfg.counters.clone(), until: now + Duration::from_secs(2) };
+    let new = OutboundSa::new(&config(t, 0xa02, A4, B4, 3), &mut rng).unwrap();
+    table.insert_gated(new, "r", Selector::ANY, Some(gate));
+    let packet = ipv4(A4, B4, 6, &[], &tcp(40000, 80));
+    let spi_at = |table: &mut OutboundTable, at: Instant| {
+        let mut buf = vec![0u8; packet.len() + MAX_OVERHEAD];
+        table
+            .seal_for(at, &packet, &mut buf, Some("r"))
+            .map(|s| u32::from_be_bytes(s.packet[20..24].try_into().unwrap()))
+    };
+    assert_eq!(spi_at(&mut table, now), Ok(0xa01), "the old SA carries on while the peer has not used the new pair");
+    assert_eq!(spi_at(&mut table, now + Duration::from_secs(3)), Ok(0xa02), "the deadline opens the gate");
+    assert_eq!(spi_at(&mut table, now), Ok(0xa01));
+    // The peer's first packet on the new pair opens it at once.
+    let mut peer_out = OutboundSa::new(&config(t, 0xb02, B4, A4, 2), &mut rng).unwrap();
+    let inner = ipv4(B4, A4, 6, &[], &tcp(80, 40000));
+    let mut sealed = vec![0u8; inner.len() + MAX_OVERHEAD];
+    let n = peer_out.seal(now, &inner, &mut sealed).unwrap().packet.len();
+    let mut opened = vec![0u8; n];
+    assert!(inbound.open(now, &sealed[..n], &mut opened).is_ok());
+    assert_eq!(spi_at(&mut table, now), Ok(0xa02), "the peer has the pair: the new SA takes over");
+    // With no older SA for the traffic, a gated SA is used at once.
+    let mut fresh = OutboundTable::new();
+    let gate = TakeoverGate { peer_uses: config(t, 0xb03, A4, B4, 4).counters, until: now + Duration::from_secs(2) };
+    fresh.insert_gated(
+        OutboundSa::new(&config(t, 0xa03, A4, B4, 5), &mut rng).unwrap(),
+        "r",
+        Selector::ANY,
+        Some(gate),
+    );
+    assert_eq!(spi_at(&mut fresh, now), Ok(0xa03));
+}

@@ -35,6 +35,8 @@ struct Datagram {
 /// First retry of a failed `auto = "start"` rule; doubles up to `AUTO_RETRY_MAX`.
 const AUTO_RETRY_MIN: Duration = Duration::from_secs(15);
 const AUTO_RETRY_MAX: Duration = Duration::from_secs(300);
+/// Longest wait of a new outbound SA of ours for the peer to use the pair before it takes over (rekeying).
+const TAKEOVER_WAIT: Duration = Duration::from_secs(2);
 /// A `request` peer that has not answered IKE after this long gets cleartext (as Windows' fast fallback does),
 /// while IKE goes on in the background.
 const REQUEST_FALLBACK_AFTER: Duration = Duration::from_secs(3);
@@ -402,7 +404,14 @@ impl Daemon {
                     PairCounters { inbound: cfg_in.counters.clone(), outbound: cfg_out.counters.clone() },
                 );
                 p.datapath.inbound(InCmd::Add(Box::new(i), info.rule.clone(), info.selector));
-                p.datapath.outbound(OutCmd::Add(Box::new(o), info.rule.clone(), info.selector));
+                // As the Quick Mode's initiator we have the pair before the peer does (it installs on QM3): the
+                // new outbound SA waits for the peer's first packet on it (or 2 s) before taking over.
+                let gate =
+                    (info.role == hostsec_proto::ike::Role::Initiator).then(|| hostsec_proto::esp::TakeoverGate {
+                        peer_uses: cfg_in.counters.clone(),
+                        until: Instant::now() + TAKEOVER_WAIT,
+                    });
+                p.datapath.outbound(OutCmd::Add(Box::new(o), info.rule.clone(), info.selector, gate));
             }
             Err(e) => {
                 warn!(peer = %info.peer, rule = %info.rule, "cannot install ESP SA pair {:08x}/{:08x}: {e}", info.spi_in, info.spi_out)

@@ -117,6 +117,28 @@ struct OutboundEntry {
     /// Name of its rule ("" for an SA of no rule: it serves every rule).
     rule: Box<str>,
     selector: Selector,
+    /// Until when it waits for the peer before taking over from an older SA for the same traffic.
+    gate: Option<TakeoverGate>,
+}
+
+/// Holds a new outbound SA back from taking over while the peer may not have it yet. The initiator of a Quick
+/// Mode has the new pair after QM2, but the responder installs it only when QM3 arrives: packets sealed with it
+/// before then are dropped there as unknown SPIs (TCP sees a burst of loss at every rekey, twice a second with
+/// Windows' 100,000 KB lifetime at a gigabit). The peer's first packet on the matching inbound SA proves it has
+/// the pair; the deadline bounds the wait when no traffic comes back.
+#[derive(Debug)]
+pub struct TakeoverGate {
+    /// Counters of the inbound SA of the same pair.
+    pub peer_uses: Arc<SaCounters>,
+    /// When the new SA takes over anyway.
+    pub until: Instant,
+}
+
+impl TakeoverGate {
+    #[inline]
+    fn open(&self, now: Option<Instant>) -> bool {
+        self.peer_uses.packets() > 0 || now.is_none_or(|n| n >= self.until)
+    }
 }
 
 /// Outbound SAs by peer address, each with the rule and the traffic selector it was negotiated for: a peer may
@@ -146,9 +168,21 @@ impl OutboundTable {
     /// (which stays until removed). Returns the oldest SA of the peer when the peer already had
     /// [`MAX_OUTBOUND_PER_PEER`] (it is dropped to make room).
     pub fn insert_for(&mut self, sa: OutboundSa, rule: &str, selector: Selector) -> Option<OutboundSa> {
+        self.insert_gated(sa, rule, selector, None)
+    }
+
+    /// As [`OutboundTable::insert_for`], but while an older SA covers the same traffic the new one takes over only
+    /// once `gate` opens (the peer used the new pair, or its deadline passed). With no older SA it is used at once.
+    pub fn insert_gated(
+        &mut self,
+        sa: OutboundSa,
+        rule: &str,
+        selector: Selector,
+        gate: Option<TakeoverGate>,
+    ) -> Option<OutboundSa> {
         let list = self.sas.entry(sa.peer()).or_default();
         let dropped = (list.len() >= MAX_OUTBOUND_PER_PEER).then(|| list.remove(0).sa);
-        list.push(OutboundEntry { sa, rule: rule.into(), selector });
+        list.push(OutboundEntry { sa, rule: rule.into(), selector, gate });
         dropped
     }
 
@@ -166,6 +200,8 @@ impl OutboundTable {
 
     /// Index, in the peer's list, of the SA for a packet of `protocol` from our `local_port` to the peer's
     /// `remote_port` under `rule` (any rule when `None`; SAs of no rule serve every rule).
+    /// An SA whose [`TakeoverGate`] is still closed is passed over while another covers the packet (`now` =
+    /// `None`: gates are judged by the peer's use alone).
     #[inline]
     fn select(
         list: &[OutboundEntry],
@@ -173,26 +209,29 @@ impl OutboundTable {
         protocol: u8,
         local_port: u16,
         remote_port: u16,
+        now: Option<Instant>,
     ) -> Option<usize> {
         let mut best: Option<(u8, usize)> = None;
+        let mut best_gated: Option<(u8, usize)> = None;
         for (i, e) in list.iter().enumerate() {
             let rule_ok = rule.is_none_or(|r| e.rule.is_empty() || *e.rule == *r);
             if rule_ok && e.selector.covers(protocol, local_port, remote_port) {
                 let spec = e.selector.specificity();
+                let slot = if e.gate.as_ref().is_none_or(|g| g.open(now)) { &mut best } else { &mut best_gated };
                 // Later entries are newer: `>=` lets the newest of equally narrow SAs win.
-                if best.is_none_or(|(s, _)| spec >= s) {
-                    best = Some((spec, i));
+                if slot.is_none_or(|(s, _)| spec >= s) {
+                    *slot = Some((spec, i));
                 }
             }
         }
-        best.map(|(_, i)| i)
+        best.or(best_gated).map(|(_, i)| i)
     }
 
     /// The SA a packet with this flow (as this host sends it) goes out on under `rule` (any rule when `None`).
     #[inline]
     pub fn find(&self, flow: &PacketFlow, rule: Option<&str>) -> Option<&OutboundSa> {
         let list = self.sas.get(&flow.dst)?;
-        let i = Self::select(list, rule, flow.protocol, flow.src_port, flow.dst_port)?;
+        let i = Self::select(list, rule, flow.protocol, flow.src_port, flow.dst_port, None)?;
         list.get(i).map(|e| &e.sa)
     }
 
@@ -272,7 +311,7 @@ impl OutboundTable {
             }
         };
         let found = self.sas.get_mut(&layout.dst).and_then(|list| {
-            let i = Self::select(list, rule, flow.protocol, flow.src_port, flow.dst_port)?;
+            let i = Self::select(list, rule, flow.protocol, flow.src_port, flow.dst_port, Some(now))?;
             list.get_mut(i)
         });
         match found {

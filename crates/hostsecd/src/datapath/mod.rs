@@ -51,8 +51,9 @@ pub enum OutCmd {
     Policy(Arc<Snapshot>),
     /// An SA towards its peer for the traffic of a selector under a rule: from now on it carries that traffic
     /// (taking over from an older SA for the same traffic: make-before-break). Packets queued for the peer that
-    /// it covers go out with it.
-    Add(Box<OutboundSa>, String, Selector),
+    /// it covers go out with it. With a gate, it takes over only once the peer has used the pair (or the gate's
+    /// deadline passed).
+    Add(Box<OutboundSa>, String, Selector, Option<hostsec_proto::esp::TakeoverGate>),
     /// Forget the outbound SA with this SPI.
     Remove(u32),
     /// IKE with the peer under `rule` did not succeed (yet). With `cleartext` (a `request` rule), the peer is sent

@@ -183,11 +183,11 @@ impl Outbound {
                     // Keyed by rule index, which a new policy renumbers.
                     self.acquired.clear();
                 }
-                OutCmd::Add(sa, rule, selector) => {
+                OutCmd::Add(sa, rule, selector, gate) => {
                     let peer = sa.peer();
                     self.fallback.remove(&peer);
                     self.acquired.retain(|(p, _, _), _| *p != peer);
-                    if let Some(dropped) = self.sas.insert_for(*sa, &rule, selector) {
+                    if let Some(dropped) = self.sas.insert_gated(*sa, &rule, selector, gate) {
                         self.rekey_asked.remove(&dropped.spi());
                         warn!("outbound SA {:08x} to {peer} dropped: the peer has too many SAs", dropped.spi());
                     }
