@@ -110,6 +110,8 @@ pub struct Endpoint {
     rekeying: HashMap<RequestId, u32>,
     /// Requests of `rule test`, whose failures are reported as a verdict.
     tests: HashSet<RequestId>,
+    /// The wall-clock time at an instant, for certificate validity (the sans-IO core reads no clock).
+    wall_clock: Option<(Instant, std::time::SystemTime)>,
 }
 
 /// The context of one step, borrowing the endpoint's fields one by one so that an SA of `sas` can be borrowed
@@ -124,8 +126,18 @@ macro_rules! ctx {
             stats: &mut $s.stats,
             timing: &$s.timing,
             policy: &$s.policy,
+            wall_clock: $s.wall_clock.map(|(at, time)| wall_time_at(at, time, $now)),
         }
     };
+}
+
+/// The wall-clock time at `now`, from a reference pair (`at` = `time`) the daemon gave.
+fn wall_time_at(at: Instant, time: std::time::SystemTime, now: Instant) -> std::time::SystemTime {
+    if now >= at {
+        time + (now - at)
+    } else {
+        time.checked_sub(at - now).unwrap_or(time)
+    }
 }
 
 impl Endpoint {
@@ -149,7 +161,16 @@ impl Endpoint {
             contacted: HashSet::new(),
             rekeying: HashMap::new(),
             tests: HashSet::new(),
+            wall_clock: None,
         }
+    }
+
+    /// Tells the endpoint the wall-clock time (`time` at instant `at`), which certificate validation needs:
+    /// the core reads no clock, and `Instant`s have no calendar. The daemon calls this at start and whenever it
+    /// may have drifted (after a suspend, a clock step); without it, certificate authentication fails with a
+    /// reason that says so.
+    pub fn set_wall_clock(&mut self, at: Instant, time: std::time::SystemTime) {
+        self.wall_clock = Some((at, time));
     }
 
     /// The policy in force.

@@ -40,6 +40,8 @@ pub(crate) struct Ctx<'a> {
     pub timing: &'a Timing,
     /// The configuration.
     pub policy: &'a Policy,
+    /// Wall-clock time now, if the daemon gave it (certificate validity).
+    pub wall_clock: Option<std::time::SystemTime>,
 }
 
 impl Ctx<'_> {
@@ -76,6 +78,8 @@ pub(crate) struct Established {
     pub expires: Instant,
     /// The peer's authenticated identity, as text.
     pub peer_id: String,
+    /// Subject and issuer of the peer's certificate (certificate authentication).
+    pub peer_cert: Option<(String, String)>,
 }
 
 /// Phase-1 state.
@@ -275,6 +279,7 @@ impl IkeSa {
                 Some(e.expires.saturating_duration_since(now)),
             ),
         };
+        let peer_cert = self.established().and_then(|e| e.peer_cert.clone());
         let c = &self.core;
         MainModeSaInfo {
             rule: c.rule.clone(),
@@ -289,6 +294,7 @@ impl IkeSa {
             hash: suite.map(|s| s.hash),
             dh_group: suite.map(|s| s.group.id()),
             peer_id,
+            peer_cert,
             lifetime_left: left,
         }
     }

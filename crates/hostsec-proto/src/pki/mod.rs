@@ -50,6 +50,29 @@ pub use store::{CrlInfo, TrustStore, ValidatedPeer, MAX_INTERMEDIATES};
 
 use crate::crypto::signature::KeyError;
 
+/// What a certificate rule authenticates with: this host's credentials and the CAs (and CRLs) that peers'
+/// certificates must chain to. Loaded once from the files a rule names; shared by the SAs of the rule.
+#[derive(Debug)]
+pub struct CertAuth {
+    /// This host's certificate, chain and key.
+    pub host: HostCredentials,
+    /// The trusted CAs and CRLs.
+    pub trust: TrustStore,
+}
+
+impl CertAuth {
+    /// Whether `other` holds the same certificate, chain and trusted CAs and CRLs (a reload that changes none of
+    /// them keeps the SAs negotiated with them).
+    pub fn same_material(&self, other: &CertAuth) -> bool {
+        fn ders(a: &CertAuth) -> Vec<&[u8]> {
+            let mut v: Vec<&[u8]> = a.host.certificates_to_send().collect();
+            v.extend(a.trust.cas().iter().map(|c| c.der.as_slice()));
+            v
+        }
+        ders(self) == ders(other) && self.trust.crls() == other.trust.crls()
+    }
+}
+
 /// Why a certificate, key, CRL or chain was refused, in words an administrator can act on. Certificates are
 /// named by their subject.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
