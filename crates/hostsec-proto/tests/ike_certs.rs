@@ -304,3 +304,46 @@ fn cert_policy_with_auth(peer: &str, host: &Host, root: &Ca, auth_lines: &str) -
     );
     Policy::from_toml("test.toml", &text, &files).unwrap_or_else(|e| panic!("{e:#?}"))
 }
+
+/// A SIG that does not verify with the key of the certificate sent beside it (the signer's key is another one
+/// than the certificate's, as with a tampered signature or a stolen certificate): refused, no SA, in both roles.
+#[test]
+fn signature_not_from_the_certificate_key() {
+    use hostsec_proto::pki::{CertAuth, CertInfo, HostCredentials, TrustStore};
+    use std::sync::Arc;
+    let root = pki::root("Root", KeyKind::P256);
+    for (i, a_lies) in [true, false].into_iter().enumerate() {
+        let ha = pki::host("a.example", "198.51.100.1", KeyKind::P256, &root);
+        let hb = pki::host("b.example", "198.51.100.2", KeyKind::P256, &root);
+        // Another certificate for the same name and addresses, from the same CA, with another key.
+        let twin = pki::host(
+            if a_lies { "a.example" } else { "b.example" },
+            if a_lies { "198.51.100.1" } else { "198.51.100.2" },
+            KeyKind::P256,
+            &root,
+        );
+        let mut pa = cert_policy("198.51.100.2", &ha, &[], &[&root], None, "");
+        let mut pb = cert_policy("198.51.100.1", &hb, &[], &[&root], None, "");
+        let (liar, host) = if a_lies { (&mut pa, &ha) } else { (&mut pb, &hb) };
+        let mut creds =
+            HostCredentials::from_pem_or_der(host.cert.pem().as_bytes(), host.key_pem().as_bytes()).expect("creds");
+        creds.cert = CertInfo::parse(&twin.der()).expect("twin");
+        let mut trust = TrustStore::new();
+        trust.add_cas(root.pem().as_bytes()).expect("CA");
+        liar.rules[0].cert_auth = Some(Arc::new(CertAuth { host: creds, trust }));
+        let mut p = pair(pa, pb, 700 + i as u64);
+        p.initiate_a();
+        p.settle();
+        let which = if a_lies { "SIG_I" } else { "SIG_R" };
+        let words = format!("{which} from the peer does not verify with the ECDSA P-256 key of its certificate");
+        if a_lies {
+            assert_refused(&p, &words, which);
+        } else {
+            // A Main Mode responder is done once it sends MM6, so the lying responder holds an ISAKMP SA; the
+            // honest initiator refuses MM6, has no SA and starts no Quick Mode, so no ESP SA exists anywhere.
+            assert_eq!(up(&p.events_a), 0, "{which}: the initiator came up");
+            assert!(support::child_keys(&p.events_a).is_empty() && support::child_keys(&p.events_b).is_empty());
+            assert!(failures(&p.events_a).iter().any(|r| r.contains(&words)), "{:#?}", failures(&p.events_a));
+        }
+    }
+}
