@@ -347,3 +347,58 @@ fn signature_not_from_the_certificate_key() {
         }
     }
 }
+
+/// A certificate-then-psk rule whose certificate is `host`'s and whose trusted CA is `trusted`.
+fn fallback_policy(peer: &str, host: &Host, trusted: &Ca) -> Policy {
+    let mut files = MemFiles::default();
+    files.add("/h.pem", host.cert.pem());
+    files.add("/h.key", host.key_pem());
+    files.add("/ca.pem", trusted.pem());
+    let text = format!(
+        "[[rule]]\nname = \"r\"\nremote = \"{peer}\"\nauto = \"none\"\nauthentication = \"certificate-then-psk\"\n\
+         psk = \"pair-test-psk-0123456789\"\ncertificate = \"/h.pem\"\nprivate_key = \"/h.key\"\n\
+         trusted_cas = [\"/ca.pem\"]\n"
+    );
+    Policy::from_toml("test.toml", &text, &files).unwrap_or_else(|e| panic!("{e:#?}"))
+}
+
+/// SPEC §5: when certificate authentication does not succeed, the initiator starts a fresh Main Mode offering
+/// the pre-shared key only, and the request it served completes with it. Both directions of failure: the
+/// responder refuses the initiator's certificate (and says so with INVALID-CERTIFICATE), or the initiator
+/// refuses the responder's.
+#[test]
+fn certificate_then_psk_initiator_falls_back() {
+    let root = pki::root("Root", KeyKind::P256);
+    let other = pki::root("Other", KeyKind::P256);
+    for (i, responder_refuses) in [true, false].into_iter().enumerate() {
+        let (ca_a, ca_b) = if responder_refuses { (&other, &root) } else { (&root, &other) };
+        let ha = pki::host("a.example", "198.51.100.1", KeyKind::P256, ca_a);
+        let hb = pki::host("b.example", "198.51.100.2", KeyKind::P256, ca_b);
+        // Each side trusts only the root: one of the two certificates comes from a CA its verifier does not trust.
+        let pa = fallback_policy("198.51.100.2", &ha, &root);
+        let pb = fallback_policy("198.51.100.1", &hb, &root);
+        let mut p = pair(pa, pb, 800 + i as u64);
+        let request = p.initiate_a();
+        p.settle();
+        let ctx = if responder_refuses { "responder refuses" } else { "initiator refuses" };
+        assert!(
+            p.events_a.iter().any(|e| matches!(e, Event::RequestDone { request: r, .. } if *r == request)),
+            "{ctx}: the request completed: {:#?}",
+            p.events_a
+        );
+        assert!(
+            !p.events_a.iter().any(|e| matches!(e, Event::NegotiationFailed { request: Some(r), .. } if *r == request)),
+            "{ctx}: the request was not failed"
+        );
+        let sas = p.a.main_mode_sas(p.now);
+        assert_eq!(sas.len(), 1, "{ctx}: {sas:#?}");
+        assert_eq!(sas[0].auth, Some(AuthMethod::Psk), "{ctx}");
+        assert_eq!(support::child_keys(&p.events_a).len(), 1, "{ctx}");
+        let refused_by = if responder_refuses { &p.events_b } else { &p.events_a };
+        assert!(
+            failures(refused_by).iter().any(|r| r.contains("which is not a trusted CA")),
+            "{ctx}: the certificate refusal is reported: {:#?}",
+            failures(refused_by)
+        );
+    }
+}

@@ -154,7 +154,8 @@ impl MainMode {
 
     /// Starts Main Mode as initiator: sends MM1 with the rule's proposals.
     pub fn start(cx: &mut Ctx<'_>, sa: &mut SaCore, rule: &Rule) -> Result<MainMode, Failure> {
-        let offer = main_mode_offer(&rule.main_mode_offer(), &auth_methods(rule), rule.main_mode_lifetime);
+        let auths = if sa.psk_only { vec![AuthMethod::Psk] } else { auth_methods(rule) };
+        let offer = main_mode_offer(&rule.main_mode_offer(), &auths, rule.main_mode_lifetime);
         let sai_b = emit_vec(&offer);
         let msg =
             build_plain(sa.header(crate::wire::consts::exchange::IDENTITY_PROTECTION, 0), &[(payload::SA, &offer)])

@@ -121,6 +121,9 @@ pub(crate) struct SaCore {
     pub send_initial_contact: bool,
     /// Whether the peer sent INITIAL-CONTACT during Main Mode.
     pub peer_initial_contact: bool,
+    /// Whether this Main Mode offers the pre-shared key only: the fallback of a `certificate-then-psk` rule after
+    /// certificate authentication did not succeed (SPEC §5).
+    pub psk_only: bool,
     /// The deadline last handed to the endpoint's timer queue.
     pub scheduled: Option<Instant>,
     /// A `rule test` SA: negotiated beside the SAs in use, never reused for other traffic, deleted once its
@@ -146,6 +149,7 @@ impl SaCore {
             retired_quick_modes: VecDeque::new(),
             send_initial_contact: false,
             peer_initial_contact: false,
+            psk_only: false,
             scheduled: None,
             test: false,
         }
