@@ -122,6 +122,12 @@ pub struct MainModeEntry {
     pub lifetime_left_s: Option<u64>,
     /// The peer's authenticated identity.
     pub peer_id: Option<String>,
+    /// Subject of the peer's certificate (certificate authentication).
+    #[serde(default)]
+    pub peer_cert_subject: Option<String>,
+    /// Issuer of the peer's certificate.
+    #[serde(default)]
+    pub peer_cert_issuer: Option<String>,
     /// CKY-I, hex.
     pub cookie_i: String,
     /// CKY-R, hex.
@@ -143,6 +149,8 @@ impl From<&MainModeSaInfo> for MainModeEntry {
             nat: "none".into(),
             lifetime_left_s: i.lifetime_left.map(|d| d.as_secs()),
             peer_id: i.peer_id.clone(),
+            peer_cert_subject: i.peer_cert.as_ref().map(|c| c.0.clone()),
+            peer_cert_issuer: i.peer_cert.as_ref().map(|c| c.1.clone()),
             cookie_i: hex::encode(i.cookie_i),
             cookie_r: hex::encode(i.cookie_r),
         }

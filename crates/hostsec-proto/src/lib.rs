@@ -11,5 +11,6 @@ pub mod control;
 pub mod crypto;
 pub mod esp;
 pub mod ike;
+pub mod pki;
 pub mod policy;
 pub mod wire;

@@ -60,6 +60,9 @@ pub fn sas(d: &serde_json::Value) {
             line.push_str(&format!(", expires in {l}s"));
         }
         println!("{line}");
+        if let Some(subject) = &m.peer_cert_subject {
+            println!("    peer certificate '{subject}', issued by '{}'", m.peer_cert_issuer.as_deref().unwrap_or("?"));
+        }
     }
     println!("Quick Mode SAs ({}):", s.quick_mode.len());
     for q in &s.quick_mode {

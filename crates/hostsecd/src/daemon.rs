@@ -267,6 +267,9 @@ impl Daemon {
         self.start_auto_rules(Instant::now());
         self.flush().await;
         loop {
+            // Certificate validity needs the calendar, which the sans-IO engine does not read; refreshed every turn
+            // so that clock steps and suspends are followed.
+            self.endpoint.set_wall_clock(Instant::now(), std::time::SystemTime::now());
             let deadline = [
                 self.endpoint.poll_timeout(),
                 self.auto_retry.values().map(|(t, _)| *t).min(),

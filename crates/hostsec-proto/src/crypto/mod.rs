@@ -1,6 +1,7 @@
 //! Cryptography for hostsec: the algorithm registry, strength levels, Diffie-Hellman groups, PRFs, the IKEv1
-//! key schedule and the cipher that protects IKE messages. Thin wrappers over aws-lc-rs (and aws-lc's
-//! constant-time BIGNUM through aws-lc-sys for the MODP groups): no home-made primitives.
+//! key schedule, the cipher that protects IKE messages and the signatures of certificate authentication. Thin
+//! wrappers over aws-lc-rs (and, through aws-lc-sys, aws-lc's constant-time BIGNUM for the MODP groups and its
+//! raw PKCS#1 v1.5 signing for IKEv1 RSA signatures): no home-made primitives.
 
 pub mod algorithms;
 pub mod cipher;
@@ -8,10 +9,12 @@ pub mod dh;
 pub mod keys;
 pub mod prf;
 pub mod secret;
+pub mod signature;
 pub mod strength;
 
 pub use algorithms::{AuthMethod, DhGroup, EspCipher, EspIntegrity, EspTransform, HashAlg, IkeCipher, MainModeSuite};
 pub use secret::Secret;
+pub use signature::{KeyError, SigningKey, VerifyingKey};
 pub use strength::StrengthLevel;
 
 /// Why a cryptographic operation failed. Messages are safe to log: they never contain key material.

@@ -11,7 +11,8 @@ use super::sa::{send_plain_notify, Ctx, IkeSa, Phase1, SaCore, SaId};
 use super::selector::{initiator_selector, main_mode_rule, reload_verdict, Flow, Selector};
 use super::stats::Stats;
 use super::Timing;
-use crate::policy::{Policy, Rule};
+use crate::crypto::AuthMethod;
+use crate::policy::{Authentication, Policy, Rule};
 use crate::wire::consts::{exchange, flags, notify, payload, protocol, DOI_IPSEC, IKE_PORT};
 use crate::wire::{Header, NotifyRepr};
 use rand_core::CryptoRngCore;
@@ -110,6 +111,8 @@ pub struct Endpoint {
     rekeying: HashMap<RequestId, u32>,
     /// Requests of `rule test`, whose failures are reported as a verdict.
     tests: HashSet<RequestId>,
+    /// The wall-clock time at an instant, for certificate validity (the sans-IO core reads no clock).
+    wall_clock: Option<(Instant, std::time::SystemTime)>,
 }
 
 /// The context of one step, borrowing the endpoint's fields one by one so that an SA of `sas` can be borrowed
@@ -124,8 +127,18 @@ macro_rules! ctx {
             stats: &mut $s.stats,
             timing: &$s.timing,
             policy: &$s.policy,
+            wall_clock: $s.wall_clock.map(|(at, time)| wall_time_at(at, time, $now)),
         }
     };
+}
+
+/// The wall-clock time at `now`, from a reference pair (`at` = `time`) the daemon gave.
+fn wall_time_at(at: Instant, time: std::time::SystemTime, now: Instant) -> std::time::SystemTime {
+    if now >= at {
+        time + (now - at)
+    } else {
+        time.checked_sub(at - now).unwrap_or(time)
+    }
 }
 
 impl Endpoint {
@@ -149,7 +162,16 @@ impl Endpoint {
             contacted: HashSet::new(),
             rekeying: HashMap::new(),
             tests: HashSet::new(),
+            wall_clock: None,
         }
+    }
+
+    /// Tells the endpoint the wall-clock time (`time` at instant `at`), which certificate validation needs:
+    /// the core reads no clock, and `Instant`s have no calendar. The daemon calls this at start and whenever it
+    /// may have drifted (after a suspend, a clock step); without it, certificate authentication fails with a
+    /// reason that says so.
+    pub fn set_wall_clock(&mut self, at: Instant, time: std::time::SystemTime) {
+        self.wall_clock = Some((at, time));
     }
 
     /// The policy in force.
@@ -331,6 +353,7 @@ impl Endpoint {
             self.fail_sa(now, id, Failure { reason, notify: None, auth: false });
             return;
         };
+        let chosen_auth = mm.auth();
         let result = {
             let mut cx = ctx!(self, now);
             mm.handle(&mut cx, &mut core, &rule, hdr, datagram)
@@ -350,7 +373,11 @@ impl Endpoint {
             }
             Err(f) => {
                 self.unindex(id, &core, &quick_modes);
-                self.report_failure(now, &core, &quick_modes, f);
+                if let Some(rule) = self.psk_fallback(&core, chosen_auth) {
+                    self.fall_back_to_psk(now, &core, &rule, f);
+                } else {
+                    self.report_failure(now, &core, &quick_modes, f);
+                }
                 return;
             }
         };
@@ -526,8 +553,54 @@ impl Endpoint {
 
     fn fail_sa(&mut self, now: Instant, id: SaId, f: Failure) {
         if let Some(sa) = self.forget_sa(id) {
-            self.report_failure(now, &sa.core, &sa.quick_modes, f);
+            let chosen_auth = match &sa.phase1 {
+                Phase1::Negotiating(mm) => mm.auth(),
+                Phase1::Established(_) => None,
+            };
+            if let Some(rule) = self.psk_fallback(&sa.core, chosen_auth) {
+                self.fall_back_to_psk(now, &sa.core, &rule, f);
+            } else {
+                self.report_failure(now, &sa.core, &sa.quick_modes, f);
+            }
         }
+    }
+
+    /// The rule to fall back to the pre-shared key with (SPEC §5), when a Main Mode that failed was ours, ran
+    /// under a `certificate-then-psk` rule, and had agreed on a signature method: certificate authentication did
+    /// not succeed, so a fresh Main Mode offering the PSK only is worth a try. `None` when no proposal had been
+    /// agreed (the peer took none of our offers, PSK ones included) or this already was the fallback.
+    fn psk_fallback(&self, core: &SaCore, chosen_auth: Option<AuthMethod>) -> Option<Rule> {
+        if core.role != Role::Initiator || core.psk_only || chosen_auth.is_none_or(|a| a == AuthMethod::Psk) {
+            return None;
+        }
+        let rule = self.policy.rule(&core.rule)?;
+        (rule.authentication == Authentication::CertificateThenPsk && rule.psk.is_some()).then(|| rule.clone())
+    }
+
+    /// Says why certificate authentication did not succeed, tells the peer when there is a notification for
+    /// it, and starts a fresh Main Mode with the pre-shared key only that takes over the waiting requests.
+    fn fall_back_to_psk(&mut self, now: Instant, c: &SaCore, rule: &Rule, f: Failure) {
+        if f.auth {
+            self.stats.auth_failed += 1;
+        }
+        warn!(
+            peer = %c.peer,
+            rule = %c.rule,
+            "certificate authentication did not succeed ({}); starting a new Main Mode with the pre-shared key only \
+             (authentication = \"certificate-then-psk\")",
+            f.reason
+        );
+        if let Some(n) = f.notify {
+            let mut cx = ctx!(self, now);
+            send_plain_notify(&mut cx, c.local, c.peer, c.cky_i, c.cky_r, n);
+        }
+        // Reported without a request: the requests are not failed, the PSK Main Mode serves them.
+        let reason = format!(
+            "certificate authentication did not succeed: {}; starting a new Main Mode with the pre-shared key only",
+            f.reason
+        );
+        failed(&mut self.events, None, Some(c.rule.clone()), c.peer, "main mode", reason);
+        self.start_main_mode_with(now, rule, c.local, c.peer, c.waiting.clone(), c.test, true);
     }
 
     /// Logs a failed Main Mode, tells the peer when there is a notification for it, and fails every request that
@@ -1165,12 +1238,29 @@ impl Endpoint {
         (request, selector): (RequestId, Selector),
         test: bool,
     ) {
+        self.start_main_mode_with(now, rule, local, peer, vec![(request, selector)], test, false);
+    }
+
+    /// Starts Main Mode for `waiting` requests; `psk_only` for the fallback of a `certificate-then-psk` rule.
+    #[allow(clippy::too_many_arguments)]
+    fn start_main_mode_with(
+        &mut self,
+        now: Instant,
+        rule: &Rule,
+        local: SocketAddr,
+        peer: SocketAddr,
+        waiting: Vec<(RequestId, Selector)>,
+        test: bool,
+        psk_only: bool,
+    ) {
         let id = self.next_sa;
         self.next_sa += 1;
         let cky_i = self.fresh_cookie();
         let mut core = SaCore::new(&rule.name, Role::Initiator, local, peer, cky_i, [0; 8]);
-        core.waiting.push((request, selector));
+        let requests: Vec<RequestId> = waiting.iter().map(|(r, _)| *r).collect();
+        core.waiting = waiting;
         core.test = test;
+        core.psk_only = psk_only;
         core.send_initial_contact =
             !test && !self.contacted.contains(&peer.ip()) && !self.sas.values().any(|s| s.core.peer.ip() == peer.ip());
         let result = {
@@ -1179,7 +1269,13 @@ impl Endpoint {
         };
         match result {
             Ok(mm) => {
-                info!(peer = %peer, rule = %rule.name, "initiating Main Mode{}", if test { " (rule test)" } else { "" });
+                info!(
+                    peer = %peer,
+                    rule = %rule.name,
+                    "initiating Main Mode{}{}",
+                    if psk_only { " with the pre-shared key only" } else { "" },
+                    if test { " (rule test)" } else { "" }
+                );
                 self.by_cookie.insert(cky_i, id);
                 self.sas.insert(
                     id,
@@ -1189,7 +1285,7 @@ impl Endpoint {
             }
             Err(f) => {
                 warn!(peer = %peer, rule = %rule.name, "Main Mode could not start: {}", f.reason);
-                failed(&mut self.events, Some(request), Some(rule.name.clone()), peer, "main mode", f.reason);
+                fail_all(&mut self.events, &requests, &rule.name, peer, "main mode", &f.reason);
             }
         }
     }

@@ -56,6 +56,8 @@ pub struct MainModeSaInfo {
     pub dh_group: Option<u16>,
     /// The peer's identity, once authenticated (e.g. `ip:198.51.100.2`).
     pub peer_id: Option<String>,
+    /// Subject and issuer of the peer's certificate, once authenticated with one.
+    pub peer_cert: Option<(String, String)>,
     /// Time left before the SA expires (established SAs).
     pub lifetime_left: Option<Duration>,
 }

@@ -162,6 +162,10 @@ pub(crate) fn explain_peer_error(t: u16) -> String {
             "the peer could not authenticate us: the pre-shared keys probably differ"
         }
         notify::INVALID_KEY_INFORMATION => "the peer rejected our key exchange value",
+        notify::INVALID_CERTIFICATE | notify::INVALID_CERT_AUTHORITY | notify::CERTIFICATE_UNAVAILABLE => {
+            "the peer does not accept our certificate: check that it trusts our CA and that our certificate is valid \
+             and names the identity we send"
+        }
         notify::INVALID_EXCHANGE_TYPE | notify::UNSUPPORTED_EXCHANGE_TYPE => "the peer does not do this exchange type",
         _ => "",
     };

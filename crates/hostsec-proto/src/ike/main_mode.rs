@@ -1,13 +1,20 @@
-//! Main Mode (RFC 2409 §5, identity protection) with pre-shared keys, both roles. Six messages:
+//! Main Mode (RFC 2409 §5, identity protection) with pre-shared keys (§5.4) or signatures (§5.1: RSA, and
+//! ECDSA per RFC 4754), both roles. Six messages:
 //!
 //! ```text
-//!  MM1  I -> R  HDR, SA                      (proposals of the rule's level)
+//!  MM1  I -> R  HDR, SA                      (proposals of the rule's level, per auth method)
 //!  MM2  R -> I  HDR, SA                      (one transform chosen)
-//!  MM3  I -> R  HDR, KE, Ni
-//!  MM4  R -> I  HDR, KE, Nr
-//!  MM5  I -> R  HDR*, IDii, HASH_I [, N(INITIAL-CONTACT)]
-//!  MM6  R -> I  HDR*, IDir, HASH_R
+//!  MM3  I -> R  HDR, KE, Ni [, CR...]        (CR: the trusted CAs' names, signature methods only)
+//!  MM4  R -> I  HDR, KE, Nr [, CR...]
+//!  MM5  I -> R  HDR*, IDii, HASH_I [, N(INITIAL-CONTACT)]            (PSK)
+//!               HDR*, IDii, CERT..., SIG_I [, N(INITIAL-CONTACT)]    (signatures)
+//!  MM6  R -> I  HDR*, IDir, HASH_R | IDir, CERT..., SIG_R
 //! ```
+//!
+//! With signatures SKEYID = prf(Ni_b | Nr_b, g^xy), and SIG_x is the signature of HASH_x with the host's key.
+//! For ECDSA, HASH_x uses the hash that the method names (SHA-256 for 9, SHA-384 for 10) whatever the
+//! transform's PRF, as strongSwan computes it. The peer's certificate chain is validated by `pki` against the
+//! rule's trusted CAs, its ID must be in its certificate, and its key type must be the negotiated method's.
 //!
 //! Each state is its own type; a message that does not fit the state is dropped and counted, a message that
 //! fits but fails (bad key exchange value, HASH that does not verify) ends the negotiation with a reason.
@@ -18,12 +25,14 @@ use super::proposal::{accept_main_mode_reply, choose_main_mode, main_mode_offer,
 use super::retransmit::{request_digest, Retransmit, StoredReply};
 use super::sa::{Ctx, Established, SaCore};
 use crate::crypto::dh::DhKeyPair;
-use crate::crypto::keys::{auth_hash, derive_phase1, skeyid_psk, Phase1Keys};
-use crate::crypto::prf::verify_mac;
-use crate::crypto::{AuthMethod, MainModeSuite};
-use crate::policy::{IdSpec, Rule};
-use crate::wire::consts::{id_type, notify, payload, protocol, DOI_IPSEC};
-use crate::wire::{Emit, Header, IdPayload, IdRepr, NotifyRepr, SaRepr};
+use crate::crypto::keys::{auth_hash, derive_phase1, skeyid_psk, skeyid_signature, Phase1Keys};
+use crate::crypto::prf::{verify_mac, Digest};
+use crate::crypto::signature::method_hash;
+use crate::crypto::{AuthMethod, HashAlg, MainModeSuite};
+use crate::pki::{check_peer_id, dn_matches_text, CertAuth, CertError, PeerId};
+use crate::policy::{Authentication, IdSpec, Rule};
+use crate::wire::consts::{cert_encoding, id_type, notify, payload, protocol, DOI_IPSEC};
+use crate::wire::{CertPayload, CertRepr, CertRequestRepr, Emit, Header, IdPayload, IdRepr, NotifyRepr, SaRepr};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -145,7 +154,8 @@ impl MainMode {
 
     /// Starts Main Mode as initiator: sends MM1 with the rule's proposals.
     pub fn start(cx: &mut Ctx<'_>, sa: &mut SaCore, rule: &Rule) -> Result<MainMode, Failure> {
-        let offer = main_mode_offer(&rule.main_mode_offer(), &[AuthMethod::Psk], rule.main_mode_lifetime);
+        let auths = if sa.psk_only { vec![AuthMethod::Psk] } else { auth_methods(rule) };
+        let offer = main_mode_offer(&rule.main_mode_offer(), &auths, rule.main_mode_lifetime);
         let sai_b = emit_vec(&offer);
         let msg =
             build_plain(sa.header(crate::wire::consts::exchange::IDENTITY_PROTECTION, 0), &[(payload::SA, &offer)])
@@ -162,7 +172,7 @@ impl MainMode {
         datagram: &[u8],
         sa_body: &[u8],
     ) -> Result<MainMode, Failure> {
-        let sel = choose_main_mode(sa_body, rule.minimum_strength, &[AuthMethod::Psk]).map_err(|why| {
+        let sel = choose_main_mode(sa_body, rule.minimum_strength, &auth_methods(rule)).map_err(|why| {
             let mut reason = format!("no Main Mode proposal of the peer meets rule '{}' (level {}): {}", rule.name, rule.minimum_strength, why.join("; "));
             if why.iter().any(|w| w.contains("DH group 2 ")) {
                 reason.push_str(". A Windows peer proposes DH group 2 by default: set its Main Mode key exchange to DH group 14, ECDH P-256 or ECDH P-384, with SHA-256 or better and AES");
@@ -209,7 +219,7 @@ impl WaitSa {
         self,
         cx: &mut Ctx<'_>,
         sa: &mut SaCore,
-        _rule: &Rule,
+        rule: &Rule,
         hdr: &Header,
         datagram: &[u8],
     ) -> Result<Step, Failure> {
@@ -227,11 +237,12 @@ impl WaitSa {
         sa.cky_r = hdr.responder_cookie;
         let dh = DhKeyPair::generate(choice.suite.group, cx.rng).map_err(|e| Failure::new(format!("DH: {e}"), None))?;
         let ni = cx.nonce();
-        let msg = build_plain(
-            sa.header(crate::wire::consts::exchange::IDENTITY_PROTECTION, 0),
-            &[(payload::KE, &dh.public_value().to_vec()), (payload::NONCE, &ni)],
-        )
-        .map_err(|e| Failure::new(format!("cannot build MM3: {e}"), None))?;
+        let ke = dh.public_value().to_vec();
+        let crs = cert_requests(rule, choice.auth);
+        let mut payloads: Vec<(u8, &dyn Emit)> = vec![(payload::KE, &ke), (payload::NONCE, &ni)];
+        payloads.extend(crs.iter().map(|cr| (payload::CR, cr as &dyn Emit)));
+        let msg = build_plain(sa.header(crate::wire::consts::exchange::IDENTITY_PROTECTION, 0), &payloads)
+            .map_err(|e| Failure::new(format!("cannot build MM3: {e}"), None))?;
         send_request(cx, sa, msg);
         Ok(Step::Next(MainMode::I3(WaitKeI { sai_b: self.sai_b, choice, dh, ni })))
     }
@@ -250,13 +261,13 @@ impl WaitKeI {
             Ok(p) => p,
             Err(why) => return Ok(Step::Drop(MainMode::I3(self), why)),
         };
-        let keys = psk_keys(rule, &self.choice, sa, &self.dh, &self.ni, &peer, Role::Initiator)?;
-        let hash = self.choice.suite.hash;
+        let keys = phase1_keys(rule, &self.choice, sa, &self.dh, &self.ni, &peer, Role::Initiator)?;
+        let hash = auth_hash_alg(&self.choice);
         let (g_xi, ke) = (self.dh.public_value().to_vec(), peer.ke.as_slice());
-        let id = local_identity(rule, sa.local.ip());
+        let id = local_identity(rule, self.choice.auth, sa.local.ip());
         let id_b = emit_vec(&id);
         let hash_i = auth_hash(hash, keys.skeyid.expose(), &g_xi, ke, &sa.cky_i, &sa.cky_r, &self.sai_b, &id_b);
-        let hash_i = hash_i.as_bytes().to_vec();
+        let proof = own_proof(rule, self.choice.auth, &hash_i, "MM5")?;
         let ic = NotifyRepr {
             doi: DOI_IPSEC,
             protocol_id: protocol::ISAKMP,
@@ -264,7 +275,8 @@ impl WaitKeI {
             spi: sa.isakmp_spi(),
             data: Vec::new(),
         };
-        let mut payloads: Vec<(u8, &dyn Emit)> = vec![(payload::ID, &id), (payload::HASH, &hash_i)];
+        let mut payloads: Vec<(u8, &dyn Emit)> = vec![(payload::ID, &id)];
+        proof.push_payloads(&mut payloads);
         if sa.send_initial_contact {
             payloads.push((payload::NOTIFY, &ic));
         }
@@ -287,12 +299,12 @@ impl WaitAuthI {
         hdr: &Header,
         datagram: &[u8],
     ) -> Result<Step, Failure> {
-        let Some(proof) = self.keyed.authenticate_peer(Role::Responder, self.iv, sa, rule, hdr, datagram)? else {
+        let Some(proof) = self.keyed.authenticate_peer(Role::Responder, self.iv, cx, sa, rule, hdr, datagram)? else {
             return Ok(Step::Drop(MainMode::I5(self), "MM6 is not a whole number of cipher blocks".into()));
         };
         sa.retransmit = None;
         let Keyed { choice, keys, .. } = self.keyed;
-        Ok(Step::Up(Box::new(established(cx, choice, keys, proof.last_block, proof.peer_id, rule))))
+        Ok(Step::Up(Box::new(established(cx, choice, keys, proof.last_block, proof.peer_id, proof.peer_cert, rule))))
     }
 }
 
@@ -300,10 +312,12 @@ impl Keyed {
     /// Checks MM5 (from an initiator) or MM6 (from a responder): it must decrypt to an ID and a HASH, the HASH
     /// must be HASH_I or HASH_R over what both sides saw (RFC 2409 §5), and the ID must be one the rule accepts.
     /// `None` when the message is not even a whole number of blocks (dropped: it may be noise).
+    #[allow(clippy::too_many_arguments)]
     fn authenticate_peer(
         &self,
         peer: Role,
         iv: [u8; 16],
+        cx: &Ctx<'_>,
         sa: &SaCore,
         rule: &Rule,
         hdr: &Header,
@@ -312,29 +326,40 @@ impl Keyed {
         let name = if peer == Role::Initiator { "MM5" } else { "MM6" };
         let crypt = Crypt { cipher: self.choice.suite.cipher, key: self.keys.ka.expose(), iv };
         let Ok((plain, last_block)) = decrypt_body(datagram, &crypt) else { return Ok(None) };
+        let psk = self.choice.auth == AuthMethod::Psk;
         let c = collect(hdr.next_payload, &plain).map_err(|_| {
-            Failure::auth(format!(
-                "{name} from the peer did not decrypt to valid payloads: the pre-shared keys of the two sides probably differ"
-            ))
+            Failure::auth(if psk {
+                format!("{name} from the peer did not decrypt to valid payloads: the pre-shared keys of the two sides probably differ")
+            } else {
+                format!("{name} from the peer did not decrypt to valid payloads")
+            })
         })?;
-        let ([id_b], [hash]) = (c.id.as_slice(), c.hash.as_slice()) else {
-            return Err(Failure::auth(format!("{name} lacks the ID or HASH payload")));
+        let [id_b] = c.id.as_slice() else {
+            return Err(Failure::auth(format!("{name} lacks the ID payload")));
         };
-        let h = self.choice.suite.hash;
+        let h = auth_hash_alg(&self.choice);
         let skeyid = self.keys.skeyid.expose();
         let expect = match peer {
             Role::Initiator => auth_hash(h, skeyid, &self.g_xi, &self.g_xr, &sa.cky_i, &sa.cky_r, &self.sai_b, id_b),
             Role::Responder => auth_hash(h, skeyid, &self.g_xr, &self.g_xi, &sa.cky_r, &sa.cky_i, &self.sai_b, id_b),
         };
-        if !verify_mac(expect.as_bytes(), hash) {
-            let which = if peer == Role::Initiator { "HASH_I" } else { "HASH_R" };
-            return Err(Failure::auth(format!(
-                "{which} from the peer does not verify: the pre-shared keys of the two sides differ"
-            )));
+        let which = if peer == Role::Initiator { "HASH_I" } else { "HASH_R" };
+        let mut peer_cert = None;
+        if psk {
+            let [hash] = c.hash.as_slice() else {
+                return Err(Failure::auth(format!("{name} lacks the HASH payload")));
+            };
+            if !verify_mac(expect.as_bytes(), hash) {
+                return Err(Failure::auth(format!(
+                    "{which} from the peer does not verify: the pre-shared keys of the two sides differ"
+                )));
+            }
+        } else {
+            peer_cert = Some(verify_signature(&self.choice, cx, rule, &c, id_b, &expect, name)?);
         }
         let peer_id = check_peer_identity(rule, id_b, sa.peer.ip())?;
         let initial_contact = c.notify.iter().any(|n| n.notify_type == notify::INITIAL_CONTACT);
-        Ok(Some(PeerProof { peer_id, last_block, initial_contact }))
+        Ok(Some(PeerProof { peer_id, last_block, initial_contact, peer_cert }))
     }
 }
 
@@ -346,6 +371,8 @@ struct PeerProof {
     last_block: [u8; 16],
     /// Whether the peer said it has no other SA with us.
     initial_contact: bool,
+    /// Subject and issuer of the peer's certificate (signature methods).
+    peer_cert: Option<(String, String)>,
 }
 
 impl WaitKeR {
@@ -364,13 +391,13 @@ impl WaitKeR {
         let dh =
             DhKeyPair::generate(self.choice.suite.group, cx.rng).map_err(|e| Failure::new(format!("DH: {e}"), None))?;
         let nr = cx.nonce();
-        let keys = psk_keys(rule, &self.choice, sa, &dh, &nr, &peer, Role::Responder)?;
+        let keys = phase1_keys(rule, &self.choice, sa, &dh, &nr, &peer, Role::Responder)?;
         let g_xr = dh.public_value().to_vec();
-        let msg = build_plain(
-            sa.header(crate::wire::consts::exchange::IDENTITY_PROTECTION, 0),
-            &[(payload::KE, &g_xr), (payload::NONCE, &nr)],
-        )
-        .map_err(|e| Failure::new(format!("cannot build MM4: {e}"), None))?;
+        let crs = cert_requests(rule, self.choice.auth);
+        let mut payloads: Vec<(u8, &dyn Emit)> = vec![(payload::KE, &g_xr), (payload::NONCE, &nr)];
+        payloads.extend(crs.iter().map(|cr| (payload::CR, cr as &dyn Emit)));
+        let msg = build_plain(sa.header(crate::wire::consts::exchange::IDENTITY_PROTECTION, 0), &payloads)
+            .map_err(|e| Failure::new(format!("cannot build MM4: {e}"), None))?;
         send_reply(cx, sa, datagram, msg);
         let keyed = Keyed { sai_b: self.sai_b, choice: self.choice, keys, g_xi: peer.ke, g_xr };
         Ok(Step::Next(MainMode::R4(WaitAuthR { keyed })))
@@ -387,26 +414,24 @@ impl WaitAuthR {
         datagram: &[u8],
     ) -> Result<Step, Failure> {
         let k = &self.keyed;
-        let Some(proof) = k.authenticate_peer(Role::Initiator, k.keys.initial_iv, sa, rule, hdr, datagram)? else {
+        let Some(proof) = k.authenticate_peer(Role::Initiator, k.keys.initial_iv, cx, sa, rule, hdr, datagram)? else {
             return Ok(Step::Drop(MainMode::R4(self), "MM5 is not a whole number of cipher blocks".into()));
         };
         sa.peer_initial_contact = proof.initial_contact;
-        let id = local_identity(rule, sa.local.ip());
+        let id = local_identity(rule, k.choice.auth, sa.local.ip());
         let id_r = emit_vec(&id);
-        let h = k.choice.suite.hash;
+        let h = auth_hash_alg(&k.choice);
         let hash_r = auth_hash(h, k.keys.skeyid.expose(), &k.g_xr, &k.g_xi, &sa.cky_r, &sa.cky_i, &k.sai_b, &id_r);
-        let hash_r = hash_r.as_bytes().to_vec();
+        let own = own_proof(rule, k.choice.auth, &hash_r, "MM6")?;
+        let mut payloads: Vec<(u8, &dyn Emit)> = vec![(payload::ID, &id)];
+        own.push_payloads(&mut payloads);
         let crypt = Crypt { cipher: k.choice.suite.cipher, key: k.keys.ka.expose(), iv: proof.last_block };
-        let (msg, last) = build_encrypted(
-            sa.header(crate::wire::consts::exchange::IDENTITY_PROTECTION, 0),
-            None,
-            &[(payload::ID, &id), (payload::HASH, &hash_r)],
-            &crypt,
-        )
-        .map_err(|e| Failure::new(format!("cannot build MM6: {e}"), None))?;
+        let (msg, last) =
+            build_encrypted(sa.header(crate::wire::consts::exchange::IDENTITY_PROTECTION, 0), None, &payloads, &crypt)
+                .map_err(|e| Failure::new(format!("cannot build MM6: {e}"), None))?;
         send_reply(cx, sa, datagram, msg);
         let Keyed { choice, keys, .. } = self.keyed;
-        Ok(Step::Up(Box::new(established(cx, choice, keys, last, proof.peer_id, rule))))
+        Ok(Step::Up(Box::new(established(cx, choice, keys, last, proof.peer_id, proof.peer_cert, rule))))
     }
 }
 
@@ -425,9 +450,10 @@ fn read_ke_nonce(hdr: &Header, datagram: &[u8], name: &str) -> Result<KeNonce, S
     }
 }
 
-/// The phase-1 keys of a PSK Main Mode (RFC 2409 §5): checks the peer's nonce and KE value, computes g^xy,
-/// SKEYID = prf(PSK, Ni_b | Nr_b) and its children. `we` says which side we are, which orders the values.
-fn psk_keys(
+/// The phase-1 keys (RFC 2409 §5): checks the peer's nonce and KE value, computes g^xy, SKEYID =
+/// prf(PSK, Ni_b | Nr_b) for pre-shared keys or prf(Ni_b | Nr_b, g^xy) for signatures, and its children. `we`
+/// says which side we are, which orders the values.
+fn phase1_keys(
     rule: &Rule,
     choice: &MainModeChoice,
     sa: &SaCore,
@@ -440,13 +466,17 @@ fn psk_keys(
     let g_xy = ours.agree(&peer.ke).map_err(|e| {
         Failure::new(format!("the peer's key exchange value is invalid: {e}"), Some(notify::INVALID_KEY_INFORMATION))
     })?;
-    let psk = rule_psk(rule)?;
     let (ni, nr, g_xi, g_xr) = match we {
         Role::Initiator => (our_nonce, peer.nonce.as_slice(), ours.public_value(), peer.ke.as_slice()),
         Role::Responder => (peer.nonce.as_slice(), our_nonce, peer.ke.as_slice(), ours.public_value()),
     };
     let h = choice.suite.hash;
-    let skeyid = skeyid_psk(h, psk, ni, nr);
+    let skeyid = match choice.auth {
+        AuthMethod::Psk => skeyid_psk(h, rule_psk(rule)?, ni, nr),
+        AuthMethod::RsaSig | AuthMethod::EcdsaP256 | AuthMethod::EcdsaP384 => {
+            skeyid_signature(h, ni, nr, g_xy.expose())
+        }
+    };
     Ok(derive_phase1(h, choice.suite.cipher, skeyid, g_xy.expose(), &sa.cky_i, &sa.cky_r, g_xi, g_xr))
 }
 
@@ -456,12 +486,21 @@ fn established(
     keys: Phase1Keys,
     last_block: [u8; 16],
     peer_id: String,
+    peer_cert: Option<(String, String)>,
     rule: &Rule,
 ) -> Established {
     // The lifetime is the shorter of the peer's proposal and ours (RFC 2407 §4.5 lets the responder lower it).
     let ours = rule.main_mode_lifetime;
     let lifetime = choice.lifetime_s.map_or(ours, |s| ours.min(Duration::from_secs(s.max(60))));
-    Established { suite: choice.suite, auth: choice.auth, keys, last_block, expires: cx.now + lifetime, peer_id }
+    Established {
+        suite: choice.suite,
+        auth: choice.auth,
+        keys,
+        last_block,
+        expires: cx.now + lifetime,
+        peer_id,
+        peer_cert,
+    }
 }
 
 fn send_request(cx: &mut Ctx<'_>, sa: &mut SaCore, msg: Vec<u8>) {
@@ -481,13 +520,164 @@ fn rule_psk(rule: &Rule) -> Result<&[u8], Failure> {
     })
 }
 
-/// The identity we send: the configured one, else our address (ID_IPV4_ADDR / ID_IPV6_ADDR).
-pub(crate) fn local_identity(rule: &Rule, local: IpAddr) -> IdRepr {
-    match &rule.local_id {
-        IdSpec::Ip(a) => IdRepr::from_ip(*a),
-        IdSpec::Fqdn(name) => IdRepr { id_type: id_type::FQDN, protocol: 0, port: 0, data: name.as_bytes().to_vec() },
-        IdSpec::Auto | IdSpec::Dn(_) => IdRepr::from_ip(local),
+/// The identity we send: the configured one; else, with a certificate, its subject (ID_DER_ASN1_DN, as the
+/// certificate's DER Name so that it matches byte for byte; config checked that a `dn:` one is that subject);
+/// else our address (ID_IPV4_ADDR / ID_IPV6_ADDR).
+pub(crate) fn local_identity(rule: &Rule, auth: AuthMethod, local: IpAddr) -> IdRepr {
+    let cert_subject = match (auth, &rule.cert_auth) {
+        (AuthMethod::Psk, _) | (_, None) => None,
+        (_, Some(c)) => Some(c.host.cert.subject_der.clone()),
+    };
+    match (&rule.local_id, cert_subject) {
+        (IdSpec::Ip(a), _) => IdRepr::from_ip(*a),
+        (IdSpec::Fqdn(name), _) => {
+            IdRepr { id_type: id_type::FQDN, protocol: 0, port: 0, data: name.as_bytes().to_vec() }
+        }
+        (IdSpec::Auto | IdSpec::Dn(_), Some(dn)) => {
+            IdRepr { id_type: id_type::DER_ASN1_DN, protocol: 0, port: 0, data: dn }
+        }
+        (IdSpec::Auto | IdSpec::Dn(_), None) => IdRepr::from_ip(local),
     }
+}
+
+/// The auth methods a rule offers (initiator, in this order) and accepts (responder): the certificate key's
+/// method, PSK, or the key's method then PSK (SPEC §5).
+pub(crate) fn auth_methods(rule: &Rule) -> Vec<AuthMethod> {
+    let cert = rule.cert_auth.as_ref().map(|c| c.host.auth_method());
+    match rule.authentication {
+        Authentication::Certificate => cert.into_iter().collect(),
+        Authentication::CertificateThenPsk => cert.into_iter().chain([AuthMethod::Psk]).collect(),
+        Authentication::Psk | Authentication::Anonymous => vec![AuthMethod::Psk],
+    }
+}
+
+/// The hash of HASH_I / HASH_R: the ECDSA method's own hash (RFC 4754 §3, as strongSwan computes it), else the
+/// negotiated one.
+fn auth_hash_alg(choice: &MainModeChoice) -> HashAlg {
+    method_hash(choice.auth).unwrap_or(choice.suite.hash)
+}
+
+/// The rule's certificate material, which a signature method needs.
+fn cert_auth(rule: &Rule) -> Result<&CertAuth, Failure> {
+    rule.cert_auth.as_deref().ok_or_else(|| {
+        Failure::new(format!("rule '{}' has no certificate loaded", rule.name), Some(notify::AUTHENTICATION_FAILED))
+    })
+}
+
+/// CERTREQ payloads naming each trusted CA (RFC 2408 §3.10), so that the peer picks a certificate we can
+/// validate; none for PSK.
+fn cert_requests(rule: &Rule, auth: AuthMethod) -> Vec<CertRequestRepr> {
+    match (auth, &rule.cert_auth) {
+        (AuthMethod::Psk, _) | (_, None) => Vec::new(),
+        (_, Some(c)) => c
+            .trust
+            .ca_names()
+            .map(|name| CertRequestRepr { encoding: cert_encoding::X509_SIGNATURE, authority: name.to_vec() })
+            .collect(),
+    }
+}
+
+/// What proves our identity in MM5/MM6 after the ID: HASH_x (PSK), or our certificates and SIG_x.
+enum OwnProof {
+    Hash(Vec<u8>),
+    Signature { certs: Vec<CertRepr>, sig: Vec<u8> },
+}
+
+impl OwnProof {
+    fn push_payloads<'a>(&'a self, payloads: &mut Vec<(u8, &'a dyn Emit)>) {
+        match self {
+            OwnProof::Hash(h) => payloads.push((payload::HASH, h)),
+            OwnProof::Signature { certs, sig } => {
+                payloads.extend(certs.iter().map(|c| (payload::CERT, c as &dyn Emit)));
+                payloads.push((payload::SIG, sig));
+            }
+        }
+    }
+}
+
+fn own_proof(rule: &Rule, auth: AuthMethod, hash: &Digest, msg: &str) -> Result<OwnProof, Failure> {
+    if auth == AuthMethod::Psk {
+        return Ok(OwnProof::Hash(hash.as_bytes().to_vec()));
+    }
+    let c = cert_auth(rule)?;
+    let sig = c.host.sign(hash.as_bytes()).map_err(|e| Failure::new(format!("cannot sign {msg}: {e}"), None))?;
+    let certs = c
+        .host
+        .certificates_to_send()
+        .map(|der| CertRepr { encoding: cert_encoding::X509_SIGNATURE, data: der.to_vec() })
+        .collect();
+    Ok(OwnProof::Signature { certs, sig })
+}
+
+/// Checks the peer's certificates and SIG payload in MM5/MM6: the first X.509 certificate is the peer's own,
+/// the others are intermediates; the chain must validate against the rule's trusted CAs now, the ID must be in
+/// the certificate, the key must be the negotiated method's, and SIG must verify over `expect` (HASH_I or
+/// HASH_R). Returns the certificate's subject and issuer.
+fn verify_signature(
+    choice: &MainModeChoice,
+    cx: &Ctx<'_>,
+    rule: &Rule,
+    c: &super::message::Collected<'_>,
+    id_b: &[u8],
+    expect: &Digest,
+    name: &str,
+) -> Result<(String, String), Failure> {
+    let auth = cert_auth(rule)?;
+    let cert_failure = |reason: String| Failure { reason, notify: Some(notify::INVALID_CERTIFICATE), auth: true };
+    let [sig] = c.sig.as_slice() else {
+        return Err(Failure::auth(format!("{name} lacks the SIG payload")));
+    };
+    let certs: Vec<&[u8]> = c
+        .cert
+        .iter()
+        .filter_map(|b| CertPayload::parse(b).ok())
+        .filter(|p| p.encoding == cert_encoding::X509_SIGNATURE)
+        .map(|p| p.data)
+        .collect();
+    let Some((end_entity, intermediates)) = certs.split_first() else {
+        return Err(Failure {
+            reason: format!(
+                "{name} from the peer carries no X.509 certificate (CERT payload of encoding 4); hostsec cannot look one up"
+            ),
+            notify: Some(notify::CERTIFICATE_UNAVAILABLE),
+            auth: true,
+        });
+    };
+    let Some(now) = cx.wall_clock else {
+        return Err(cert_failure(
+            "the wall-clock time is unknown (the daemon did not call Endpoint::set_wall_clock), so no certificate can be checked".into(),
+        ));
+    };
+    let peer = auth
+        .trust
+        .validate_chain(end_entity, intermediates, now)
+        .map_err(|e: CertError| cert_failure(format!("the peer's certificate is refused: {e}")))?;
+    if peer.public_key.auth_method() != choice.auth {
+        return Err(cert_failure(format!(
+            "the peer's certificate '{}' holds a {} key, which cannot make {} signatures (the negotiated method)",
+            peer.subject_dn,
+            peer.public_key.description(),
+            choice.auth
+        )));
+    }
+    let id = IdPayload::parse(id_b).map_err(|e| {
+        Failure::new(format!("the peer's ID payload is malformed: {e}"), Some(notify::INVALID_ID_INFORMATION))
+    })?;
+    check_peer_id(&peer, &PeerId::from_payload(&id)).map_err(|e| Failure {
+        reason: e.to_string(),
+        notify: Some(notify::INVALID_ID_INFORMATION),
+        auth: true,
+    })?;
+    if peer.public_key.verify(expect.as_bytes(), sig).is_err() {
+        let which = if name == "MM5" { "SIG_I" } else { "SIG_R" };
+        return Err(Failure::auth(format!(
+            "{which} from the peer does not verify with the {} key of its certificate '{}': the signature was not made \
+             over this exchange by that key",
+            peer.public_key.description(),
+            peer.subject_dn
+        )));
+    }
+    Ok((peer.subject_dn, peer.issuer_dn))
 }
 
 /// Checks the peer's phase-1 identity against the rule's `remote_id`; returns it as text.
@@ -500,7 +690,7 @@ fn check_peer_identity(rule: &Rule, id_b: &[u8], peer: IpAddr) -> Result<String,
         IdSpec::Auto => true,
         IdSpec::Ip(a) => id_ip(&id) == Some(*a),
         IdSpec::Fqdn(name) => id.id_type == id_type::FQDN && id.data.eq_ignore_ascii_case(name.as_bytes()),
-        IdSpec::Dn(_) => false,
+        IdSpec::Dn(dn) => id.id_type == id_type::DER_ASN1_DN && dn_matches_text(id.data, dn),
     };
     if !ok {
         return Err(Failure {
@@ -531,7 +721,7 @@ pub(crate) fn identity_text(id: &IdPayload<'_>) -> String {
         id_type::IPV4_ADDR | id_type::IPV6_ADDR => id_ip(id).map_or_else(|| "ip:?".into(), |a| format!("ip:{a}")),
         id_type::FQDN => format!("fqdn:{}", printable(id.data)),
         id_type::USER_FQDN => format!("user-fqdn:{}", printable(id.data)),
-        id_type::DER_ASN1_DN => format!("dn:{}", hex::encode(id.data)),
+        id_type::DER_ASN1_DN => PeerId::Dn(id.data.to_vec()).to_string(),
         id_type::KEY_ID => format!("keyid:{}", hex::encode(id.data)),
         other => format!("id-type-{other}"),
     }

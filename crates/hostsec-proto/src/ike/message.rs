@@ -59,6 +59,12 @@ pub(crate) struct Collected<'a> {
     pub vid: Vec<&'a [u8]>,
     /// NAT-D bodies.
     pub nat_d: Vec<&'a [u8]>,
+    /// CERT bodies.
+    pub cert: Vec<&'a [u8]>,
+    /// CR bodies.
+    pub cr: Vec<&'a [u8]>,
+    /// SIG bodies.
+    pub sig: Vec<&'a [u8]>,
     /// Bytes of the body covered by payloads (the rest is padding).
     pub end: usize,
 }
@@ -80,8 +86,11 @@ pub(crate) fn collect(first: u8, body: &[u8]) -> Result<Collected<'_>, FrameErro
             payload::DELETE => c.delete.push(DeletePayload::parse(b)?),
             payload::VENDOR_ID => c.vid.push(b),
             payload::NAT_D | payload::NAT_D_DRAFT => c.nat_d.push(b),
-            // Other types (CERT, CR, SIG, NAT-OA, private ones) are skipped by length here; the exchange that
-            // needs them looks at `order`.
+            payload::CERT => c.cert.push(b),
+            payload::CR => c.cr.push(b),
+            payload::SIG => c.sig.push(b),
+            // Other types (NAT-OA, private ones) are skipped by length here; the exchange that needs them looks
+            // at `order`.
             _ => {}
         }
     }

@@ -1,4 +1,5 @@
-//! IKEv1 (RFC 2409): Main Mode with pre-shared keys, Quick Mode for ESP transport SAs, and Informational
+//! IKEv1 (RFC 2409): Main Mode with pre-shared keys or certificates (RSA, ECDSA P-256/P-384; chains checked by
+//! [`crate::pki`]), Quick Mode for ESP transport SAs, and Informational
 //! exchanges, as explicit state machines behind a sans-IO [`Endpoint`].
 //!
 //! The daemon (and every test) drives an endpoint with [`Endpoint::handle`] for each datagram,

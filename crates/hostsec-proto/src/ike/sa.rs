@@ -40,6 +40,8 @@ pub(crate) struct Ctx<'a> {
     pub timing: &'a Timing,
     /// The configuration.
     pub policy: &'a Policy,
+    /// Wall-clock time now, if the daemon gave it (certificate validity).
+    pub wall_clock: Option<std::time::SystemTime>,
 }
 
 impl Ctx<'_> {
@@ -76,6 +78,8 @@ pub(crate) struct Established {
     pub expires: Instant,
     /// The peer's authenticated identity, as text.
     pub peer_id: String,
+    /// Subject and issuer of the peer's certificate (certificate authentication).
+    pub peer_cert: Option<(String, String)>,
 }
 
 /// Phase-1 state.
@@ -117,6 +121,9 @@ pub(crate) struct SaCore {
     pub send_initial_contact: bool,
     /// Whether the peer sent INITIAL-CONTACT during Main Mode.
     pub peer_initial_contact: bool,
+    /// Whether this Main Mode offers the pre-shared key only: the fallback of a `certificate-then-psk` rule after
+    /// certificate authentication did not succeed (SPEC §5).
+    pub psk_only: bool,
     /// The deadline last handed to the endpoint's timer queue.
     pub scheduled: Option<Instant>,
     /// A `rule test` SA: negotiated beside the SAs in use, never reused for other traffic, deleted once its
@@ -142,6 +149,7 @@ impl SaCore {
             retired_quick_modes: VecDeque::new(),
             send_initial_contact: false,
             peer_initial_contact: false,
+            psk_only: false,
             scheduled: None,
             test: false,
         }
@@ -275,6 +283,7 @@ impl IkeSa {
                 Some(e.expires.saturating_duration_since(now)),
             ),
         };
+        let peer_cert = self.established().and_then(|e| e.peer_cert.clone());
         let c = &self.core;
         MainModeSaInfo {
             rule: c.rule.clone(),
@@ -289,6 +298,7 @@ impl IkeSa {
             hash: suite.map(|s| s.hash),
             dh_group: suite.map(|s| s.group.id()),
             peer_id,
+            peer_cert,
             lifetime_left: left,
         }
     }

@@ -224,7 +224,12 @@ pub fn changed_fields(old: &Rule, new: &Rule) -> Vec<&'static str> {
     };
     check("authentication", old.authentication == new.authentication);
     check("psk", old.psk == new.psk);
-    check("certificate", old.certificate == new.certificate);
+    let same_material = match (&old.cert_auth, &new.cert_auth) {
+        (Some(a), Some(b)) => a.same_material(b),
+        (None, None) => true,
+        _ => false,
+    };
+    check("certificate", old.certificate == new.certificate && same_material);
     check("private_key", old.private_key == new.private_key);
     check("trusted_cas", old.trusted_cas == new.trusted_cas);
     check("crls", old.crls == new.crls);
@@ -245,6 +250,11 @@ pub fn same_authentication(a: &Rule, b: &Rule) -> bool {
         && a.psk == b.psk
         && a.certificate == b.certificate
         && a.trusted_cas == b.trusted_cas
+        && match (&a.cert_auth, &b.cert_auth) {
+            (Some(x), Some(y)) => x.same_material(y),
+            (None, None) => true,
+            _ => false,
+        }
         && a.remote_id == b.remote_id
         && a.minimum_strength >= b.minimum_strength
 }

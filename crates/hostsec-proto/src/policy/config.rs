@@ -9,6 +9,7 @@ use super::{
     Action, Authentication, AutoStart, DefaultAction, Global, IdSpec, Keying, NatTraversal, Policy, PortRange, Rule,
 };
 use crate::crypto::{Secret, StrengthLevel};
+use crate::pki::{dn_matches_text, CertAuth, CertError, HostCredentials, TrustStore};
 use std::collections::HashSet;
 use std::fmt;
 use std::net::IpAddr;
@@ -53,6 +54,12 @@ impl fmt::Display for ConfigError {
 pub trait ConfigFiles {
     /// Reads a secret file; refuses one that group or others may read.
     fn read_secret(&self, path: &Path) -> Result<Vec<u8>, String>;
+
+    /// Reads a public file (certificates, CA certificates, CRLs). Implementations that serve only secrets
+    /// (PSK-only tests) keep this default, which refuses.
+    fn read_file(&self, path: &Path) -> Result<Vec<u8>, String> {
+        Err(format!("cannot read '{}': no certificate files here", path.display()))
+    }
 }
 
 /// [`ConfigFiles`] over the real filesystem.
@@ -70,6 +77,10 @@ impl ConfigFiles for FsFiles {
                 path.display()
             ));
         }
+        std::fs::read(path).map_err(|e| format!("cannot read '{}': {e}", path.display()))
+    }
+
+    fn read_file(&self, path: &Path) -> Result<Vec<u8>, String> {
         std::fs::read(path).map_err(|e| format!("cannot read '{}': {e}", path.display()))
     }
 }
@@ -510,6 +521,7 @@ fn parse_rule(
     };
     // A misspelt action is reported once: the checks that depend on the action would only guess.
     let action_known = !cx.errors[errors_before..].iter().any(|e| e.field.as_deref() == Some("action"));
+    let mut cert_auth = None;
     if action.negotiates() && action_known {
         match authentication {
             Authentication::Psk
@@ -526,12 +538,38 @@ fn parse_rule(
                 );
             }
             Authentication::Certificate | Authentication::CertificateThenPsk => {
-                let l = field_line(cx, "authentication");
-                cx.error(
-                    l,
+                if authentication == Authentication::CertificateThenPsk
+                    && psk.is_none()
+                    && !cx.errors[errors_before..]
+                        .iter()
+                        .any(|e| e.field.as_deref().is_some_and(|f| f.starts_with("psk")))
+                {
+                    cx.error(
+                        header_line,
+                        rn,
+                        Some("psk"),
+                        "authentication = \"certificate-then-psk\" also needs a pre-shared key for the fallback: set psk or psk_file",
+                    );
+                }
+                let lines = CertLines {
+                    certificate: field_line(cx, "certificate"),
+                    private_key: field_line(cx, "private_key"),
+                    trusted_cas: field_line(cx, "trusted_cas"),
+                    crls: field_line(cx, "crls"),
+                    local_id: field_line(cx, "local_id"),
+                };
+                cert_auth = load_cert_auth(
+                    cx,
+                    files,
                     rn,
-                    Some("authentication"),
-                    format!("'{}' is not available in this version of hostsec; use \"psk\"", authentication.name()),
+                    &lines,
+                    CertFiles {
+                        certificate: &certificate,
+                        private_key: &private_key,
+                        trusted_cas: &trusted_cas,
+                        crls: &crls,
+                    },
+                    &local_id,
                 );
             }
             Authentication::Anonymous => {
@@ -625,6 +663,7 @@ fn parse_rule(
         private_key,
         trusted_cas,
         crls,
+        cert_auth,
         local_id,
         remote_id,
         keying,
@@ -747,6 +786,113 @@ fn id_spec(s: &str, remote: bool) -> Result<IdSpec, String> {
         Some(("ip", v)) => v.parse().map(IdSpec::Ip).map_err(|_| format!("'{v}' is not an IP address")),
         _ => Err(format!("'{s}' is not allowed; use {allowed}")),
     }
+}
+
+/// Where the certificate fields of a rule are written, for messages.
+struct CertLines {
+    certificate: Option<usize>,
+    private_key: Option<usize>,
+    trusted_cas: Option<usize>,
+    crls: Option<usize>,
+    local_id: Option<usize>,
+}
+
+/// The files a certificate rule names.
+struct CertFiles<'a> {
+    certificate: &'a Option<PathBuf>,
+    private_key: &'a Option<PathBuf>,
+    trusted_cas: &'a [PathBuf],
+    crls: &'a [PathBuf],
+}
+
+/// Loads a certificate rule's credentials, trusted CAs and CRLs; every problem becomes an error on its field.
+/// The private key is read as a secret (refused when group or others may read it) and its bytes are wiped.
+fn load_cert_auth(
+    cx: &mut Ctx,
+    files: &dyn ConfigFiles,
+    rn: Option<&str>,
+    lines: &CertLines,
+    paths: CertFiles<'_>,
+    local_id: &IdSpec,
+) -> Option<std::sync::Arc<CertAuth>> {
+    let mut ok = true;
+    let (Some(cert_path), Some(key_path)) = (paths.certificate, paths.private_key) else {
+        for (field, missing) in
+            [("certificate", paths.certificate.is_none()), ("private_key", paths.private_key.is_none())]
+        {
+            if missing {
+                cx.error(
+                    lines.certificate.or(lines.private_key),
+                    rn,
+                    Some(field),
+                    format!("certificate authentication needs {field}"),
+                );
+            }
+        }
+        return None;
+    };
+    if paths.trusted_cas.is_empty() {
+        cx.error(
+            lines.trusted_cas,
+            rn,
+            Some("trusted_cas"),
+            "certificate authentication needs at least one trusted CA file in trusted_cas",
+        );
+        ok = false;
+    }
+    let cert_bytes =
+        files.read_file(cert_path).map_err(|m| cx.error(lines.certificate, rn, Some("certificate"), m)).ok();
+    let key_bytes = files
+        .read_secret(key_path)
+        .map(zeroize::Zeroizing::new)
+        .map_err(|m| cx.error(lines.private_key, rn, Some("private_key"), m))
+        .ok();
+    let host = match (cert_bytes, key_bytes) {
+        (Some(c), Some(k)) => match HostCredentials::from_pem_or_der(&c, &k) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                let field = if matches!(e, CertError::PrivateKey(_)) { "private_key" } else { "certificate" };
+                let line = if field == "private_key" { lines.private_key } else { lines.certificate };
+                cx.error(line, rn, Some(field), format!("'{}' / '{}': {e}", cert_path.display(), key_path.display()));
+                None
+            }
+        },
+        _ => None,
+    };
+    let mut trust = TrustStore::new();
+    for ca in paths.trusted_cas {
+        match files.read_file(ca).and_then(|b| trust.add_cas(&b).map_err(|e| format!("'{}': {e}", ca.display()))) {
+            Ok(_) => {}
+            Err(m) => {
+                cx.error(lines.trusted_cas, rn, Some("trusted_cas"), m);
+                ok = false;
+            }
+        }
+    }
+    for crl in paths.crls {
+        if let Err(m) =
+            files.read_file(crl).and_then(|b| trust.add_crls(&b).map_err(|e| format!("'{}': {e}", crl.display())))
+        {
+            cx.error(lines.crls, rn, Some("crls"), m);
+            ok = false;
+        }
+    }
+    let host = host?;
+    if let IdSpec::Dn(dn) = local_id {
+        if !dn_matches_text(&host.cert.subject_der, dn) {
+            cx.error(
+                lines.local_id,
+                rn,
+                Some("local_id"),
+                format!(
+                    "dn:{dn} is not the subject of the certificate, '{}'; use local_id = \"auto\" to send it",
+                    host.cert.subject_dn
+                ),
+            );
+            ok = false;
+        }
+    }
+    ok.then(|| std::sync::Arc::new(CertAuth { host, trust }))
 }
 
 /// A PSK from config text: `0x…` is hex (binary keys), anything else is taken as written (a trailing newline of

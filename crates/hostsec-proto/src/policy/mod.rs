@@ -237,6 +237,8 @@ pub struct Rule {
     pub trusted_cas: Vec<PathBuf>,
     /// CRL files.
     pub crls: Vec<PathBuf>,
+    /// The certificate, key, trusted CAs and CRLs loaded from those files (certificate rules that negotiate).
+    pub cert_auth: Option<std::sync::Arc<crate::pki::CertAuth>>,
     /// Identity this host sends.
     pub local_id: IdSpec,
     /// Identity accepted from the peer.

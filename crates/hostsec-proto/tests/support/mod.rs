@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod pki;
 pub mod vectors;
 
 use hostsec_proto::crypto::Secret;

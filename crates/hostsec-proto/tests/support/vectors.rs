@@ -30,3 +30,10 @@ pub fn load(name: &str) -> Value {
 pub fn all() -> Vec<(&'static str, Value)> {
     NAMES.iter().map(|n| (*n, load(n))).collect()
 }
+
+/// A file of a certificate vector's test PKI (`tests/vectors/pki/NAME/`): `ca.pem`, `a.pem`/`a.key` (initiator),
+/// `b.pem`/`b.key` (responder), as strongswan-pki wrote them (SEC1 EC keys, PKCS#1 RSA keys, PEM).
+pub fn pki_file(name: &str, file: &str) -> Vec<u8> {
+    let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests", "vectors", "pki", name, file].iter().collect();
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
