@@ -544,7 +544,9 @@ act_request() {
     t0=$(lab_now_ms)
     x=$(lab_ep_ping "$HS_EP" "$g" 3 "-w $FALLBACK_TIMEOUT"); ms=$(( $(lab_now_ms) - t0 ))
     lab_capture_stop; pc=$(from_host "$R/actions/request-v$fam.pcap" "$fam")
-    ok=1; [ "$x" = "${x%% *} 3" ] && [ "$(kv ike "$pc")" -gt 0 ] && [ "$(kv esp "$pc")" = 0 ] && [ "$(kv icmp_echo "$pc")" -ge 3 ] && hs_no_qm && ok=0
+    # At least 3 replies: the echo requests queued while IKE was tried all leave in cleartext at the fallback, and
+    # ping may count the burst of their replies before it stops at 3.
+    ok=1; [ "${x#* }" -ge 3 ] 2>/dev/null && [ "$(kv ike "$pc")" -gt 0 ] && [ "$(kv esp "$pc")" = 0 ] && [ "$(kv icmp_echo "$pc")" -ge 3 ] && hs_no_qm && ok=0
     check request "v$fam" "$ok" "charon stopped; ping hostsec->guest (-w $FALLBACK_TIMEOUT) $x (tx rx) in $(lab_ms_fmt $ms); hostsec sent to the guest: $pc; hostsec Quick Mode SAs: $(hs_sas | jq '.quick_mode | length' 2>/dev/null)"
   done
   lab_gexec "$GUEST" 'lab-ike start' 60 >> "$R/actions/request-ike-stop.txt"
