@@ -15,7 +15,8 @@ BIN=${HOSTSEC_BIN_DIR:-$ROOT/target/release}
 W=$(mktemp -d /tmp/hostsec-dp.XXXXXX)
 NA=hsdp-a NB=hsdp-b NC=hsdp-c NS=hsdp-sw
 PIDS=()
-FAILS=0 PASSES=0
+# shellcheck source=tests/e2e/lib.sh
+. "$ROOT/tests/e2e/lib.sh"
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
   sleep 0.5
@@ -23,12 +24,6 @@ cleanup() {
   rm -rf "$W"
 }
 trap cleanup EXIT
-pass() { PASSES=$((PASSES + 1)); echo "PASS $*"; }
-fail() { FAILS=$((FAILS + 1)); echo "FAIL $*"; }
-check() { local what=$1; shift; if "$@"; then pass "$what"; else fail "$what"; fi; }
-quiet() { "$@" >/dev/null 2>&1; }
-hs() { local s=$1; shift; "$BIN/hostsec" --socket "$W/$s.sock" "$@"; }
-jq_() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 esp_drop() { hs "$1" stats --json | jq_ "d['esp']['drops'].get('$2', 0)"; }
 fw() { hs "$1" stats --json | jq_ "d['firewall']['$2']['packets']"; }
 

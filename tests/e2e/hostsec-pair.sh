@@ -8,7 +8,8 @@ BIN=${HOSTSEC_BIN_DIR:-$ROOT/target/release}
 W=$(mktemp -d /tmp/hostsec-e2e.XXXXXX)
 NA=hse2e-a NB=hse2e-b
 PIDS=()
-FAILS=0 PASSES=0
+# shellcheck source=tests/e2e/lib.sh
+. "$ROOT/tests/e2e/lib.sh"
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
   sleep 0.3
@@ -16,12 +17,7 @@ cleanup() {
   rm -rf "$W"
 }
 trap cleanup EXIT
-pass() { PASSES=$((PASSES + 1)); echo "PASS $*"; }
-fail() { FAILS=$((FAILS + 1)); echo "FAIL $*"; }
-check() { local what=$1; shift; if "$@"; then pass "$what"; else fail "$what"; fi; }
-hs() { local s=$1; shift; "$BIN/hostsec" --socket "$W/$s.sock" "$@"; }
-quiet() { "$@" >/dev/null 2>&1; }
-json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+json() { jq_ "$@"; }
 
 ip netns add $NA; ip netns add $NB
 ip link add hse-a netns $NA type veth peer name hse-b netns $NB

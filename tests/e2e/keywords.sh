@@ -19,7 +19,8 @@ W=$(mktemp -d /tmp/hostsec-kw.XXXXXX)
 NA=hskw-a NB=hskw-b NC=hskw-c
 ETC=/etc/netns/$NA
 PIDS=()
-FAILS=0 PASSES=0
+# shellcheck source=tests/e2e/lib.sh
+. "$ROOT/tests/e2e/lib.sh"
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
   sleep 0.5
@@ -27,13 +28,6 @@ cleanup() {
   [ -n "${KEEP_W:-}" ] && cp -r "$W" "$KEEP_W"; rm -rf "$W" "$ETC"
 }
 trap cleanup EXIT
-pass() { PASSES=$((PASSES + 1)); echo "PASS $*"; }
-fail() { FAILS=$((FAILS + 1)); echo "FAIL $*"; }
-check() { local what=$1; shift; if "$@"; then pass "$what"; else fail "$what"; fi; }
-quiet() { "$@" >/dev/null 2>&1; }
-not() { ! "$@"; }
-hs() { local s=$1; shift; "$BIN/hostsec" --socket "$W/$s.sock" "$@"; }
-jq_() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 explained() { hs a rule explain --peer "$1" --json | jq_ "(d['rule'] or {}).get('name')"; }
 # Polls until the explanation for a peer names the expected rule (the watcher reacts within about 2 s).
 explains_as() { local peer=$1 want=$2; for k in $(seq 50); do [ "$(explained "$peer")" = "$want" ] && return 0; sleep 0.2; done; return 1; }

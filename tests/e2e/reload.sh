@@ -13,7 +13,8 @@ BIN=${HOSTSEC_BIN_DIR:-$ROOT/target/release}
 W=$(mktemp -d /tmp/hostsec-rl.XXXXXX)
 NA=hsrl-a NB=hsrl-b NC=hsrl-c NS=hsrl-sw
 PIDS=()
-FAILS=0 PASSES=0
+# shellcheck source=tests/e2e/lib.sh
+. "$ROOT/tests/e2e/lib.sh"
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
   sleep 0.5
@@ -21,13 +22,6 @@ cleanup() {
   rm -rf "$W"
 }
 trap cleanup EXIT
-pass() { PASSES=$((PASSES + 1)); echo "PASS $*"; }
-fail() { FAILS=$((FAILS + 1)); echo "FAIL $*"; }
-check() { local what=$1; shift; if "$@"; then pass "$what"; else fail "$what"; fi; }
-quiet() { "$@" >/dev/null 2>&1; }
-not() { ! "$@"; }
-hs() { local s=$1; shift; "$BIN/hostsec" --socket "$W/$s.sock" "$@"; }
-jq_() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 spis() { hs "$1" sas --json | jq_ "sorted(q['spi_in'] + '/' + q['spi_out'] for q in d['quick_mode'] if q['peer'].startswith('$2:'))"; }
 
 command -v ping >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iputils-ping; }
