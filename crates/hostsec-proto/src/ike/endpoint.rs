@@ -932,15 +932,18 @@ impl Endpoint {
         let Some(sa) = self.sas.get_mut(&id) else {
             return;
         };
-        let Phase1::Established(est) = &sa.phase1 else {
-            self.stats.dropped_unexpected += 1;
-            return;
+        let est = match &sa.phase1 {
+            Phase1::Established(est) => est,
+            Phase1::Negotiating(_) => {
+                self.on_refusal_of_mm5(now, id, remote, hdr, datagram);
+                return;
+            }
         };
         if sa.core.seen_informational.contains(&hdr.message_id) {
             self.stats.dropped_unexpected += 1;
             return;
         }
-        let items = match informational::read_encrypted(est, hdr, datagram) {
+        let items = match informational::read_encrypted(est.as_ref().into(), hdr, datagram) {
             Ok(i) => i,
             Err(e) => {
                 self.stats.dropped_bad_hash += 1;
@@ -956,6 +959,59 @@ impl Endpoint {
             self.apply_informational(now, id, remote, item);
         }
         self.schedule(id);
+    }
+
+    /// An encrypted Informational message while our Main Mode waits for MM6: the peer may answer our MM5 with an
+    /// error (strongSwan sends AUTHENTICATION-FAILED when it does not trust our certificate). Protected by the
+    /// keys of this very exchange, it comes from the party we did the key exchange with, so it ends our Main
+    /// Mode at once (and `certificate-then-psk` falls back) instead of after every retransmission of MM5.
+    fn on_refusal_of_mm5(&mut self, now: Instant, id: SaId, remote: SocketAddr, hdr: &Header, datagram: &[u8]) {
+        let Some(sa) = self.sas.get(&id) else {
+            return;
+        };
+        let Phase1::Negotiating(mm) = &sa.phase1 else {
+            return;
+        };
+        let Some(keys) = mm.informational_keys() else {
+            self.stats.dropped_unexpected += 1;
+            debug!(peer = %remote, "dropped an encrypted Informational message for a Main Mode in progress");
+            return;
+        };
+        let items = match informational::read_encrypted(keys, hdr, datagram) {
+            Ok(i) => i,
+            Err(e) => {
+                self.stats.dropped_bad_hash += 1;
+                debug!(peer = %remote, "dropped an Informational message during Main Mode: {e}");
+                return;
+            }
+        };
+        let by_signature = mm.auth().is_some_and(|a| a != AuthMethod::Psk);
+        let error = items.iter().find_map(|i| match i {
+            InfoItem::Notify { kind, .. } if (1..=notify::MAX_ERROR).contains(kind) => Some(*kind),
+            _ => None,
+        });
+        match error {
+            Some(kind) => {
+                let reason = if by_signature && kind == notify::AUTHENTICATION_FAILED {
+                    "the peer sent AUTHENTICATION-FAILED after our certificate and signature: check that it trusts our \
+                     CA, that our certificate is valid and names the identity we send, and the peer's log"
+                        .to_string()
+                } else {
+                    informational::explain_peer_error(kind)
+                };
+                info!(peer = %remote, "notification during Main Mode: {reason}");
+                let auth = matches!(
+                    kind,
+                    notify::AUTHENTICATION_FAILED
+                        | notify::INVALID_CERTIFICATE
+                        | notify::INVALID_CERT_AUTHORITY
+                        | notify::CERTIFICATE_UNAVAILABLE
+                        | notify::INVALID_SIGNATURE
+                );
+                self.fail_sa(now, id, Failure { reason, notify: None, auth });
+            }
+            None => debug!(peer = %remote, "ignored an Informational message without an error during Main Mode"),
+        }
     }
 
     fn apply_informational(&mut self, now: Instant, id: SaId, remote: SocketAddr, item: InfoItem) {

@@ -4,7 +4,8 @@
 
 use super::message::{after_first_hash, collect, decrypt_body, Crypt};
 use super::sa::Established;
-use crate::crypto::keys::exchange_iv;
+use crate::crypto::algorithms::MainModeSuite;
+use crate::crypto::keys::{exchange_iv, Phase1Keys};
 use crate::crypto::prf::{prf, verify_mac};
 use crate::wire::consts::{notify, protocol, DOI_IPSEC};
 use crate::wire::{DeleteRepr, Header};
@@ -33,19 +34,33 @@ pub(crate) enum InfoItem {
     },
 }
 
-/// Decrypts and authenticates an Informational message under `est` and lists what it asks for. `Err` means the
+/// The phase-1 keys that protect an Informational exchange: those of an established ISAKMP SA, or of a Main Mode
+/// whose key exchange is done (a peer that refuses our MM5 says why in an Informational protected this way).
+pub(crate) struct InfoKeys<'a> {
+    /// Cipher and hash of the Main Mode.
+    pub suite: MainModeSuite,
+    /// Ka and SKEYID_a.
+    pub keys: &'a Phase1Keys,
+    /// The last CBC block of phase 1 so far (RFC 2409 appendix B).
+    pub last_block: [u8; 16],
+}
+
+impl<'a> From<&'a Established> for InfoKeys<'a> {
+    fn from(est: &'a Established) -> Self {
+        InfoKeys { suite: est.suite, keys: &est.keys, last_block: est.last_block }
+    }
+}
+
+/// Decrypts and authenticates an Informational message under `k` and lists what it asks for. `Err` means the
 /// message is not authentic (or not well-formed) and must be dropped.
-pub(crate) fn read_encrypted(est: &Established, hdr: &Header, datagram: &[u8]) -> Result<Vec<InfoItem>, String> {
-    let hash = est.suite.hash;
-    let crypt = Crypt {
-        cipher: est.suite.cipher,
-        key: est.keys.ka.expose(),
-        iv: exchange_iv(hash, &est.last_block, hdr.message_id),
-    };
+pub(crate) fn read_encrypted(k: InfoKeys<'_>, hdr: &Header, datagram: &[u8]) -> Result<Vec<InfoItem>, String> {
+    let hash = k.suite.hash;
+    let crypt =
+        Crypt { cipher: k.suite.cipher, key: k.keys.ka.expose(), iv: exchange_iv(hash, &k.last_block, hdr.message_id) };
     let (plain, _) = decrypt_body(datagram, &crypt).map_err(|e| e.to_string())?;
     let c = collect(hdr.next_payload, &plain).map_err(|e| format!("did not decrypt to valid payloads: {e}"))?;
     let (h, covered) = after_first_hash(&plain, &c).map_err(|e| e.to_string())?;
-    let expect = prf(hash, est.keys.skeyid_a.expose(), &[&hdr.message_id.to_be_bytes(), covered]);
+    let expect = prf(hash, k.keys.skeyid_a.expose(), &[&hdr.message_id.to_be_bytes(), covered]);
     if !verify_mac(expect.as_bytes(), h) {
         return Err("HASH(1) does not verify".into());
     }
@@ -173,5 +188,89 @@ pub(crate) fn explain_peer_error(t: u16) -> String {
         format!("the peer sent {}", notify_name(t))
     } else {
         format!("the peer sent {}: {hint}", notify_name(t))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::keys::derive_phase1;
+    use crate::crypto::secret::Secret;
+    use crate::crypto::{DhGroup, HashAlg, IkeCipher};
+    use crate::ike::message::build_encrypted;
+    use crate::wire::consts::{exchange, payload};
+    use crate::wire::{Emit, NotifyRepr};
+
+    fn keys() -> Phase1Keys {
+        derive_phase1(
+            HashAlg::Sha256,
+            IkeCipher::AesCbc128,
+            Secret::from_slice(&[7; 32]),
+            &[9; 32],
+            &[1; 8],
+            &[2; 8],
+            &[3; 65],
+            &[4; 65],
+        )
+    }
+
+    /// An Informational message as strongSwan sends it to refuse our MM5: HASH(1) and an error notification,
+    /// encrypted with the Main Mode's keys and an IV from the last block of MM5.
+    fn refusal(k: &Phase1Keys, suite: MainModeSuite, last_block: [u8; 16], mid: u32) -> Vec<u8> {
+        let n = NotifyRepr {
+            doi: DOI_IPSEC,
+            protocol_id: protocol::ISAKMP,
+            notify_type: notify::AUTHENTICATION_FAILED,
+            spi: [[1u8; 8], [2u8; 8]].concat(),
+            data: Vec::new(),
+        };
+        let hdr = Header {
+            initiator_cookie: [1; 8],
+            responder_cookie: [2; 8],
+            next_payload: 0,
+            version: 0x10,
+            exchange_type: exchange::INFORMATIONAL,
+            flags: 0,
+            message_id: mid,
+            length: 0,
+        };
+        let mac = |rest: &[u8]| prf(suite.hash, k.skeyid_a.expose(), &[&mid.to_be_bytes(), rest]);
+        let crypt = Crypt { cipher: suite.cipher, key: k.ka.expose(), iv: exchange_iv(suite.hash, &last_block, mid) };
+        let payloads: [(u8, &dyn Emit); 1] = [(payload::NOTIFY, &n)];
+        build_encrypted(hdr, Some((suite.hash.output_len(), &mac)), &payloads, &crypt).unwrap().0
+    }
+
+    #[test]
+    fn a_refusal_of_mm5_under_the_main_mode_keys_is_read_and_a_forged_one_is_not() {
+        let k = keys();
+        let suite = MainModeSuite { cipher: IkeCipher::AesCbc128, hash: HashAlg::Sha256, group: DhGroup::Ecp256 };
+        let mm5_block = [0x5a; 16];
+        let msg = refusal(&k, suite, mm5_block, 0x1234_5678);
+        let hdr = Header::parse(&msg).unwrap();
+        let items = read_encrypted(InfoKeys { suite, keys: &k, last_block: mm5_block }, &hdr, &msg).unwrap();
+        assert!(matches!(items.as_slice(), [InfoItem::Notify { kind: notify::AUTHENTICATION_FAILED, .. }]));
+        // Another IV chain (the wrong phase-1 block) or other keys: not authentic.
+        assert!(read_encrypted(InfoKeys { suite, keys: &k, last_block: [0; 16] }, &hdr, &msg).is_err());
+        let other = derive_phase1(
+            HashAlg::Sha256,
+            IkeCipher::AesCbc128,
+            Secret::from_slice(&[8; 32]),
+            &[9; 32],
+            &[1; 8],
+            &[2; 8],
+            &[3; 65],
+            &[4; 65],
+        );
+        assert!(read_encrypted(InfoKeys { suite, keys: &other, last_block: mm5_block }, &hdr, &msg).is_err());
+        // A flipped ciphertext bit breaks HASH(1) or the payload chain (the last block here is padding only,
+        // which IKEv1 leaves unauthenticated).
+        for i in [Header::LEN, msg.len() - 33, msg.len() - 17] {
+            let mut bad = msg.clone();
+            bad[i] ^= 0x01;
+            assert!(
+                read_encrypted(InfoKeys { suite, keys: &k, last_block: mm5_block }, &hdr, &bad).is_err(),
+                "byte {i}"
+            );
+        }
     }
 }

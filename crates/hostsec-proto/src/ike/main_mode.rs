@@ -20,6 +20,7 @@
 //! fits but fails (bad key exchange value, HASH that does not verify) ends the negotiation with a reason.
 
 use super::events::Role;
+use super::informational::InfoKeys;
 use super::message::{build_encrypted, build_plain, check_nonce, collect, decrypt_body, emit_vec, Crypt};
 use super::proposal::{accept_main_mode_reply, choose_main_mode, main_mode_offer, MainModeChoice};
 use super::retransmit::{request_digest, Retransmit, StoredReply};
@@ -140,6 +141,15 @@ impl MainMode {
     /// The negotiated authentication method, once chosen.
     pub fn auth(&self) -> Option<AuthMethod> {
         self.choice().map(|c| c.auth)
+    }
+
+    /// The keys that protect an Informational message from the peer while we wait for MM6: the peer has our MM5
+    /// and may answer it with an error notification instead (strongSwan sends AUTHENTICATION-FAILED so).
+    pub fn informational_keys(&self) -> Option<InfoKeys<'_>> {
+        match self {
+            MainMode::I5(s) => Some(InfoKeys { suite: s.keyed.choice.suite, keys: &s.keyed.keys, last_block: s.iv }),
+            _ => None,
+        }
     }
 
     fn choice(&self) -> Option<&MainModeChoice> {
