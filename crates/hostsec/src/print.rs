@@ -231,13 +231,13 @@ pub fn certs(d: &serde_json::Value) {
     for c in &v.credentials {
         let plural = if c.rules.len() == 1 { "" } else { "s" };
         println!();
-        println!("rule{plural} {}:", c.rules.join(", "));
+        println!("credential of rule{plural} {}:", c.rules.join(", "));
         let host = &c.certificate;
         println!("  certificate   {}", host.subject);
         println!("    issuer      {}", host.issuer);
         println!("    serial      {}", host.serial);
         println!("    key         {}", c.key);
-        println!("    valid       {} to {}: {}", host.not_before, host.not_after, expiry(host));
+        println!("    validity    {} to {}: {}", host.not_before, host.not_after, expiry(host));
         if let Some(f) = &host.file {
             let key = c.private_key_file.as_deref().map_or(String::new(), |k| format!(", key {k}"));
             println!("    file        {f}{key}");
@@ -253,7 +253,7 @@ pub fn certs(d: &serde_json::Value) {
             println!("  trusted CA    {} ({}): {}", ca.subject, ca.key, expiry(ca));
         }
         if !c.trusted_ca_files.is_empty() {
-            println!("    from        {}", c.trusted_ca_files.join(", "));
+            println!("    CA files    {}", c.trusted_ca_files.join(", "));
         }
         for crl in &c.crls {
             let next = match (&crl.next_update, crl.overdue) {
@@ -279,5 +279,34 @@ fn expiry(c: &CertEntry) -> String {
         "expired" => format!("EXPIRED on {}", c.not_after),
         "not-yet-valid" => format!("NOT YET VALID (from {})", c.not_before),
         _ => format!("expires in {} day{}", c.days_left, if c.days_left == 1 { "" } else { "s" }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(validity: &str, days_left: i64) -> CertEntry {
+        CertEntry {
+            subject: "CN=h".into(),
+            issuer: "CN=ca".into(),
+            serial: "01".into(),
+            key: "ECDSA P-256".into(),
+            not_before: "2020-01-01 00:00:00 UTC".into(),
+            not_after: "2030-01-01 00:00:00 UTC".into(),
+            not_after_unix: 1_893_456_000,
+            days_left,
+            validity: validity.into(),
+            expired: validity == "expired",
+            file: None,
+        }
+    }
+
+    #[test]
+    fn expiry_in_words() {
+        assert_eq!(expiry(&entry("valid", 30)), "expires in 30 days");
+        assert_eq!(expiry(&entry("valid", 1)), "expires in 1 day");
+        assert_eq!(expiry(&entry("expired", -3)), "EXPIRED on 2030-01-01 00:00:00 UTC");
+        assert_eq!(expiry(&entry("not-yet-valid", 4000)), "NOT YET VALID (from 2020-01-01 00:00:00 UTC)");
     }
 }

@@ -2,7 +2,7 @@
 //! certificate's chain validates now against its rule's trusted CAs. Built from a policy and a wall-clock time
 //! given by the caller (the daemon), so that it reads no clock itself.
 
-use crate::pki::{format_utc, CertAuth, CertInfo, CrlInfo};
+use crate::pki::{format_utc, CertAuth, CertError, CertInfo, CrlInfo};
 use crate::policy::{Policy, Rule};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -11,6 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 const DAY_SECS: i64 = 86_400;
+
+/// The files a certificate rule loads: `certificate`, `trusted_cas`, `crls`.
+type MaterialFiles<'a> = (&'a Option<PathBuf>, &'a [PathBuf], &'a [PathBuf]);
 
 /// What `hostsec certs` shows: one entry per distinct set of certificate material.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,7 +110,7 @@ impl CertsView {
         let now_secs = unix_secs(now);
         let mut groups: Vec<(&Rule, &Arc<CertAuth>, Vec<String>)> = Vec::new();
         // The files a rule names, as a cheap key; `same_material` then confirms the contents are equal too.
-        let mut by_files: HashMap<(&Option<PathBuf>, &[PathBuf], &[PathBuf]), Vec<usize>> = HashMap::new();
+        let mut by_files: HashMap<MaterialFiles<'_>, Vec<usize>> = HashMap::new();
         for rule in &policy.rules {
             let Some(auth) = &rule.cert_auth else { continue };
             let candidates =
@@ -145,7 +148,7 @@ fn credential(rule: &Rule, auth: &CertAuth, rules: Vec<String>, now: SystemTime,
     certificate.file = rule.certificate.as_ref().map(path_text);
     let (chain_valid, chain_error, chain_path) = match auth.validate_own(now) {
         Ok(peer) => (true, None, peer.path),
-        Err(e) => (false, Some(e.to_string()), Vec::new()),
+        Err(e) => (false, Some(own_chain_error(e)), Vec::new()),
     };
     CredentialEntry {
         rules,
@@ -160,6 +163,18 @@ fn credential(rule: &Rule, auth: &CertAuth, rules: Vec<String>, now: SystemTime,
         trusted_ca_files: rule.trusted_cas.iter().map(path_text).collect(),
         crls: auth.trust.crls().iter().map(|c| crl_entry(c, now_secs)).collect(),
         crl_files: rule.crls.iter().map(path_text).collect(),
+    }
+}
+
+/// A refusal in words for this host's own chain: the validator's wording speaks of a peer that sends
+/// intermediates, which here are the certificates after the host's own in its file.
+fn own_chain_error(e: CertError) -> String {
+    match e {
+        CertError::UnknownIssuer { subject, issuer } => format!(
+            "certificate '{subject}' is issued by '{issuer}', which is not among this rule's trusted CAs \
+             (trusted_cas) and not in the certificate file as an intermediate"
+        ),
+        other => other.to_string(),
     }
 }
 
