@@ -2,7 +2,8 @@
 # The whole hostsec test suite, as CI runs it (bash .ci/run calls this). As root on Debian 12:
 #   1. formatting and lints (cargo fmt --check, cargo clippy -D warnings)
 #   2. unit, property, known-answer, capture and in-memory pair tests (cargo test)
-#   3. hostsecd + hostsec end to end in network namespaces (tests/e2e/hostsec-pair.sh, datapath.sh, keywords.sh)
+#   3. hostsecd + hostsec end to end in network namespaces (tests/e2e/hostsec-pair.sh, datapath.sh, keywords.sh,
+#      selectors.sh, reload.sh, certs.sh)
 #   4. interop with strongSwan in a QEMU guest with kernel ESP: IKE (tests/interop/strongswan-ike.sh) and protected
 #      traffic through hostsec's ESP datapath (tests/interop/strongswan-esp.sh)
 # Options: --no-interop (skip 4), --interop-cases all|quick (default all).
@@ -66,6 +67,9 @@ bash tests/e2e/selectors.sh
 
 step "end to end: reload under traffic, removed rules, a config full of typos"
 bash tests/e2e/reload.sh
+
+step "end to end: certificate authentication between two hostsecd (P-256, P-384, RSA-3072, intermediate, refusals, PSK fallback, hostsec certs)"
+bash tests/e2e/certs.sh
 
 if [ "$INTEROP" = yes ]; then
   step "interop: strongSwan in a QEMU guest with kernel ESP ($CASES cases)"

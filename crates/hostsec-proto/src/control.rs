@@ -1,6 +1,10 @@
 //! The control protocol between `hostsec` (CLI) and `hostsecd`: one JSON request per line on a Unix socket,
 //! one JSON response per line. The SA views carry the field names of SPEC §7, which scripts rely on.
 
+mod certs;
+
+pub use certs::{CertEntry, CertsView, CredentialEntry, CrlEntry};
+
 use crate::ike::{MainModeSaInfo, QuickModeSaInfo, Stats};
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
@@ -51,6 +55,9 @@ pub enum Request {
     },
     /// Re-read the config file.
     Reload,
+    /// The certificates of the rules in force, their expiry, and whether each chain validates now
+    /// ([`CertsView`]).
+    Certs,
 }
 
 /// Outcome classes, which the CLI maps to its exit codes (SPEC §7).

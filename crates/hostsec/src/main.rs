@@ -27,7 +27,12 @@ verbs:
   initiate RULE [--peer ADDR]         negotiate a rule's SAs now
   terminate RULE | --peer ADDR        delete SAs (the peer is told)
   reload                              re-read the daemon's config file
-  certs                               certificates in use
+  certs                               certificates of the rules in force: subject, issuer, key, expiry,
+                                      whether each chain validates now against the rule's trusted CAs,
+                                      the trusted CAs and the CRLs. Exit 1 if a chain does not validate or a
+                                      host, intermediate or trusted CA certificate is expired or not yet
+                                      valid (an overdue CRL is only shown); 0 otherwise, also with no
+                                      certificate rule
   config check FILE                   validate a config file without a daemon";
 
 struct Cli {
@@ -128,11 +133,7 @@ fn run(mut cli: Cli) -> Result<ExitCode, String> {
         ["terminate", rule] => Request::Terminate { rule: Some(rule.to_string()), peer },
         ["terminate"] if peer.is_some() => Request::Terminate { rule: None, peer },
         ["reload"] => Request::Reload,
-        ["certs"] => {
-            return Ok(print::report(cli.json, &Response::ok(serde_json::json!({ "certificates": [] })), |_| {
-                println!("no certificates: certificate authentication is not available in this version")
-            }))
-        }
+        ["certs"] => Request::Certs,
         ["config", "check", file] => return Ok(config_check(file, cli.json)),
         [] => return Err("no verb".into()),
         other => return Err(format!("unknown verb '{}'", other.join(" "))),
@@ -159,6 +160,15 @@ fn run(mut cli: Cli) -> Result<ExitCode, String> {
         Request::Terminate { .. } => print::report(cli.json, &response, |d| println!("deleted {} SA(s)", d["deleted"])),
         Request::Reload => {
             print::report(cli.json, &response, |d| println!("reloaded {}", d["reloaded"].as_str().unwrap_or("")))
+        }
+        Request::Certs => {
+            let code = print::report(cli.json, &response, print::certs);
+            // A certificate that is about to break negotiations is a failure for monitoring scripts.
+            if response.outcome == Outcome::Ok && response.data["all_valid"] == serde_json::Value::Bool(false) {
+                ExitCode::from(1)
+            } else {
+                code
+            }
         }
     })
 }

@@ -1,7 +1,7 @@
 //! Human output of each verb (JSON output is the daemon's answer as it is).
 
 use crate::exit_code;
-use hostsec_proto::control::{Outcome, Response, RuleEntry, SasView, StatsView, StatusView};
+use hostsec_proto::control::{CertEntry, CertsView, Outcome, Response, RuleEntry, SasView, StatsView, StatusView};
 use std::process::ExitCode;
 
 /// Prints a response: its data as JSON, or through `human`; errors go to stderr.
@@ -218,4 +218,95 @@ pub fn test_verdict(d: &serde_json::Value) {
         d["verdict"].as_str().unwrap_or("")
     );
     println!("(the test's SAs were deleted again; the SAs in use were not touched)");
+}
+
+/// `hostsec certs`: one block per credential, then its trusted CAs and CRLs.
+pub fn certs(d: &serde_json::Value) {
+    let Some(v) = parse::<CertsView>(d) else { return };
+    if v.credentials.is_empty() {
+        println!("no certificates: no rule uses certificate authentication");
+        return;
+    }
+    println!("certificates as of {}", v.checked_at);
+    for c in &v.credentials {
+        let plural = if c.rules.len() == 1 { "" } else { "s" };
+        println!();
+        println!("credential of rule{plural} {}:", c.rules.join(", "));
+        let host = &c.certificate;
+        println!("  certificate   {}", host.subject);
+        println!("    issuer      {}", host.issuer);
+        println!("    serial      {}", host.serial);
+        println!("    key         {}", c.key);
+        println!("    validity    {} to {}: {}", host.not_before, host.not_after, expiry(host));
+        if let Some(f) = &host.file {
+            let key = c.private_key_file.as_deref().map_or(String::new(), |k| format!(", key {k}"));
+            println!("    file        {f}{key}");
+        }
+        match &c.chain_error {
+            None if c.chain_valid => println!("    chain       valid: {}", c.chain_path.join(" -> ")),
+            reason => println!("    chain       INVALID: {}", reason.as_deref().unwrap_or("not validated")),
+        }
+        for i in &c.intermediates {
+            println!("  intermediate  {} (issued by {}, {}): {}", i.subject, i.issuer, i.key, expiry(i));
+        }
+        for ca in &c.trusted_cas {
+            println!("  trusted CA    {} ({}): {}", ca.subject, ca.key, expiry(ca));
+        }
+        if !c.trusted_ca_files.is_empty() {
+            println!("    CA files    {}", c.trusted_ca_files.join(", "));
+        }
+        for crl in &c.crls {
+            let next = match (&crl.next_update, crl.overdue) {
+                (Some(n), true) => format!("next update {n} OVERDUE"),
+                (Some(n), false) => format!("next update {n}"),
+                (None, _) => "no next update".to_string(),
+            };
+            println!(
+                "  CRL           issued by {}: {} revoked, updated {}, {next}",
+                crl.issuer, crl.revoked, crl.this_update
+            );
+        }
+    }
+    if !v.all_valid {
+        println!();
+        println!("PROBLEM: a chain does not validate or a certificate is outside its validity (exit code 1)");
+    }
+}
+
+/// When a certificate expires, in words.
+fn expiry(c: &CertEntry) -> String {
+    match c.validity.as_str() {
+        "expired" => format!("EXPIRED on {}", c.not_after),
+        "not-yet-valid" => format!("NOT YET VALID (from {})", c.not_before),
+        _ => format!("expires in {} day{}", c.days_left, if c.days_left == 1 { "" } else { "s" }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(validity: &str, days_left: i64) -> CertEntry {
+        CertEntry {
+            subject: "CN=h".into(),
+            issuer: "CN=ca".into(),
+            serial: "01".into(),
+            key: "ECDSA P-256".into(),
+            not_before: "2020-01-01 00:00:00 UTC".into(),
+            not_after: "2030-01-01 00:00:00 UTC".into(),
+            not_after_unix: 1_893_456_000,
+            days_left,
+            validity: validity.into(),
+            expired: validity == "expired",
+            file: None,
+        }
+    }
+
+    #[test]
+    fn expiry_in_words() {
+        assert_eq!(expiry(&entry("valid", 30)), "expires in 30 days");
+        assert_eq!(expiry(&entry("valid", 1)), "expires in 1 day");
+        assert_eq!(expiry(&entry("expired", -3)), "EXPIRED on 2030-01-01 00:00:00 UTC");
+        assert_eq!(expiry(&entry("not-yet-valid", 4000)), "NOT YET VALID (from 2020-01-01 00:00:00 UTC)");
+    }
 }

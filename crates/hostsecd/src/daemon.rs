@@ -9,7 +9,7 @@ use crate::plan::host_plan;
 use crate::sockets::IkeSockets;
 use crate::{load_policy, netaddr, Options};
 use hostsec_proto::control::{
-    MainModeEntry, QuickModeEntry, Request, Response, RuleEntry, SasView, StatsView, StatusView,
+    CertsView, MainModeEntry, QuickModeEntry, Request, Response, RuleEntry, SasView, StatsView, StatusView,
 };
 use hostsec_proto::esp::{DropReason, InboundSa, LifetimeLimits, OutboundSa, SaConfig, SaCounters};
 use hostsec_proto::ike::{Endpoint, Event, RequestId, Timing};
@@ -630,6 +630,10 @@ impl Daemon {
                 Ok(()) => Response::ok(serde_json::json!({ "reloaded": self.config.display().to_string() })),
                 Err(errors) => Response::invalid(errors.join("\n")),
             },
+            // The policy in force (reloads replace it), judged at the calendar time of the question.
+            Request::Certs => {
+                Response::ok(CertsView::from_policy(self.endpoint.policy(), std::time::SystemTime::now()))
+            }
         };
         let _ = c.reply.send(response);
     }

@@ -71,6 +71,14 @@ impl CertAuth {
         }
         ders(self) == ders(other) && self.trust.crls() == other.trust.crls()
     }
+
+    /// Validates this host's own certificate and the intermediates sent with it against the rule's trusted CAs
+    /// and CRLs at `now`, as a peer trusting the same CAs would (`hostsec certs`). A peer that trusts other CAs
+    /// may judge differently; this is the administrator's check that the material is current and consistent.
+    pub fn validate_own(&self, now: std::time::SystemTime) -> Result<ValidatedPeer, CertError> {
+        let chain: Vec<&[u8]> = self.host.chain.iter().map(|c| c.der.as_slice()).collect();
+        self.trust.validate_chain(&self.host.cert.der, &chain, now)
+    }
 }
 
 /// Why a certificate, key, CRL or chain was refused, in words an administrator can act on. Certificates are

@@ -93,6 +93,8 @@ pub struct ValidatedPeer {
 pub struct CrlInfo {
     /// The CA that issued it.
     pub issuer_dn: String,
+    /// Its thisUpdate (when it was issued), seconds since the Unix epoch.
+    pub this_update: i64,
     /// Its nextUpdate, seconds since the Unix epoch, if it has one.
     pub next_update: Option<i64>,
     /// How many certificates it revokes.
@@ -159,6 +161,7 @@ impl TrustStore {
             let info = match x509_parser::revocation_list::CertificateRevocationList::from_der(&der) {
                 Ok((_, parsed)) => CrlInfo {
                     issuer_dn: super::cert::name_text(parsed.issuer()),
+                    this_update: parsed.last_update().timestamp(),
                     next_update: parsed.next_update().map(|t| t.timestamp()),
                     revoked: parsed.iter_revoked_certificates().count(),
                 },
