@@ -82,6 +82,7 @@ fn parse_ip(s: &str) -> Result<IpAddr, String> {
 }
 
 fn main() -> ExitCode {
+    restore_sigpipe();
     let cli = match parse_cli() {
         Ok(c) => c,
         Err(e) => {
@@ -99,6 +100,15 @@ fn main() -> ExitCode {
             eprintln!("{USAGE}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// A command-line tool is read through pipes (`hostsec sas | head`): when the reader goes away the process
+/// should end quietly as other Unix tools do, not panic in `println!`. Rust ignores SIGPIPE by default.
+fn restore_sigpipe() {
+    // SAFETY: setting a signal's disposition to its default before any thread starts has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
