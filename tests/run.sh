@@ -5,7 +5,8 @@
 #   3. hostsecd + hostsec end to end in network namespaces (tests/e2e/hostsec-pair.sh, datapath.sh, keywords.sh,
 #      selectors.sh, reload.sh, certs.sh)
 #   4. interop with strongSwan in a QEMU guest with kernel ESP: IKE (tests/interop/strongswan-ike.sh) and protected
-#      traffic through hostsec's ESP datapath (tests/interop/strongswan-esp.sh)
+#      traffic through hostsec's ESP datapath (tests/interop/strongswan-esp.sh), certificate authentication
+#      (tests/interop/strongswan-certs.sh)
 # Options: --no-interop (skip 4), --interop-cases all|quick (default all).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -76,5 +77,7 @@ if [ "$INTEROP" = yes ]; then
   bash tests/interop/strongswan-ike.sh --cases "$CASES"
   step "interop: hostsec's ESP datapath <-> strongSwan's kernel ESP (IPv4/IPv6, both roles, actions, replay, restore)"
   bash tests/interop/strongswan-esp.sh
+  step "interop: certificate authentication with strongSwan (P-256/P-384/RSA both roles, MTU 576 + IKE fragments, certificate-then-psk)"
+  bash tests/interop/strongswan-certs.sh
 fi
 step "all tests passed"
