@@ -251,7 +251,7 @@ impl Endpoint {
     /// here whether first sent, retransmitted or replayed as a stored reply, so retransmissions resend all the
     /// fragments, identical (the fragment ID comes from the message). Fragments are sent only to a peer that
     /// announced support in MM1 or MM2, and to a Windows peer only for encrypted Main Mode messages (MM5/MM6,
-    /// the ones that carry certificates): strongSwan found that Windows 7 and 8 refuse fragments of others.
+    /// the ones that carry certificates): strongSwan found that Windows 7 and 8 accept fragments only of those.
     fn fragments_of(&self, t: &Transmit) -> Option<Vec<Vec<u8>>> {
         let max = fragment::max_datagram(self.policy.global.ike_fragment_size, t.local, t.remote);
         if t.payload.len() <= max {
@@ -776,8 +776,11 @@ impl Endpoint {
     }
 
     /// Removes an SA (already out of the map) from the cookie indexes and releases the SPIs its Quick Modes
-    /// reserved.
+    /// reserved. The peer's fragments it held go with it, counted.
     fn unindex(&mut self, id: SaId, core: &SaCore, quick_modes: &BTreeMap<u32, QuickMode>) {
+        if let Some(r) = core.reassembly.as_ref().filter(|r| r.held() > 0) {
+            self.drop_fragments(r.held(), core.peer, "their SA is gone");
+        }
         let own = core.own_cookie();
         if self.by_cookie.get(&own) == Some(&id) {
             self.by_cookie.remove(&own);
