@@ -436,4 +436,11 @@ fn reassembly_is_bounded() {
     expect += 5;
     assert_eq!(dropped(b_ep), expect);
     assert_eq!(answered(b_ep), 0);
+
+    // Fragments held by an SA that goes are counted with it.
+    b_ep.handle(deadline, b, a, &fragment(&hdr, 3, 1, false, b"x"));
+    b_ep.handle(deadline, b, a, &fragment(&hdr, 3, 2, false, b"x"));
+    assert_eq!(dropped(b_ep), expect);
+    assert_eq!(b_ep.terminate(deadline, None, None, "test over"), 1);
+    assert_eq!(dropped(b_ep), expect + 2);
 }
