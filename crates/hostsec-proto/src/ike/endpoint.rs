@@ -2,6 +2,7 @@
 //! them by cookies and message ID, runs their timers, and queues datagrams and events for the daemon.
 
 use super::events::{Event, MainModeSaInfo, QuickModeSaInfo, RequestId, Role};
+use super::fragment::{self, Added, Reassembly, Refused};
 use super::informational::{self, InfoItem};
 use super::main_mode::{Failure, MainMode, Step};
 use super::message::collect;
@@ -10,11 +11,12 @@ use super::retransmit::request_digest;
 use super::sa::{send_plain_notify, Ctx, IkeSa, Phase1, SaCore, SaId};
 use super::selector::{initiator_selector, main_mode_rule, reload_verdict, Flow, Selector};
 use super::stats::Stats;
+use super::vendor::PeerVendors;
 use super::Timing;
 use crate::crypto::AuthMethod;
 use crate::policy::{Authentication, Policy, Rule};
 use crate::wire::consts::{exchange, flags, notify, payload, protocol, DOI_IPSEC, IKE_PORT};
-use crate::wire::{Header, NotifyRepr};
+use crate::wire::{FragmentPayload, Header, NotifyRepr, Payloads};
 use rand_core::CryptoRngCore;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
@@ -226,10 +228,56 @@ impl Endpoint {
         &self.stats
     }
 
-    /// The next datagram to send.
+    /// The next datagram to send. A datagram of an SA whose peer announced IKE fragmentation comes out as
+    /// fragments when it is larger than the global `ike_fragment_size` allows.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.out.pop_front()
+        let t = self.out.pop_front()?;
+        let Some(fragments) = self.fragments_of(&t) else {
+            return Some(t);
+        };
+        self.stats.fragmented_sent += 1;
+        self.stats.sent += fragments.len().saturating_sub(1) as u64;
+        debug!(peer = %t.remote, "sending a {}-byte message as {} IKE fragments", t.payload.len(), fragments.len());
+        let mut it = fragments.into_iter().map(|payload| Transmit { local: t.local, remote: t.remote, payload });
+        let first = it.next();
+        for (i, f) in it.enumerate() {
+            self.out.insert(i, f);
+        }
+        first
+    }
+
+    /// The fragments to send instead of `t`, or `None` to send it whole. Every message of an SA goes through
+    /// here whether first sent, retransmitted or replayed as a stored reply, so retransmissions resend all the
+    /// fragments, identical (the fragment ID comes from the message). Fragments are sent only to a peer that
+    /// announced support in MM1 or MM2, and to a Windows peer only for encrypted Main Mode messages (MM5/MM6,
+    /// the ones that carry certificates): strongSwan found that Windows 7 and 8 accept fragments only of those.
+    fn fragments_of(&self, t: &Transmit) -> Option<Vec<Vec<u8>>> {
+        let max = fragment::max_datagram(self.policy.global.ike_fragment_size, t.local, t.remote);
+        if t.payload.len() <= max {
+            return None;
+        }
+        let hdr = Header::parse(&t.payload).ok().filter(|h| h.next_payload != payload::FRAGMENT)?;
+        let sa = self.own_sa(&hdr).filter(|sa| sa.core.peer == t.remote)?;
+        let v = sa.core.peer_vendors;
+        if !v.fragmentation {
+            debug!(peer = %t.remote, "sending a {}-byte message whole: the peer did not announce IKE fragmentation", t.payload.len());
+            return None;
+        }
+        if v.windows && !(hdr.exchange_type == exchange::IDENTITY_PROTECTION && hdr.is_encrypted()) {
+            return None;
+        }
+        fragment::split(&t.payload, max)
+    }
+
+    /// The SA that sent a message with this header (found by our own cookie in it).
+    fn own_sa(&self, hdr: &Header) -> Option<&IkeSa> {
+        let by = |cookie: &[u8; 8], role: Role| {
+            self.by_cookie.get(cookie).and_then(|id| self.sas.get(id)).filter(|sa| {
+                sa.core.role == role && sa.core.cky_i == hdr.initiator_cookie && sa.core.cky_r == hdr.responder_cookie
+            })
+        };
+        by(&hdr.initiator_cookie, Role::Initiator).or_else(|| by(&hdr.responder_cookie, Role::Responder))
     }
 
     /// The next event.
@@ -269,6 +317,11 @@ impl Endpoint {
     /// Handles a datagram received on `local` from `remote` (the UDP payload).
     pub fn handle(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, data: &[u8]) {
         self.stats.received += 1;
+        self.dispatch(now, local, remote, data, false);
+    }
+
+    /// Handles a message: a datagram, or one reassembled from IKE fragments (which may not be a fragment again).
+    fn dispatch(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, data: &[u8], reassembled: bool) {
         let hdr = match Header::parse(data) {
             Ok(h) => h,
             Err(e) => {
@@ -281,6 +334,15 @@ impl Endpoint {
             self.stats.dropped_malformed += 1;
             return;
         };
+        if hdr.next_payload == payload::FRAGMENT {
+            if reassembled {
+                self.stats.dropped_malformed += 1;
+                debug!(peer = %remote, "dropped a message reassembled from IKE fragments: it is a fragment itself");
+            } else {
+                self.on_fragment(now, local, remote, &hdr, datagram);
+            }
+            return;
+        }
         match hdr.exchange_type {
             exchange::IDENTITY_PROTECTION => self.on_main_mode(now, local, remote, &hdr, datagram),
             exchange::QUICK_MODE => self.on_quick_mode(now, remote, &hdr, datagram),
@@ -313,6 +375,92 @@ impl Endpoint {
                 warn!(peer = %remote, "refused ISAKMP exchange type {other}: hostsec does IKEv1 Main Mode, Quick Mode and Informational only");
             }
         }
+    }
+
+    /// An IKE fragment: held in its SA's reassembly until the message is complete, which is then handled as if it
+    /// had come whole. Fragments with a zero responder cookie (a fragmented first message) are refused: MM1 is
+    /// small, and reassembling before the responder has an SA would keep state for anyone who sends a fragment.
+    fn on_fragment(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, hdr: &Header, datagram: &[u8]) {
+        self.stats.fragments_received += 1;
+        let frag = match Payloads::new(hdr.next_payload, datagram.get(Header::LEN..).unwrap_or_default()).next() {
+            _ if hdr.is_encrypted() => Err("it has the encryption flag".to_string()),
+            Some(Ok(p)) => FragmentPayload::parse(p.body).map_err(|e| e.to_string()),
+            Some(Err(e)) => Err(e.to_string()),
+            None => Err("no payload".to_string()),
+        };
+        let frag = match frag {
+            Ok(f) => f,
+            Err(why) => return self.drop_fragments(1, remote, &format!("malformed: {why}")),
+        };
+        if hdr.responder_cookie == [0; 8] {
+            return self.drop_fragments(
+                1,
+                remote,
+                "a fragmented first message (zero responder cookie) is not reassembled",
+            );
+        }
+        let Some(id) = self.lookup(hdr, remote) else {
+            return self.drop_fragments(1, remote, "its cookies are of no known SA");
+        };
+        let deadline = now + self.timing.fragment_reassembly;
+        let Some(sa) = self.sas.get_mut(&id) else {
+            return;
+        };
+        let superseded = match sa.core.reassembly.take() {
+            Some(r) if r.id == frag.id => {
+                sa.core.reassembly = Some(r);
+                0
+            }
+            Some(r) => r.held(),
+            None => 0,
+        };
+        let r = sa.core.reassembly.get_or_insert_with(|| Reassembly::new(frag.id, deadline));
+        let result = r.add(&frag);
+        let discarded = match &result {
+            Err(Refused::OutOfBounds(_)) => sa.core.reassembly.take().map_or(0, |r| r.held()),
+            Ok(Added::Complete(_)) => {
+                sa.core.reassembly = None;
+                0
+            }
+            _ => 0,
+        };
+        if superseded > 0 {
+            self.drop_fragments(
+                superseded,
+                remote,
+                "an incomplete message was superseded by fragments with another ID",
+            );
+        }
+        match result {
+            Ok(Added::Incomplete) => {
+                debug!(peer = %remote, "holding IKE fragment {} of message {}", frag.number, frag.id);
+            }
+            Ok(Added::Complete(msg)) => {
+                let same_sa = Header::parse(&msg).is_ok_and(|h| {
+                    (h.initiator_cookie, h.responder_cookie) == (hdr.initiator_cookie, hdr.responder_cookie)
+                });
+                if same_sa {
+                    self.stats.reassembled += 1;
+                    debug!(peer = %remote, "reassembled a {}-byte message from IKE fragments", msg.len());
+                    self.dispatch(now, local, remote, &msg, true);
+                } else {
+                    self.stats.dropped_malformed += 1;
+                    debug!(peer = %remote, "dropped a message reassembled from IKE fragments: it is not an ISAKMP message of the fragments' SA");
+                }
+            }
+            Err(Refused::Duplicate) => self.drop_fragments(1, remote, "a duplicate"),
+            Err(Refused::Inconsistent(why)) => self.drop_fragments(1, remote, &why),
+            Err(Refused::OutOfBounds(why)) => {
+                self.drop_fragments(1 + discarded, remote, &format!("{why}; the message is discarded"))
+            }
+        }
+        self.schedule(id);
+    }
+
+    /// Counts and logs `count` IKE fragments dropped.
+    fn drop_fragments(&mut self, count: usize, remote: SocketAddr, why: &str) {
+        self.stats.dropped_fragments += count as u64;
+        debug!(peer = %remote, "dropped {count} IKE fragment(s): {why}");
     }
 
     fn on_main_mode(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, hdr: &Header, datagram: &[u8]) {
@@ -432,6 +580,7 @@ impl Endpoint {
         let id = self.next_sa;
         self.next_sa += 1;
         let mut core = SaCore::new(&rule.name, Role::Responder, local, remote, hdr.initiator_cookie, cky_r);
+        core.peer_vendors = PeerVendors::from_payloads(&c.vid);
         let result = {
             let mut cx = ctx!(self, now);
             MainMode::respond(&mut cx, &mut core, &rule, datagram, sa_body)
@@ -627,8 +776,11 @@ impl Endpoint {
     }
 
     /// Removes an SA (already out of the map) from the cookie indexes and releases the SPIs its Quick Modes
-    /// reserved.
+    /// reserved. The peer's fragments it held go with it, counted.
     fn unindex(&mut self, id: SaId, core: &SaCore, quick_modes: &BTreeMap<u32, QuickMode>) {
+        if let Some(r) = core.reassembly.as_ref().filter(|r| r.held() > 0) {
+            self.drop_fragments(r.held(), core.peer, "their SA is gone");
+        }
         let own = core.own_cookie();
         if self.by_cookie.get(&own) == Some(&id) {
             self.by_cookie.remove(&own);
@@ -1448,6 +1600,11 @@ impl Endpoint {
                     return;
                 }
             }
+        }
+        // An incomplete reassembly of the peer's fragments given up.
+        if let Some(r) = sa.core.reassembly.take_if(|r| r.deadline <= now) {
+            self.stats.dropped_fragments += r.held() as u64;
+            info!(peer = %sa.core.peer, "dropped {} IKE fragment(s) of message {}: the rest did not come in time", r.held(), r.id);
         }
         // A half-open responder SA given up, or a stored reply no longer needed.
         if sa.core.idle_deadline.is_some_and(|d| d <= now) {

@@ -2,8 +2,8 @@
 //! ECDSA per RFC 4754), both roles. Six messages:
 //!
 //! ```text
-//!  MM1  I -> R  HDR, SA                      (proposals of the rule's level, per auth method)
-//!  MM2  R -> I  HDR, SA                      (one transform chosen)
+//!  MM1  I -> R  HDR, SA, VID                 (proposals of the rule's level, per auth method)
+//!  MM2  R -> I  HDR, SA [, VID]              (one transform chosen; VIDs of the extensions MM1 announced)
 //!  MM3  I -> R  HDR, KE, Ni [, CR...]        (CR: the trusted CAs' names, signature methods only)
 //!  MM4  R -> I  HDR, KE, Nr [, CR...]
 //!  MM5  I -> R  HDR*, IDii, HASH_I [, N(INITIAL-CONTACT)]            (PSK)
@@ -25,6 +25,7 @@ use super::message::{build_encrypted, build_plain, check_nonce, collect, decrypt
 use super::proposal::{accept_main_mode_reply, choose_main_mode, main_mode_offer, MainModeChoice};
 use super::retransmit::{request_digest, Retransmit, StoredReply};
 use super::sa::{Ctx, Established, SaCore};
+use super::vendor::{self, PeerVendors};
 use crate::crypto::dh::DhKeyPair;
 use crate::crypto::keys::{auth_hash, derive_phase1, skeyid_psk, skeyid_signature, Phase1Keys};
 use crate::crypto::prf::{verify_mac, Digest};
@@ -167,14 +168,17 @@ impl MainMode {
         let auths = if sa.psk_only { vec![AuthMethod::Psk] } else { auth_methods(rule) };
         let offer = main_mode_offer(&rule.main_mode_offer(), &auths, rule.main_mode_lifetime);
         let sai_b = emit_vec(&offer);
-        let msg =
-            build_plain(sa.header(crate::wire::consts::exchange::IDENTITY_PROTECTION, 0), &[(payload::SA, &offer)])
-                .map_err(|e| Failure::new(format!("cannot build MM1: {e}"), None))?;
+        let vids = vendor::ours(None);
+        let mut payloads: Vec<(u8, &dyn Emit)> = vec![(payload::SA, &offer)];
+        payloads.extend(vids.iter().map(|v| (payload::VENDOR_ID, v as &dyn Emit)));
+        let msg = build_plain(sa.header(crate::wire::consts::exchange::IDENTITY_PROTECTION, 0), &payloads)
+            .map_err(|e| Failure::new(format!("cannot build MM1: {e}"), None))?;
         send_request(cx, sa, msg);
         Ok(MainMode::I1(WaitSa { offer, sai_b }))
     }
 
-    /// Answers MM1 as responder: chooses a proposal and sends MM2, or refuses with the reasons.
+    /// Answers MM1 as responder: chooses a proposal and sends MM2, or refuses with the reasons. MM2 carries our
+    /// vendor IDs for the extensions MM1 announced (`sa.peer_vendors`, which the caller read from MM1).
     pub fn respond(
         cx: &mut Ctx<'_>,
         sa: &mut SaCore,
@@ -189,9 +193,11 @@ impl MainMode {
             }
             Failure::new(reason, Some(notify::NO_PROPOSAL_CHOSEN))
         })?;
-        let msg =
-            build_plain(sa.header(crate::wire::consts::exchange::IDENTITY_PROTECTION, 0), &[(payload::SA, &sel.reply)])
-                .map_err(|e| Failure::new(format!("cannot build MM2: {e}"), None))?;
+        let vids = vendor::ours(Some(&sa.peer_vendors));
+        let mut payloads: Vec<(u8, &dyn Emit)> = vec![(payload::SA, &sel.reply)];
+        payloads.extend(vids.iter().map(|v| (payload::VENDOR_ID, v as &dyn Emit)));
+        let msg = build_plain(sa.header(crate::wire::consts::exchange::IDENTITY_PROTECTION, 0), &payloads)
+            .map_err(|e| Failure::new(format!("cannot build MM2: {e}"), None))?;
         send_reply(cx, sa, datagram, msg);
         Ok(MainMode::R2(WaitKeR { sai_b: sa_body.to_vec(), choice: sel.choice }))
     }
@@ -245,6 +251,7 @@ impl WaitSa {
             Failure::new(format!("the peer's Main Mode answer is unacceptable: {e}"), Some(notify::BAD_PROPOSAL_SYNTAX))
         })?;
         sa.cky_r = hdr.responder_cookie;
+        sa.peer_vendors = PeerVendors::from_payloads(&c.vid);
         let dh = DhKeyPair::generate(choice.suite.group, cx.rng).map_err(|e| Failure::new(format!("DH: {e}"), None))?;
         let ni = cx.nonce();
         let ke = dh.public_value().to_vec();

@@ -8,11 +8,14 @@
 //!
 //! A reader finds each message of each exchange in one file: `main_mode.rs` (MM1–MM6), `quick_mode.rs`
 //! (QM1–QM3), `informational.rs` (notify, delete, DPD); `proposal.rs` turns strength levels into SA payloads and
-//! chooses among a peer's; `message.rs` frames, encrypts and decrypts; `endpoint.rs` dispatches; `selector.rs`
-//! holds the traffic selectors of Quick Mode SAs and the flow lookups the datapath shares.
+//! chooses among a peer's; `message.rs` frames, encrypts and decrypts; `fragment.rs` cuts datagrams too large for
+//! the path into IKE fragments and reassembles the peer's; `vendor.rs` holds the vendor IDs; `endpoint.rs`
+//! dispatches; `selector.rs` holds the traffic selectors of Quick Mode SAs and the flow lookups the datapath
+//! shares.
 
 mod endpoint;
 mod events;
+mod fragment;
 mod informational;
 mod main_mode;
 mod message;
@@ -22,6 +25,7 @@ mod retransmit;
 mod sa;
 pub mod selector;
 mod stats;
+mod vendor;
 
 pub use endpoint::{Endpoint, InitiateError, Transmit};
 pub use events::{ChildSaKeys, Event, MainModeSaInfo, QuickModeSaInfo, RequestId, Role};
@@ -40,6 +44,9 @@ pub struct Timing {
     pub responder_timeout: std::time::Duration,
     /// How long a completed exchange keeps its last reply, to answer a retransmitted request with it.
     pub keep_reply: std::time::Duration,
+    /// How long an incomplete reassembly of a peer's IKE fragments is kept (retransmitted fragments fill its
+    /// gaps meanwhile) before it is discarded.
+    pub fragment_reassembly: std::time::Duration,
 }
 
 impl Default for Timing {
@@ -49,6 +56,7 @@ impl Default for Timing {
             retransmit_tries: 5,
             responder_timeout: std::time::Duration::from_secs(60),
             keep_reply: std::time::Duration::from_secs(60),
+            fragment_reassembly: std::time::Duration::from_secs(30),
         }
     }
 }

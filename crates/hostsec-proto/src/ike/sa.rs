@@ -3,12 +3,14 @@
 //! send, report and count.
 
 use super::events::{Event, MainModeSaInfo, RequestId, Role};
+use super::fragment::Reassembly;
 use super::main_mode::MainMode;
 use super::message::{build_encrypted, build_plain, Crypt};
 use super::quick_mode::QuickMode;
 use super::retransmit::{Retransmit, StoredReply};
 use super::selector::Selector;
 use super::stats::Stats;
+use super::vendor::PeerVendors;
 use super::{Timing, Transmit};
 use crate::crypto::keys::{exchange_iv, Phase1Keys};
 use crate::crypto::prf::prf;
@@ -129,6 +131,10 @@ pub(crate) struct SaCore {
     /// A `rule test` SA: negotiated beside the SAs in use, never reused for other traffic, deleted once its
     /// Quick Mode reported.
     pub test: bool,
+    /// What the peer's vendor IDs in MM1 or MM2 announced (IKE fragmentation, Windows).
+    pub peer_vendors: PeerVendors,
+    /// The peer's IKE fragments of one message, while they come in.
+    pub reassembly: Option<Reassembly>,
 }
 
 impl SaCore {
@@ -152,6 +158,8 @@ impl SaCore {
             psk_only: false,
             scheduled: None,
             test: false,
+            peer_vendors: PeerVendors::default(),
+            reassembly: None,
         }
     }
 
@@ -267,6 +275,7 @@ impl IkeSa {
             self.core.retransmit.as_ref().map(|r| r.deadline),
             self.core.idle_deadline,
             self.established().map(|e| e.expires),
+            self.core.reassembly.as_ref().map(|r| r.deadline),
         ];
         own.into_iter().flatten().chain(self.quick_modes.values().filter_map(QuickMode::next_deadline)).min()
     }

@@ -33,4 +33,17 @@ pub struct Stats {
     pub main_mode_established: u64,
     /// Quick Mode SA pairs established.
     pub quick_mode_established: u64,
+    /// Messages sent as IKE fragments (each fragment also counts in `sent`).
+    #[serde(default)]
+    pub fragmented_sent: u64,
+    /// IKE fragments received (each also counts in `received`).
+    #[serde(default)]
+    pub fragments_received: u64,
+    /// Messages put back together from IKE fragments (then handled like any other).
+    #[serde(default)]
+    pub reassembled: u64,
+    /// Dropped: IKE fragments refused (malformed, unknown SA, a fragmented first message, a duplicate, a
+    /// contradiction) or discarded with an incomplete reassembly (bounds exceeded, superseded, timed out).
+    #[serde(default)]
+    pub dropped_fragments: u64,
 }

@@ -96,6 +96,7 @@ const GLOBAL_KEYS: &[&str] = &[
     "dpd_interval",
     "control_socket",
     "key_log",
+    "ike_fragment_size",
 ];
 
 const RULE_KEYS: &[&str] = &[
@@ -322,6 +323,16 @@ fn parse_global(cx: &mut Ctx, t: &Table) -> Global {
             }),
             "control_socket" => str_of(v).map(|s| g.control_socket = PathBuf::from(s)),
             "key_log" => str_of(v).map(|s| g.key_log = Some(PathBuf::from(s))),
+            "ike_fragment_size" => match v.as_integer().map(u16::try_from) {
+                Some(Ok(n)) if n == 0 || n >= 576 => {
+                    g.ike_fragment_size = n;
+                    Ok(())
+                }
+                _ => {
+                    Err("must be 0 (576 bytes over IPv4, 1280 over IPv6) or an IP datagram size from 576 to 65535"
+                        .into())
+                }
+            },
             _ => Ok(()),
         };
         if let Err(m) = res {
@@ -975,6 +986,23 @@ auto = "none"
         assert!(r.remote.contains("10.20.2.9".parse().unwrap()));
         assert_eq!(p.rule_for_peer("198.51.100.1".parse().unwrap(), "10.20.1.15".parse().unwrap()), Some(0));
         assert_eq!(p.rule_for_peer("198.51.100.1".parse().unwrap(), "10.20.3.1".parse().unwrap()), None);
+    }
+
+    #[test]
+    fn ike_fragment_size() {
+        let rule = "[[rule]]\nname = \"a\"\nremote = \"192.0.2.1\"\npsk = \"x\"\n";
+        assert_eq!(parse_ok(rule).global.ike_fragment_size, 0);
+        for ok in [0u16, 576, 1280, 65535] {
+            let p = parse_ok(&format!("[global]\nike_fragment_size = {ok}\n{rule}"));
+            assert_eq!(p.global.ike_fragment_size, ok);
+        }
+        for bad in ["1", "575", "65536", "-1", "\"1280\"", "1280.0"] {
+            let all = parse_err(&format!("[global]\nike_fragment_size = {bad}\n{rule}")).join("\n");
+            assert!(
+                all.contains("test.toml:2: field 'global.ike_fragment_size': must be 0 (576 bytes over IPv4, 1280 over IPv6) or an IP datagram size from 576 to 65535"),
+                "{bad}: {all}"
+            );
+        }
     }
 
     #[test]

@@ -185,6 +185,9 @@ pub struct Global {
     pub control_socket: PathBuf,
     /// Directory of the Wireshark key log; `None` = no key log.
     pub key_log: Option<PathBuf>,
+    /// Largest IP datagram (bytes) of an IKE message to a peer that announced IKE fragmentation: larger ones go
+    /// as fragments. 0 = 576 over IPv4 and 1280 over IPv6 (the sizes every path must carry).
+    pub ike_fragment_size: u16,
 }
 
 impl Default for Global {
@@ -200,6 +203,7 @@ impl Default for Global {
             dpd_interval: Duration::from_secs(30),
             control_socket: PathBuf::from("/run/hostsec/control.sock"),
             key_log: None,
+            ike_fragment_size: 0,
         }
     }
 }

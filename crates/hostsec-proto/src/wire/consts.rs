@@ -447,4 +447,16 @@ pub mod vendor_id {
     /// IKE fragmentation (Cisco/Microsoft), without the 4 capability bytes.
     pub const FRAGMENTATION_PREFIX: [u8; 16] =
         [0x40, 0x48, 0xb7, 0xd5, 0x6e, 0xbc, 0xe8, 0x85, 0x25, 0xe7, 0xde, 0x7f, 0x00, 0xd6, 0xc2, 0xd3];
+    /// The capability word that may follow [`FRAGMENTATION_PREFIX`] (big-endian): this bit announces
+    /// fragmentation of Main Mode and Aggressive Mode messages (racoon's reading, which strongSwan follows; Cisco
+    /// adds 0x40000000 for base ISAKMP messages). Windows sends the prefix alone.
+    pub const FRAGMENTATION_MAIN_MODE: u32 = 0x8000_0000;
+}
+
+/// The IKEv1 fragment payload (type 132) of the Cisco/Microsoft fragmentation extension.
+pub mod fragment {
+    /// Flag: this is the last fragment of the message (its number is the fragment count).
+    pub const LAST: u8 = 0x01;
+    /// Bytes before the fragment data: the generic payload header (4), fragment ID (2), number (1), flags (1).
+    pub const PAYLOAD_HEADER_LEN: usize = 8;
 }

@@ -7,6 +7,7 @@
 pub mod consts;
 mod delete;
 mod error;
+mod fragment;
 mod header;
 mod id;
 mod misc;
@@ -17,6 +18,7 @@ mod writer;
 
 pub use delete::{DeletePayload, DeleteRepr, MAX_DELETE_SPIS};
 pub use error::WireError;
+pub use fragment::{FragmentPayload, FragmentRepr};
 pub use header::Header;
 pub use id::{IdPayload, IdRepr};
 pub use misc::{CertPayload, CertRepr, CertRequestPayload, CertRequestRepr, NatOaPayload, NatOaRepr};
