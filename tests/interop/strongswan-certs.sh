@@ -349,8 +349,9 @@ run_case() {
     big=$(tshark -r "$d/wire.pcap" -n -Y "ip.len > $SMALL_MTU || ip.flags.mf == 1 || ip.frag_offset > 0" 2>/dev/null | wc -l)
     [ "$fh" -ge 2 ] && [ "$fg" -ge 2 ] && [ "$big" = 0 ]
     ok ike-frags $? "IKE fragments on the wire: hostsec $fh, strongSwan $fg; datagrams over $SMALL_MTU bytes or IP fragments: $big"
-    x=$(jq '.ike.fragments // .ike | tostring' <<< "$(hs_cli --json stats 2>/dev/null)" 2>/dev/null | head -c 300)
-    info "hostsec stats: $x"
+    x=$(hs_cli --json stats 2>/dev/null | jq -r '.ike | "fragmented_sent=\(.fragmented_sent) fragments_received=\(.fragments_received) reassembled=\(.reassembled) dropped_fragments=\(.dropped_fragments)"' 2>/dev/null)
+    [ "$(kv fragmented_sent "$x")" -ge 1 ] && [ "$(kv reassembled "$x")" -ge 1 ] && [ "$(kv dropped_fragments "$x")" = 0 ]
+    ok hs-frag-stats $? "hostsec stats: $x"
     small_path off
   fi
   if [[ $CASE == fallback* ]]; then
