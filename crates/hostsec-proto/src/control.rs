@@ -153,7 +153,7 @@ impl From<&MainModeSaInfo> for MainModeEntry {
             encryption: i.encryption.map(|c| c.name().to_string()),
             hash: i.hash.map(|h| h.name().to_string()),
             dh_group: i.dh_group,
-            nat: "none".into(),
+            nat: i.nat.name().into(),
             lifetime_left_s: i.lifetime_left.map(|d| d.as_secs()),
             peer_id: i.peer_id.clone(),
             peer_cert_subject: i.peer_cert.as_ref().map(|c| c.0.clone()),
@@ -189,6 +189,15 @@ pub struct QuickModeEntry {
     pub mode: String,
     /// `none` | `udp`.
     pub encapsulation: String,
+    /// With `udp`: this host's UDP port of the encapsulated ESP (4500).
+    #[serde(default)]
+    pub encap_local_port: Option<u16>,
+    /// With `udp`: the peer's UDP port (4500, or what its NAT mapped it to).
+    #[serde(default)]
+    pub encap_remote_port: Option<u16>,
+    /// With `udp`: the peer's own address from its NAT-OA, when it differs from the address it comes from.
+    #[serde(default)]
+    pub peer_original_address: Option<String>,
     /// Bytes received on the SA.
     pub bytes_in: u64,
     /// Bytes sent on the SA.
@@ -225,7 +234,10 @@ impl From<&QuickModeSaInfo> for QuickModeEntry {
             integrity: i.transform.integrity.name().to_string(),
             pfs_group: i.pfs_group,
             mode: "transport".into(),
-            encapsulation: "none".into(),
+            encapsulation: if i.encapsulation.is_some() { "udp" } else { "none" }.into(),
+            encap_local_port: i.encapsulation.map(|e| e.local_port),
+            encap_remote_port: i.encapsulation.map(|e| e.remote_port),
+            peer_original_address: i.encapsulation.and_then(|e| e.peer_original).map(|a| a.to_string()),
             bytes_in: 0,
             bytes_out: 0,
             packets_in: 0,

@@ -59,6 +59,9 @@ pub fn sas(d: &serde_json::Value) {
         if let Some(l) = m.lifetime_left_s {
             line.push_str(&format!(", expires in {l}s"));
         }
+        if m.nat != "none" {
+            line.push_str(&format!(", NAT: {}", nat_words(&m.nat)));
+        }
         println!("{line}");
         if let Some(subject) = &m.peer_cert_subject {
             println!("    peer certificate '{subject}', issued by '{}'", m.peer_cert_issuer.as_deref().unwrap_or("?"));
@@ -89,6 +92,24 @@ pub fn sas(d: &serde_json::Value) {
             q.bytes_out,
             q.packets_out
         );
+        if q.encapsulation == "udp" {
+            let port = |p: Option<u16>| p.map_or("?".to_string(), |p| p.to_string());
+            let mut line = format!("    ESP in UDP {} <-> {}", port(q.encap_local_port), port(q.encap_remote_port));
+            if let Some(a) = &q.peer_original_address {
+                line.push_str(&format!(", peer's own address {a}"));
+            }
+            println!("{line}");
+        }
+    }
+}
+
+/// The `nat` of a Main Mode SA in words.
+fn nat_words(nat: &str) -> &str {
+    match nat {
+        "local" => "this host is behind NAT",
+        "remote" => "the peer is behind NAT",
+        "both" => "both hosts are behind NAT",
+        other => other,
     }
 }
 

@@ -357,6 +357,8 @@ impl Daemon {
                 }
             }
             Event::MainModeDown { .. } => {}
+            // The daemon has no UDP 4500 socket nor ESP-in-UDP yet (see docs/nat-traversal.md).
+            Event::PeerMoved { .. } => {}
             Event::NegotiationFailed { request, reason, .. } => {
                 if let Some((peer, action, rule)) = request.and_then(|r| self.acquires.remove(&r)) {
                     // IKE for packets waiting in the datapath failed: `request` peers get cleartext, `require`

@@ -15,7 +15,8 @@ use super::vendor::PeerVendors;
 use super::Timing;
 use crate::crypto::AuthMethod;
 use crate::policy::{Authentication, Policy, Rule};
-use crate::wire::consts::{exchange, flags, notify, payload, protocol, DOI_IPSEC, IKE_PORT};
+use crate::wire::consts::{exchange, flags, notify, payload, protocol, DOI_IPSEC, IKE_PORT, NATT_PORT};
+use crate::wire::udp_encap::{self, UdpEncap, NAT_KEEPALIVE};
 use crate::wire::{FragmentPayload, Header, NotifyRepr, Payloads};
 use rand_core::CryptoRngCore;
 use std::cmp::Reverse;
@@ -28,11 +29,13 @@ use tracing::{debug, info, warn};
 /// A datagram to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transmit {
-    /// Source address and port (one of the addresses IKE is bound to).
+    /// Source address and port: one of the addresses IKE is bound to, port 500, or 4500 once NAT traversal
+    /// floated the SA (the daemon sends from its socket bound to that port).
     pub local: SocketAddr,
     /// Destination.
     pub remote: SocketAddr,
-    /// The UDP payload.
+    /// The UDP payload, ready to send as it is: an ISAKMP message on port 500; on port 4500 the non-ESP marker and
+    /// the message, or a one-byte NAT-keepalive.
     pub payload: Vec<u8>,
 }
 
@@ -104,6 +107,8 @@ pub struct Endpoint {
     reserved_spis: HashSet<u32>,
     timers: BinaryHeap<Reverse<(Instant, TimerKey)>>,
     out: VecDeque<Transmit>,
+    /// NAT-keepalives to send (apart from `out`: they are not ISAKMP messages and get no marker).
+    keepalives: VecDeque<Transmit>,
     events: VecDeque<Event>,
     stats: Stats,
     next_sa: SaId,
@@ -157,6 +162,7 @@ impl Endpoint {
             reserved_spis: HashSet::new(),
             timers: BinaryHeap::new(),
             out: VecDeque::new(),
+            keepalives: VecDeque::new(),
             events: VecDeque::new(),
             stats: Stats::default(),
             next_sa: 1,
@@ -229,9 +235,22 @@ impl Endpoint {
     }
 
     /// The next datagram to send. A datagram of an SA whose peer announced IKE fragmentation comes out as
-    /// fragments when it is larger than the global `ike_fragment_size` allows.
+    /// fragments when it is larger than the global `ike_fragment_size` allows. Datagrams from port 4500 carry the
+    /// non-ESP marker before the ISAKMP message (RFC 3948 §2.2), or are NAT-keepalives.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        if let Some(k) = self.keepalives.pop_front() {
+            return Some(k);
+        }
+        let mut t = self.next_message()?;
+        if t.local.port() == NATT_PORT {
+            t.payload = udp_encap::with_marker(&t.payload);
+        }
+        Some(t)
+    }
+
+    /// The next ISAKMP message to send, whole or as its next fragment.
+    fn next_message(&mut self) -> Option<Transmit> {
         let t = self.out.pop_front()?;
         let Some(fragments) = self.fragments_of(&t) else {
             return Some(t);
@@ -314,10 +333,30 @@ impl Endpoint {
             .collect()
     }
 
-    /// Handles a datagram received on `local` from `remote` (the UDP payload).
+    /// Handles a datagram received on `local` from `remote`: the UDP payload as it arrived. On port 4500 (`local`
+    /// port [`NATT_PORT`]) that is the non-ESP marker and an ISAKMP message; the daemon hands over every datagram
+    /// of its 4500 socket that [`udp_encap::classify`] calls IKE, marker included, and keeps ESP for the ESP
+    /// layer. A NAT-keepalive or an ESP packet that comes here anyway is counted and dropped.
     pub fn handle(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, data: &[u8]) {
         self.stats.received += 1;
-        self.dispatch(now, local, remote, data, false);
+        if local.port() != NATT_PORT {
+            self.dispatch(now, local, remote, data, false);
+            return;
+        }
+        match udp_encap::classify(data) {
+            UdpEncap::Ike(msg) => self.dispatch(now, local, remote, msg, false),
+            UdpEncap::Keepalive => {
+                self.stats.nat_keepalives_received += 1;
+            }
+            UdpEncap::Esp { spi, .. } => {
+                self.stats.dropped_malformed += 1;
+                debug!(peer = %remote, "dropped an ESP packet (SPI {spi:08x}) handed to IKE: the ESP layer takes those");
+            }
+            UdpEncap::Invalid(why) => {
+                self.stats.dropped_malformed += 1;
+                debug!(peer = %remote, "dropped a datagram on port {NATT_PORT}: {why}");
+            }
+        }
     }
 
     /// Handles a message: a datagram, or one reassembled from IKE fragments (which may not be a fragment again).
@@ -345,8 +384,8 @@ impl Endpoint {
         }
         match hdr.exchange_type {
             exchange::IDENTITY_PROTECTION => self.on_main_mode(now, local, remote, &hdr, datagram),
-            exchange::QUICK_MODE => self.on_quick_mode(now, remote, &hdr, datagram),
-            exchange::INFORMATIONAL => self.on_informational(now, remote, &hdr, datagram),
+            exchange::QUICK_MODE => self.on_quick_mode(now, local, remote, &hdr, datagram),
+            exchange::INFORMATIONAL => self.on_informational(now, local, remote, &hdr, datagram),
             exchange::AGGRESSIVE => {
                 self.stats.refused_exchange += 1;
                 warn!(peer = %remote, "refused Aggressive Mode: hostsec negotiates Main Mode only (it protects identities); configure the peer for Main Mode");
@@ -502,10 +541,21 @@ impl Endpoint {
             return;
         };
         let chosen_auth = mm.auth();
+        // The NATed initiator's MM5 comes to port 4500 (RFC 3947 §4), from wherever its NAT maps it: the SA
+        // answers there if the message authenticates, and stays where it was if not.
+        let was = (core.local, core.peer);
+        if core.peer_vendors.nat_t.is_some() && local.port() == NATT_PORT {
+            (core.local, core.peer) = (local, remote);
+        }
         let result = {
             let mut cx = ctx!(self, now);
             mm.handle(&mut cx, &mut core, &rule, hdr, datagram)
         };
+        if !matches!(result, Ok(Step::Next(_) | Step::Up(_))) {
+            (core.local, core.peer) = was;
+        } else if (core.local, core.peer) != was {
+            debug!(peer = %remote, "Main Mode floated to {} <-> {}", core.local, core.peer);
+        }
         let phase1 = match result {
             Ok(Step::Drop(mm, why)) => {
                 self.stats.dropped_unexpected += 1;
@@ -630,8 +680,11 @@ impl Endpoint {
             self.by_cookie.get(cookie).copied().filter(|id| {
                 self.sas.get(id).is_some_and(|sa| {
                     let c = &sa.core;
+                    // A peer behind NAT may come back from another address (its NAT rebooted, or it moved):
+                    // the message must then authenticate before the SA follows it.
+                    let same_peer = c.peer.ip() == remote.ip() || (c.nat.peer_behind() && c.peer.port() == NATT_PORT);
                     c.role == role
-                        && c.peer.ip() == remote.ip()
+                        && same_peer
                         && match role {
                             Role::Initiator => c.cky_r == hdr.responder_cookie || c.cky_r == [0; 8],
                             Role::Responder => c.cky_i == hdr.initiator_cookie,
@@ -643,11 +696,15 @@ impl Endpoint {
     }
 
     fn on_established(&mut self, now: Instant, id: SaId) {
+        // By SA rather than by key: a responder that floated to port 4500 no longer has the address of MM1.
+        self.half_open.retain(|_, v| *v != id);
         let Some(sa) = self.sas.get_mut(&id) else {
             return;
         };
-        self.half_open.remove(&(sa.core.peer, sa.core.cky_i));
         sa.core.retransmit = None;
+        if sa.core.nat.local_behind() && !self.timing.nat_keepalive.is_zero() {
+            sa.core.keepalive_at = Some(now + self.timing.nat_keepalive);
+        }
         sa.core.idle_deadline = sa.core.reply.as_ref().map(|_| now + self.timing.keep_reply);
         self.stats.main_mode_established += 1;
         let info = sa.info(now);
@@ -785,9 +842,7 @@ impl Endpoint {
         if self.by_cookie.get(&own) == Some(&id) {
             self.by_cookie.remove(&own);
         }
-        if self.half_open.get(&(core.peer, core.cky_i)) == Some(&id) {
-            self.half_open.remove(&(core.peer, core.cky_i));
-        }
+        self.half_open.retain(|_, v| *v != id);
         for qm in quick_modes.values() {
             if !self.children.contains_key(&qm.spi_in) {
                 self.reserved_spis.remove(&qm.spi_in);
@@ -859,7 +914,7 @@ impl Endpoint {
         self.schedule(id);
     }
 
-    fn on_quick_mode(&mut self, now: Instant, remote: SocketAddr, hdr: &Header, datagram: &[u8]) {
+    fn on_quick_mode(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, hdr: &Header, datagram: &[u8]) {
         let Some(id) = self.lookup(hdr, remote) else {
             self.stats.dropped_unknown_sa += 1;
             debug!(peer = %remote, "dropped a Quick Mode message for unknown cookies");
@@ -880,7 +935,9 @@ impl Endpoint {
         };
         let msg_id = hdr.message_id;
         let Some(qm) = sa.quick_modes.get_mut(&msg_id) else {
-            self.respond_quick_mode(now, id, hdr, datagram);
+            if self.respond_quick_mode(now, id, hdr, datagram) {
+                self.follow_peer(id, local, remote);
+            }
             self.schedule(id);
             return;
         };
@@ -896,6 +953,7 @@ impl Endpoint {
             QmStep::Continue => {}
             QmStep::ChildUp(child) => {
                 let requests = std::mem::take(&mut qm.requests);
+                self.follow_peer(id, local, remote);
                 self.install_child(now, id, *child, requests);
             }
             QmStep::Failed(reason, n) => {
@@ -925,30 +983,31 @@ impl Endpoint {
         self.schedule(id);
     }
 
-    fn respond_quick_mode(&mut self, now: Instant, id: SaId, hdr: &Header, datagram: &[u8]) {
+    /// Answers a peer's QM1; returns whether it authenticated (its HASH(1) verified), accepted or not.
+    fn respond_quick_mode(&mut self, now: Instant, id: SaId, hdr: &Header, datagram: &[u8]) -> bool {
         let spi = self.fresh_spi();
         let Some(sa) = self.sas.get_mut(&id) else {
-            return;
+            return false;
         };
         if sa.core.retired_quick_modes.contains(&hdr.message_id) {
             self.stats.dropped_unexpected += 1;
             debug!(peer = %sa.core.peer, "dropped a message of a finished Quick Mode (message ID {:08x})", hdr.message_id);
-            return;
+            return false;
         }
         let running = sa.quick_modes.values().filter(|q| !matches!(q.state, QmState::Done)).count();
         if running >= MAX_QUICK_MODES_PER_SA {
             self.stats.dropped_unexpected += 1;
             warn!(peer = %sa.core.peer, "dropped a new Quick Mode: {MAX_QUICK_MODES_PER_SA} are running under this Main Mode SA");
-            return;
+            return false;
         }
         sa.forget_finished_quick_modes(MAX_FINISHED_QUICK_MODES, RETIRED_QUICK_MODES);
         let Phase1::Established(est) = &sa.phase1 else {
-            return;
+            return false;
         };
         let Some(rule) = self.policy.rule(&sa.core.rule) else {
             self.stats.refused_no_rule += 1;
             warn!(peer = %sa.core.peer, "refused a Quick Mode: rule '{}' was removed", sa.core.rule);
-            return;
+            return false;
         };
         let result = {
             let mut cx = ctx!(self, now);
@@ -958,10 +1017,12 @@ impl Endpoint {
             Ok(qm) => {
                 self.reserved_spis.insert(spi);
                 sa.quick_modes.insert(hdr.message_id, qm);
+                true
             }
             Err(r) if r.bad_hash => {
                 self.stats.dropped_bad_hash += 1;
                 debug!(peer = %sa.core.peer, "dropped a Quick Mode message: {}", r.reason);
+                false
             }
             Err(r) => {
                 self.stats.refused_no_proposal += 1;
@@ -976,11 +1037,71 @@ impl Endpoint {
                 let mut cx = ctx!(self, now);
                 let _ = sa.core.send_informational(&mut cx, est, &[(payload::NOTIFY, &repr)]);
                 failed(&mut self.events, None, Some(sa.core.rule.clone()), sa.core.peer, "quick mode", r.reason);
+                true
             }
         }
     }
 
-    fn install_child(&mut self, now: Instant, id: SaId, child: NewChild, requests: Vec<RequestId>) {
+    /// An authenticated message of SA `id` came in on `local` from `remote`. When that is not where the SA is and
+    /// the SA floated to port 4500 (NAT traversal), the peer's NAT changed its mapping: the SAs follow it.
+    fn follow_peer(&mut self, id: SaId, local: SocketAddr, remote: SocketAddr) {
+        let Some(sa) = self.sas.get(&id) else {
+            return;
+        };
+        let c = &sa.core;
+        if local.port() != NATT_PORT || c.local.port() != NATT_PORT || (c.local, c.peer) == (local, remote) {
+            return;
+        }
+        self.move_peer(c.peer, local, remote);
+    }
+
+    /// Moves every SA with the peer at `old` to `new` (from `local`), and reports it.
+    fn move_peer(&mut self, old: SocketAddr, local: SocketAddr, new: SocketAddr) {
+        for sa in self.sas.values_mut().filter(|sa| sa.core.peer == old) {
+            sa.core.peer = new;
+            sa.core.local = local;
+        }
+        let mut spis_in = Vec::new();
+        for c in self.children.values_mut().filter(|c| c.info.peer == old) {
+            c.info.peer = new;
+            c.info.local = local;
+            if let Some(e) = c.info.encapsulation.as_mut() {
+                e.local_port = local.port();
+                e.remote_port = new.port();
+            }
+            spis_in.push(c.info.spi_in);
+        }
+        self.stats.peer_moves += 1;
+        info!(peer = %new, "the peer's NAT mapping changed from {old} to {new}: its SAs follow ({} Quick Mode pair(s))", spis_in.len());
+        self.events.push_back(Event::PeerMoved { old, new, local, spis_in });
+    }
+
+    /// The ESP layer received an authenticated packet (its ICV verified, its sequence number the highest so far,
+    /// RFC 3948 §3.1.1 warns about replays) of the UDP-encapsulated inbound SA `spi_in` from `remote`, which is
+    /// not where the SA's peer was: the peer's NAT changed its mapping. Every SA with the peer follows (an
+    /// [`Event::PeerMoved`] reports it, for the daemon's outbound ESP SAs). Returns whether anything moved;
+    /// `false` for an SA without UDP encapsulation or a `remote` where the peer already is.
+    pub fn peer_moved(&mut self, spi_in: u32, remote: SocketAddr) -> bool {
+        let Some(c) = self.children.get(&spi_in).filter(|c| c.info.encapsulation.is_some()) else {
+            return false;
+        };
+        if c.info.peer == remote {
+            return false;
+        }
+        let (old, local) = (c.info.peer, c.info.local);
+        self.move_peer(old, local, remote);
+        true
+    }
+
+    fn install_child(&mut self, now: Instant, id: SaId, mut child: NewChild, requests: Vec<RequestId>) {
+        // Where the SA is now: the peer's NAT may have moved it while the Quick Mode ran.
+        if let Some(sa) = self.sas.get(&id) {
+            let i = &mut child.keys.info;
+            (i.local, i.peer) = (sa.core.local, sa.core.peer);
+            if let Some(e) = i.encapsulation.as_mut() {
+                (e.local_port, e.remote_port) = (sa.core.local.port(), sa.core.peer.port());
+            }
+        }
         let info = child.keys.info.clone();
         self.stats.quick_mode_established += 1;
         let verdict = self.verdict(id, &info);
@@ -1071,7 +1192,7 @@ impl Endpoint {
         }
     }
 
-    fn on_informational(&mut self, now: Instant, remote: SocketAddr, hdr: &Header, datagram: &[u8]) {
+    fn on_informational(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, hdr: &Header, datagram: &[u8]) {
         if hdr.flags & flags::ENCRYPTION == 0 {
             self.on_plain_informational(now, remote, hdr, datagram);
             return;
@@ -1107,6 +1228,7 @@ impl Endpoint {
             sa.core.seen_informational.pop_front();
         }
         sa.core.seen_informational.push_back(hdr.message_id);
+        self.follow_peer(id, local, remote);
         for item in items {
             self.apply_informational(now, id, remote, item);
         }
@@ -1620,6 +1742,16 @@ impl Endpoint {
         if sa.established().is_some_and(|e| e.expires <= now) {
             self.delete_sa_with_notice(now, id, "its lifetime expired");
             return;
+        }
+        // This host is behind NAT: a keepalive keeps its mapping for the peer's packets (RFC 3948 §2.3).
+        if sa.core.keepalive_at.is_some_and(|d| d <= now) {
+            sa.core.keepalive_at = Some(now + self.timing.nat_keepalive);
+            self.stats.nat_keepalives_sent += 1;
+            self.keepalives.push_back(Transmit {
+                local: sa.core.local,
+                remote: sa.core.peer,
+                payload: vec![NAT_KEEPALIVE],
+            });
         }
         // Quick Modes: retransmissions, give-ups, and finished ones forgotten.
         let mut test_failed = false;

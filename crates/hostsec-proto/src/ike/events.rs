@@ -3,7 +3,7 @@
 
 use super::selector::Selector;
 use crate::crypto::{AuthMethod, EspTransform, HashAlg, IkeCipher, Secret};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 /// Identifies a request made through [`super::Endpoint::initiate`], so that its outcome can be reported back.
@@ -27,6 +27,74 @@ impl Role {
             Role::Responder => "responder",
         }
     }
+}
+
+/// What NAT detection (NAT-D in Main Mode, RFC 3947 §3.2) found between this host and the peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NatStatus {
+    /// No NAT, or not (yet) known: NAT-D not exchanged (a peer without NAT-T, or before MM3/MM4).
+    #[default]
+    None,
+    /// This host is behind NAT.
+    Local,
+    /// The peer is behind NAT.
+    Remote,
+    /// Both are.
+    Both,
+}
+
+impl NatStatus {
+    /// From the two findings.
+    pub fn from_sides(local_behind: bool, peer_behind: bool) -> Self {
+        match (local_behind, peer_behind) {
+            (false, false) => NatStatus::None,
+            (true, false) => NatStatus::Local,
+            (false, true) => NatStatus::Remote,
+            (true, true) => NatStatus::Both,
+        }
+    }
+
+    /// The name in `hostsec sas --json` (`nat` of Main Mode entries).
+    pub fn name(self) -> &'static str {
+        match self {
+            NatStatus::None => "none",
+            NatStatus::Local => "local",
+            NatStatus::Remote => "remote",
+            NatStatus::Both => "both",
+        }
+    }
+
+    /// Whether a NAT is on the path (SAs are then UDP-encapsulated on port 4500).
+    pub fn detected(self) -> bool {
+        self != NatStatus::None
+    }
+
+    /// Whether this host is behind NAT (it then sends NAT-keepalives).
+    pub fn local_behind(self) -> bool {
+        matches!(self, NatStatus::Local | NatStatus::Both)
+    }
+
+    /// Whether the peer is behind NAT (its address and port may change).
+    pub fn peer_behind(self) -> bool {
+        matches!(self, NatStatus::Remote | NatStatus::Both)
+    }
+}
+
+/// How the ESP packets of a Quick Mode SA pair travel when a NAT is on the path: in UDP (RFC 3948), between these
+/// ports, with what the daemon needs to fix the checksums of transport-mode TCP and UDP packets (RFC 3948
+/// §3.1.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UdpEncapsulation {
+    /// Our UDP port (4500).
+    pub local_port: u16,
+    /// The peer's UDP port (4500, or what its NAT mapped it to).
+    pub remote_port: u16,
+    /// The peer's own address as it knows it (from its NAT-OA): the source address its TCP/UDP checksums cover,
+    /// when it differs from the address its packets come from. `None` when the peer sent no NAT-OA.
+    pub peer_original: Option<IpAddr>,
+    /// Our address as the peer addresses us (from its NAT-OA): the destination its checksums cover, when it
+    /// differs from our own address (this host behind NAT). `None` when the peer sent no NAT-OA.
+    pub local_as_seen_by_peer: Option<IpAddr>,
 }
 
 /// A Main Mode (ISAKMP) SA as `hostsec sas` shows it.
@@ -60,6 +128,8 @@ pub struct MainModeSaInfo {
     pub peer_cert: Option<(String, String)>,
     /// Time left before the SA expires (established SAs).
     pub lifetime_left: Option<Duration>,
+    /// What NAT detection found.
+    pub nat: NatStatus,
 }
 
 /// A Quick Mode (ESP) SA pair as `hostsec sas` shows it.
@@ -87,6 +157,8 @@ pub struct QuickModeSaInfo {
     pub lifetime_kb: u64,
     /// The traffic it carries (protocol and ports of the Quick Mode IDs; [`Selector::ANY`] for all traffic).
     pub selector: Selector,
+    /// UDP encapsulation of its ESP packets (a NAT is on the path), or `None` for plain ESP.
+    pub encapsulation: Option<UdpEncapsulation>,
 }
 
 /// A new ESP SA pair with its keys, for the ESP layer (and the key log). Keys are zeroized when dropped.
@@ -142,6 +214,20 @@ pub enum Event {
         phase: &'static str,
         /// Why, in words an administrator can act on.
         reason: String,
+    },
+    /// The peer's NAT changed its mapping: an authenticated IKE message of an SA with a peer behind NAT (or an
+    /// authenticated ESP packet that the daemon reported with [`super::Endpoint::peer_moved`]) came from another
+    /// address or port. The Main Mode SAs and the Quick Mode SA pairs with the peer follow: the daemon must send
+    /// the ESP packets of the listed pairs to `new` from now on.
+    PeerMoved {
+        /// The address and port the peer had.
+        old: SocketAddr,
+        /// Where it is now.
+        new: SocketAddr,
+        /// Our address and port the SAs use (4500).
+        local: SocketAddr,
+        /// The Quick Mode SA pairs that moved, by our inbound SPI.
+        spis_in: Vec<u32>,
     },
     /// A request made through `initiate` (or `test_rule`) is complete: its Quick Mode SA is up.
     RequestDone {

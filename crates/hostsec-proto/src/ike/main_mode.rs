@@ -4,12 +4,16 @@
 //! ```text
 //!  MM1  I -> R  HDR, SA, VID                 (proposals of the rule's level, per auth method)
 //!  MM2  R -> I  HDR, SA [, VID]              (one transform chosen; VIDs of the extensions MM1 announced)
-//!  MM3  I -> R  HDR, KE, Ni [, CR...]        (CR: the trusted CAs' names, signature methods only)
-//!  MM4  R -> I  HDR, KE, Nr [, CR...]
+//!  MM3  I -> R  HDR, KE, Ni [, CR...] [, NAT-D, NAT-D]   (CR: the trusted CAs' names, signature methods only;
+//!  MM4  R -> I  HDR, KE, Nr [, CR...] [, NAT-D, NAT-D]    NAT-D when both announced NAT-T, see `nat.rs`)
 //!  MM5  I -> R  HDR*, IDii, HASH_I [, N(INITIAL-CONTACT)]            (PSK)
 //!               HDR*, IDii, CERT..., SIG_I [, N(INITIAL-CONTACT)]    (signatures)
 //!  MM6  R -> I  HDR*, IDir, HASH_R | IDir, CERT..., SIG_R
 //! ```
+//!
+//! When NAT-D shows a NAT, MM5 and everything after it travel between the UDP ports 4500 of the two hosts (the
+//! initiator floats, the responder follows the message), behind the non-ESP marker that the endpoint adds and
+//! strips.
 //!
 //! With signatures SKEYID = prf(Ni_b | Nr_b, g^xy), and SIG_x is the signature of HASH_x with the host's key.
 //! For ECDSA, HASH_x uses the hash that the method names (SHA-256 for 9, SHA-384 for 10) whatever the
@@ -22,6 +26,7 @@
 use super::events::Role;
 use super::informational::InfoKeys;
 use super::message::{build_encrypted, build_plain, check_nonce, collect, decrypt_body, emit_vec, Crypt};
+use super::nat;
 use super::proposal::{accept_main_mode_reply, choose_main_mode, main_mode_offer, MainModeChoice};
 use super::retransmit::{request_digest, Retransmit, StoredReply};
 use super::sa::{Ctx, Established, SaCore};
@@ -33,7 +38,7 @@ use crate::crypto::signature::method_hash;
 use crate::crypto::{AuthMethod, HashAlg, MainModeSuite};
 use crate::pki::{check_peer_id, dn_matches_text, CertAuth, CertError, PeerId};
 use crate::policy::{Authentication, IdSpec, Rule};
-use crate::wire::consts::{cert_encoding, id_type, notify, payload, protocol, DOI_IPSEC};
+use crate::wire::consts::{cert_encoding, id_type, notify, payload, protocol, DOI_IPSEC, NATT_PORT};
 use crate::wire::{CertPayload, CertRepr, CertRequestRepr, Emit, Header, IdPayload, IdRepr, NotifyRepr, SaRepr};
 use std::net::IpAddr;
 use std::time::Duration;
@@ -256,8 +261,15 @@ impl WaitSa {
         let ni = cx.nonce();
         let ke = dh.public_value().to_vec();
         let crs = cert_requests(rule, choice.auth);
+        let nat_d = sa
+            .peer_vendors
+            .nat_t
+            .map(|v| (v.nat_d_payload(), nat::our_nat_d(choice.suite.hash, &sa.cky_i, &sa.cky_r, sa.local, sa.peer)));
         let mut payloads: Vec<(u8, &dyn Emit)> = vec![(payload::KE, &ke), (payload::NONCE, &ni)];
         payloads.extend(crs.iter().map(|cr| (payload::CR, cr as &dyn Emit)));
+        if let Some((kind, hashes)) = &nat_d {
+            payloads.extend(hashes.iter().map(|h| (*kind, h as &dyn Emit)));
+        }
         let msg = build_plain(sa.header(crate::wire::consts::exchange::IDENTITY_PROTECTION, 0), &payloads)
             .map_err(|e| Failure::new(format!("cannot build MM3: {e}"), None))?;
         send_request(cx, sa, msg);
@@ -279,6 +291,12 @@ impl WaitKeI {
             Err(why) => return Ok(Step::Drop(MainMode::I3(self), why)),
         };
         let keys = phase1_keys(rule, &self.choice, sa, &self.dh, &self.ni, &peer, Role::Initiator)?;
+        nat_detection(sa, rule, self.choice.suite.hash, &peer)?;
+        if sa.nat.detected() {
+            // RFC 3947 §4: the initiator floats to port 4500 with MM5; everything after follows.
+            sa.local.set_port(NATT_PORT);
+            sa.peer.set_port(NATT_PORT);
+        }
         let hash = auth_hash_alg(&self.choice);
         let (g_xi, ke) = (self.dh.public_value().to_vec(), peer.ke.as_slice());
         let id = local_identity(rule, self.choice.auth, sa.local.ip());
@@ -409,10 +427,17 @@ impl WaitKeR {
             DhKeyPair::generate(self.choice.suite.group, cx.rng).map_err(|e| Failure::new(format!("DH: {e}"), None))?;
         let nr = cx.nonce();
         let keys = phase1_keys(rule, &self.choice, sa, &dh, &nr, &peer, Role::Responder)?;
+        nat_detection(sa, rule, self.choice.suite.hash, &peer)?;
         let g_xr = dh.public_value().to_vec();
         let crs = cert_requests(rule, self.choice.auth);
+        let nat_d = sa.peer_vendors.nat_t.map(|v| {
+            (v.nat_d_payload(), nat::our_nat_d(self.choice.suite.hash, &sa.cky_i, &sa.cky_r, sa.local, sa.peer))
+        });
         let mut payloads: Vec<(u8, &dyn Emit)> = vec![(payload::KE, &g_xr), (payload::NONCE, &nr)];
         payloads.extend(crs.iter().map(|cr| (payload::CR, cr as &dyn Emit)));
+        if let Some((kind, hashes)) = &nat_d {
+            payloads.extend(hashes.iter().map(|h| (*kind, h as &dyn Emit)));
+        }
         let msg = build_plain(sa.header(crate::wire::consts::exchange::IDENTITY_PROTECTION, 0), &payloads)
             .map_err(|e| Failure::new(format!("cannot build MM4: {e}"), None))?;
         send_reply(cx, sa, datagram, msg);
@@ -456,15 +481,33 @@ impl WaitAuthR {
 struct KeNonce {
     ke: Vec<u8>,
     nonce: Vec<u8>,
+    /// NAT-D bodies, in wire order.
+    nat_d: Vec<Vec<u8>>,
 }
 
 /// Reads MM3 or MM4: exactly one KE and one NONCE. `Err` says why the message does not fit (it is dropped).
 fn read_ke_nonce(hdr: &Header, datagram: &[u8], name: &str) -> Result<KeNonce, String> {
     let c = collect(hdr.next_payload, &datagram[Header::LEN..]).map_err(|e| e.to_string())?;
     match (c.ke.as_slice(), c.nonce.as_slice()) {
-        ([ke], [nonce]) => Ok(KeNonce { ke: ke.to_vec(), nonce: nonce.to_vec() }),
+        ([ke], [nonce]) => {
+            Ok(KeNonce { ke: ke.to_vec(), nonce: nonce.to_vec(), nat_d: c.nat_d.iter().map(|b| b.to_vec()).collect() })
+        }
         _ => Err(format!("{name} without exactly one KE and one NONCE")),
     }
+}
+
+/// NAT detection from the peer's MM3 or MM4 (when both sides announced NAT-T): records what it found in `sa.nat`
+/// and refuses, naming the setting to change, when the rule's `nat_traversal` does not allow that NAT.
+fn nat_detection(sa: &mut SaCore, rule: &Rule, hash: HashAlg, peer: &KeNonce) -> Result<(), Failure> {
+    if sa.peer_vendors.nat_t.is_none() {
+        return Ok(());
+    }
+    let bodies: Vec<&[u8]> = peer.nat_d.iter().map(Vec::as_slice).collect();
+    let status = nat::detect(hash, &sa.cky_i, &sa.cky_r, sa.local, sa.peer, &bodies)
+        .map_err(|why| Failure::new(why, Some(notify::PAYLOAD_MALFORMED)))?;
+    sa.nat = status;
+    nat::check_setting(rule.nat_traversal, status, &rule.name)
+        .map_err(|why| Failure::new(why, Some(notify::NO_PROPOSAL_CHOSEN)))
 }
 
 /// The phase-1 keys (RFC 2409 §5): checks the peer's nonce and KE value, computes g^xy, SKEYID =

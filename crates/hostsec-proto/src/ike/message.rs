@@ -59,6 +59,8 @@ pub(crate) struct Collected<'a> {
     pub vid: Vec<&'a [u8]>,
     /// NAT-D bodies.
     pub nat_d: Vec<&'a [u8]>,
+    /// NAT-OA bodies.
+    pub nat_oa: Vec<&'a [u8]>,
     /// CERT bodies.
     pub cert: Vec<&'a [u8]>,
     /// CR bodies.
@@ -86,10 +88,11 @@ pub(crate) fn collect(first: u8, body: &[u8]) -> Result<Collected<'_>, FrameErro
             payload::DELETE => c.delete.push(DeletePayload::parse(b)?),
             payload::VENDOR_ID => c.vid.push(b),
             payload::NAT_D | payload::NAT_D_DRAFT => c.nat_d.push(b),
+            payload::NAT_OA | payload::NAT_OA_DRAFT => c.nat_oa.push(b),
             payload::CERT => c.cert.push(b),
             payload::CR => c.cr.push(b),
             payload::SIG => c.sig.push(b),
-            // Other types (NAT-OA, private ones) are skipped by length here; the exchange that needs them looks
+            // Other types (private ones) are skipped by length here; the exchange that needs them looks
             // at `order`.
             _ => {}
         }

@@ -19,6 +19,7 @@ mod fragment;
 mod informational;
 mod main_mode;
 mod message;
+mod nat;
 mod proposal;
 mod quick_mode;
 mod retransmit;
@@ -28,7 +29,8 @@ mod stats;
 mod vendor;
 
 pub use endpoint::{Endpoint, InitiateError, Transmit};
-pub use events::{ChildSaKeys, Event, MainModeSaInfo, QuickModeSaInfo, RequestId, Role};
+pub use events::{ChildSaKeys, Event, MainModeSaInfo, NatStatus, QuickModeSaInfo, RequestId, Role, UdpEncapsulation};
+pub use nat::nat_d as nat_d_hash;
 pub use selector::{Flow, Selector};
 pub use stats::Stats;
 
@@ -47,6 +49,9 @@ pub struct Timing {
     /// How long an incomplete reassembly of a peer's IKE fragments is kept (retransmitted fragments fill its
     /// gaps meanwhile) before it is discarded.
     pub fragment_reassembly: std::time::Duration,
+    /// Interval of the NAT-keepalives that a host behind NAT sends on port 4500 to keep its mapping (RFC 3948
+    /// §2.3); zero sends none. 20 s, as Windows and strongSwan, is below the UDP timeouts of common NATs.
+    pub nat_keepalive: std::time::Duration,
 }
 
 impl Default for Timing {
@@ -57,6 +62,7 @@ impl Default for Timing {
             responder_timeout: std::time::Duration::from_secs(60),
             keep_reply: std::time::Duration::from_secs(60),
             fragment_reassembly: std::time::Duration::from_secs(30),
+            nat_keepalive: std::time::Duration::from_secs(20),
         }
     }
 }

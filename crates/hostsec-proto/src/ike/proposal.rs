@@ -278,13 +278,16 @@ pub(crate) fn accept_main_mode_reply(sa_body: &[u8], offered: &SaRepr) -> Result
 }
 
 /// The Quick Mode SA payload hostsec offers: one ESP proposal with our inbound SPI and one transform per ESP
-/// transform of the level, each with the PFS group when there is one.
+/// transform of the level, each with the PFS group when there is one, and the encapsulation mode `encap`
+/// (transport, or UDP-encapsulated transport in the numbering of the peer's NAT-T version when a NAT is on the
+/// path).
 pub(crate) fn quick_mode_offer(
     esp: &[EspTransform],
     spi: [u8; 4],
     pfs: Option<DhGroup>,
     lifetime: Duration,
     lifetime_kb: u64,
+    encap: u16,
 ) -> SaRepr {
     let transforms = esp
         .iter()
@@ -299,8 +302,7 @@ pub(crate) fn quick_mode_offer(
             if let Some(g) = pfs {
                 attributes.push(AttributeRepr::Basic { kind: ipsec_attr::GROUP_DESCRIPTION, value: g.id() });
             }
-            attributes
-                .push(AttributeRepr::Basic { kind: ipsec_attr::ENCAPSULATION_MODE, value: encap_mode::TRANSPORT });
+            attributes.push(AttributeRepr::Basic { kind: ipsec_attr::ENCAPSULATION_MODE, value: encap });
             if let Some(a) = t.integrity.auth_alg() {
                 attributes.push(AttributeRepr::Basic { kind: ipsec_attr::AUTH_ALGORITHM, value: a });
             }
@@ -422,13 +424,15 @@ pub(crate) struct QuickModeSelection {
     pub reply: SaRepr,
 }
 
-/// Chooses the first ESP transform of the peer's Quick Mode offer that meets `level`, is in transport mode and
-/// has PFS when `require_pfs`. `Err` lists each proposal or transform and why it fell short.
+/// Chooses the first ESP transform of the peer's Quick Mode offer that meets `level`, is in transport mode (plain
+/// without a NAT on the path, UDP-encapsulated with one: `nat`) and has PFS when `require_pfs`. `Err` lists each
+/// proposal or transform and why it fell short.
 pub(crate) fn choose_quick_mode(
     sa_body: &[u8],
     level: StrengthLevel,
     require_pfs: bool,
     our_spi: [u8; 4],
+    nat: bool,
 ) -> Result<QuickModeSelection, Vec<String>> {
     let sa = SaRepr::parse(sa_body).map_err(|e| vec![format!("malformed SA payload: {e}")])?;
     if sa.doi != DOI_IPSEC {
@@ -470,16 +474,8 @@ pub(crate) fn choose_quick_mode(
             };
             let problem = if let Err(e) = level.check_esp(c.transform) {
                 Some(e)
-            } else if c.encap != encap_mode::TRANSPORT {
-                Some(match c.encap {
-                    encap_mode::TUNNEL => {
-                        "tunnel mode is refused: hostsec protects hosts in transport mode only".to_string()
-                    }
-                    encap_mode::UDP_TRANSPORT | encap_mode::UDP_TRANSPORT_DRAFT => {
-                        "UDP-encapsulated transport needs NAT traversal, which is off for this rule".to_string()
-                    }
-                    other => format!("encapsulation mode {other} is refused: transport mode only"),
-                })
+            } else if let Some(e) = encap_problem(c.encap, nat) {
+                Some(e)
             } else if let Some(Err(e)) = c.pfs.map(|g| level.check_pfs_group(g)) {
                 Some(e)
             } else if require_pfs && c.pfs.is_none() {
@@ -509,6 +505,29 @@ pub(crate) fn choose_quick_mode(
         why.push("the SA payload holds no proposal".into());
     }
     Err(why)
+}
+
+/// Why an encapsulation mode does not fit the path (`nat`: NAT-D found a NAT between the hosts), if it does not.
+fn encap_problem(encap: u16, nat: bool) -> Option<String> {
+    let udp = matches!(encap, encap_mode::UDP_TRANSPORT | encap_mode::UDP_TRANSPORT_DRAFT);
+    match encap {
+        encap_mode::TRANSPORT if nat => Some(
+            "plain transport mode cannot cross the NAT that NAT-D found between the hosts: UDP-encapsulated \
+             transport is needed"
+                .to_string(),
+        ),
+        _ if udp && !nat => Some(
+            "UDP-encapsulated transport is only for a path with NAT, and NAT-D found none between the hosts (or \
+             NAT traversal was not negotiated in Main Mode)"
+                .to_string(),
+        ),
+        encap_mode::TRANSPORT => None,
+        _ if udp => None,
+        encap_mode::TUNNEL | encap_mode::UDP_TUNNEL | encap_mode::UDP_TUNNEL_DRAFT => {
+            Some("tunnel mode is refused: hostsec protects hosts in transport mode only".to_string())
+        }
+        other => Some(format!("encapsulation mode {other} is refused: transport mode only")),
+    }
 }
 
 /// Checks the responder's Quick Mode answer: one ESP proposal with a 4-byte SPI and one transform that we offered
@@ -613,9 +632,10 @@ mod tests {
             Some(DhGroup::Ecp256),
             Duration::from_secs(3600),
             100_000,
+            encap_mode::TRANSPORT,
         );
         let body = emit(&offer);
-        let sel = choose_quick_mode(&body, StrengthLevel::High, true, [9, 9, 9, 9]).unwrap();
+        let sel = choose_quick_mode(&body, StrengthLevel::High, true, [9, 9, 9, 9], false).unwrap();
         assert_eq!(sel.peer_spi, [1, 2, 3, 4]);
         assert_eq!(sel.choice.pfs, Some(DhGroup::Ecp256));
         assert_eq!(sel.choice.lifetime_kb, Some(100_000));
@@ -628,15 +648,16 @@ mod tests {
             None,
             Duration::from_secs(3600),
             100_000,
+            encap_mode::TRANSPORT,
         );
-        let why = choose_quick_mode(&emit(&no_pfs), StrengthLevel::Standard, true, [9; 4]).err().unwrap();
+        let why = choose_quick_mode(&emit(&no_pfs), StrengthLevel::Standard, true, [9; 4], false).err().unwrap();
         assert!(why.iter().all(|w| w.contains("requires PFS")), "{why:?}");
-        let why = choose_quick_mode(&body, StrengthLevel::Highest, false, [9; 4]).err().unwrap();
+        let why = choose_quick_mode(&body, StrengthLevel::Highest, false, [9; 4], false).err().unwrap();
         assert!(why.iter().any(|w| w.contains("below level highest")), "{why:?}");
 
         let mut ah = offer.clone();
         ah.proposals[0].protocol_id = protocol::AH;
-        let why = choose_quick_mode(&emit(&ah), StrengthLevel::Standard, false, [9; 4]).err().unwrap();
+        let why = choose_quick_mode(&emit(&ah), StrengthLevel::Standard, false, [9; 4], false).err().unwrap();
         assert!(why[0].contains("AH is refused"), "{why:?}");
         let mut tunnel = offer;
         for t in &mut tunnel.proposals[0].transforms {
@@ -646,7 +667,32 @@ mod tests {
                 }
             }
         }
-        let why = choose_quick_mode(&emit(&tunnel), StrengthLevel::Standard, false, [9; 4]).err().unwrap();
+        let why = choose_quick_mode(&emit(&tunnel), StrengthLevel::Standard, false, [9; 4], false).err().unwrap();
         assert!(why[0].contains("tunnel mode is refused"), "{why:?}");
+    }
+
+    #[test]
+    fn encapsulation_follows_nat_detection() {
+        let offer = |encap| {
+            emit(&quick_mode_offer(
+                &StrengthLevel::Standard.esp_transforms(),
+                [1, 2, 3, 4],
+                None,
+                Duration::from_secs(3600),
+                100_000,
+                encap,
+            ))
+        };
+        let plain = offer(encap_mode::TRANSPORT);
+        let why = choose_quick_mode(&plain, StrengthLevel::Standard, false, [9; 4], true).err().unwrap();
+        assert!(why.iter().all(|w| w.contains("plain transport mode cannot cross the NAT")), "{why:?}");
+        for udp in [encap_mode::UDP_TRANSPORT, encap_mode::UDP_TRANSPORT_DRAFT] {
+            let sel = choose_quick_mode(&offer(udp), StrengthLevel::Standard, false, [9; 4], true).unwrap();
+            assert_eq!(sel.choice.encap, udp);
+            let why = choose_quick_mode(&offer(udp), StrengthLevel::Standard, false, [9; 4], false).err().unwrap();
+            assert!(why.iter().all(|w| w.contains("NAT-D found none")), "{why:?}");
+        }
+        let why = choose_quick_mode(&offer(encap_mode::UDP_TUNNEL), StrengthLevel::Standard, false, [9; 4], true);
+        assert!(why.err().unwrap()[0].contains("tunnel mode is refused"));
     }
 }

@@ -9,8 +9,13 @@
 //!
 //! HASH(1) = prf(SKEYID_a, M-ID | SA | Ni [| KE] [| IDs]), HASH(2) = prf(SKEYID_a, M-ID | Ni_b | SA | Nr …),
 //! HASH(3) = prf(SKEYID_a, 0 | M-ID | Ni_b | Nr_b).
+//!
+//! When Main Mode's NAT-D found a NAT, the SA pair is UDP-encapsulated transport (RFC 3947 §5.1: mode 4, or
+//! 61444 for a peer of the drafts), and QM1 and QM2 each carry two NAT-OA payloads after the IDs (§5.2): the
+//! initiator's and the responder's address as the sender sees them. The peer's tell the daemon which addresses
+//! its TCP and UDP checksums cover; with a NAT, the peer's IDs may name the address its NAT-OA names.
 
-use super::events::{ChildSaKeys, QuickModeSaInfo, RequestId, Role};
+use super::events::{ChildSaKeys, QuickModeSaInfo, RequestId, Role, UdpEncapsulation};
 use super::message::{
     after_first_hash, build_encrypted, check_nonce, collect, decrypt_body, emit_vec, Collected, Crypt,
 };
@@ -23,8 +28,8 @@ use crate::crypto::keys::{exchange_iv, keymat};
 use crate::crypto::prf::{prf, verify_mac};
 use crate::crypto::{DhGroup, EspTransform, Secret};
 use crate::policy::{Policy, Rule};
-use crate::wire::consts::{exchange, id_type, notify, payload, protocol};
-use crate::wire::{Emit, Header, IdPayload, IdRepr, SaRepr};
+use crate::wire::consts::{encap_mode, exchange, id_type, notify, payload, protocol};
+use crate::wire::{Emit, Header, IdPayload, IdRepr, NatOaPayload, NatOaRepr, SaRepr};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -131,8 +136,16 @@ impl QuickMode {
         requests: Vec<RequestId>,
     ) -> Result<QuickMode, String> {
         let pfs = rule.pfs.then_some(est.suite.group);
-        let offer =
-            quick_mode_offer(&rule.esp_offer(), spi_in, pfs, rule.quick_mode_lifetime, rule.quick_mode_lifetime_kb);
+        let natt = nat_t(sa);
+        let encap = natt.map_or(encap_mode::TRANSPORT, |v| v.udp_transport());
+        let offer = quick_mode_offer(
+            &rule.esp_offer(),
+            spi_in,
+            pfs,
+            rule.quick_mode_lifetime,
+            rule.quick_mode_lifetime_kb,
+            encap,
+        );
         let ni = cx.nonce();
         let dh = match pfs {
             Some(g) => Some(DhKeyPair::generate(g, cx.rng).map_err(|e| format!("DH: {e}"))?),
@@ -155,6 +168,10 @@ impl QuickMode {
         }
         payloads.push((payload::ID, &id_ci));
         payloads.push((payload::ID, &id_cr));
+        let oa = [NatOaRepr { address: sa.local.ip() }, NatOaRepr { address: sa.peer.ip() }];
+        if let Some(v) = natt {
+            payloads.extend(oa.iter().map(|a| (v.nat_oa_payload(), a as &dyn Emit)));
+        }
         let hash = est.suite.hash;
         let skeyid_a = est.keys.skeyid_a.expose();
         let mid_b = msg_id.to_be_bytes();
@@ -221,22 +238,29 @@ impl QuickMode {
             return Err(refuse("QM1 lacks its SA or NONCE payload".into(), notify::PAYLOAD_MALFORMED));
         };
         check_nonce(ni).map_err(|r| refuse(r, notify::PAYLOAD_MALFORMED))?;
+        let natt = nat_t(sa);
+        let peer_oa = read_nat_oa(&c).map_err(|r| refuse(r, notify::PAYLOAD_MALFORMED))?;
+        // With a NAT, the peer's IDs may name the addresses as it knows them, which its NAT-OA announced.
+        let oa_of = |i: usize| peer_oa.filter(|_| natt.is_some()).map(|oa| oa[i]);
+        let initiators = [Some(sa.peer.ip()), oa_of(0)];
+        let responders = [Some(sa.local.ip()), oa_of(1)];
         let (ids, selector) =
-            check_peer_ids(&c, sa.peer.ip(), sa.local.ip()).map_err(|r| refuse(r, notify::INVALID_ID_INFORMATION))?;
+            check_peer_ids(&c, &initiators, &responders).map_err(|r| refuse(r, notify::INVALID_ID_INFORMATION))?;
         let policy: &Policy = cx.policy;
         let rule = quick_mode_rule(policy, mm_rule, sa.local.ip(), sa.peer.ip(), &selector)
             .map_err(|r| refuse(r, notify::INVALID_ID_INFORMATION))?;
-        let sel = choose_quick_mode(sa_body, rule.minimum_strength, rule.pfs, spi_in).map_err(|why| {
-            refuse(
-                format!(
-                    "no Quick Mode proposal of the peer meets rule '{}' (level {}): {}",
-                    rule.name,
-                    rule.minimum_strength,
-                    why.join("; ")
-                ),
-                notify::NO_PROPOSAL_CHOSEN,
-            )
-        })?;
+        let sel =
+            choose_quick_mode(sa_body, rule.minimum_strength, rule.pfs, spi_in, natt.is_some()).map_err(|why| {
+                refuse(
+                    format!(
+                        "no Quick Mode proposal of the peer meets rule '{}' (level {}): {}",
+                        rule.name,
+                        rule.minimum_strength,
+                        why.join("; ")
+                    ),
+                    notify::NO_PROPOSAL_CHOSEN,
+                )
+            })?;
         let (dh, g_qm) = match (sel.choice.pfs, c.ke.as_slice()) {
             (Some(g), [ke]) => {
                 let dh = DhKeyPair::generate(g, cx.rng)
@@ -270,6 +294,10 @@ impl QuickMode {
             payloads.push((payload::ID, ci));
             payloads.push((payload::ID, cr));
         }
+        let oa = [NatOaRepr { address: sa.peer.ip() }, NatOaRepr { address: sa.local.ip() }];
+        if let Some(v) = natt {
+            payloads.extend(oa.iter().map(|a| (v.nat_oa_payload(), a as &dyn Emit)));
+        }
         let mid_b = hdr.message_id.to_be_bytes();
         let skeyid_a = est.keys.skeyid_a.expose();
         let f = |rest: &[u8]| prf(hash, skeyid_a, &[&mid_b, ni, rest]);
@@ -281,7 +309,8 @@ impl QuickMode {
             &crypt,
         )
         .map_err(|e| refuse(format!("cannot build QM2: {e}"), notify::PAYLOAD_MALFORMED))?;
-        let keys = ChildParams { role: Role::Responder, spi_in, spi_out: sel.peer_spi, selector };
+        let encapsulation = natt.map(|_| encapsulation(sa, Role::Responder, peer_oa));
+        let keys = ChildParams { role: Role::Responder, spi_in, spi_out: sel.peer_spi, selector, encapsulation };
         let child = new_child(sa, est, rule, &keys, &sel.choice, g_qm.as_ref(), ni, &nr);
         cx.send(sa.local, sa.peer, msg.clone());
         Ok(QuickMode {
@@ -358,6 +387,10 @@ impl QuickMode {
         if let Err(r) = check_nonce(nr) {
             return QmStep::Failed(r, Some(notify::PAYLOAD_MALFORMED));
         }
+        let peer_oa = match read_nat_oa(&c) {
+            Ok(oa) => oa,
+            Err(r) => return QmStep::Failed(r, Some(notify::PAYLOAD_MALFORMED)),
+        };
         let (choice, spi_out) = match accept_quick_mode_reply(sa_body, &w.offer) {
             Ok(x) => x,
             Err(e) => {
@@ -410,7 +443,9 @@ impl QuickMode {
         let Some(rule) = cx.policy.rule(&sa.rule).cloned() else {
             return QmStep::Failed(format!("rule '{}' no longer exists", sa.rule), None);
         };
-        let keys = ChildParams { role: Role::Initiator, spi_in: w.spi_in, spi_out, selector: w.selector };
+        let encapsulation = nat_t(sa).map(|_| encapsulation(sa, Role::Initiator, peer_oa));
+        let keys =
+            ChildParams { role: Role::Initiator, spi_in: w.spi_in, spi_out, selector: w.selector, encapsulation };
         let child = new_child(sa, est, &rule, &keys, &choice, g_qm.as_ref(), &w.ni, nr);
         let hash3 = prf(hash, est.keys.skeyid_a.expose(), &[&[0u8], &self.msg_id.to_be_bytes(), &w.ni, nr]);
         let hash3 = hash3.as_bytes().to_vec();
@@ -478,6 +513,41 @@ struct ChildParams {
     spi_in: [u8; 4],
     spi_out: [u8; 4],
     selector: Selector,
+    encapsulation: Option<UdpEncapsulation>,
+}
+
+/// The NAT-T version to use in this SA's Quick Modes: `Some` when Main Mode found a NAT (which it can only with
+/// NAT-T negotiated), `None` for plain transport.
+fn nat_t(sa: &SaCore) -> Option<super::vendor::NatTVersion> {
+    sa.peer_vendors.nat_t.filter(|_| sa.nat.detected())
+}
+
+/// The peer's two NAT-OA payloads (NAT-OAi, NAT-OAr), if it sent them. `Err` for a malformed one or another count.
+fn read_nat_oa(c: &Collected<'_>) -> Result<Option<[IpAddr; 2]>, String> {
+    match c.nat_oa.as_slice() {
+        [] => Ok(None),
+        [i, r] => {
+            let parse = |b: &[u8]| NatOaPayload::parse(b).map(|p| p.address).map_err(|e| format!("NAT-OA: {e}"));
+            Ok(Some([parse(i)?, parse(r)?]))
+        }
+        other => Err(format!("{} NAT-OA payloads (two expected: NAT-OAi and NAT-OAr)", other.len())),
+    }
+}
+
+/// How the SA pair's ESP travels through the NAT: between the SA's UDP ports, with the addresses the peer's
+/// NAT-OA payloads name when they differ from the ones in use (`we` is our role: NAT-OAi is the initiator's).
+fn encapsulation(sa: &SaCore, we: Role, peer_oa: Option<[IpAddr; 2]>) -> UdpEncapsulation {
+    let (peer_original, local_as_seen_by_peer) = match (peer_oa, we) {
+        (None, _) => (None, None),
+        (Some([i, r]), Role::Responder) => (Some(i), Some(r)),
+        (Some([i, r]), Role::Initiator) => (Some(r), Some(i)),
+    };
+    UdpEncapsulation {
+        local_port: sa.local.port(),
+        remote_port: sa.peer.port(),
+        peer_original: peer_original.filter(|a| *a != sa.peer.ip()),
+        local_as_seen_by_peer: local_as_seen_by_peer.filter(|a| *a != sa.local.ip()),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -491,7 +561,7 @@ fn new_child(
     ni: &[u8],
     nr: &[u8],
 ) -> NewChild {
-    let ChildParams { role, spi_in, spi_out, selector } = *p;
+    let ChildParams { role, spi_in, spi_out, selector, encapsulation } = *p;
     let t: EspTransform = choice.transform;
     let len = t.keymat_len();
     let hash = est.suite.hash;
@@ -522,6 +592,7 @@ fn new_child(
                 lifetime_left: lifetime,
                 lifetime_kb,
                 selector,
+                encapsulation,
             },
             encryption_key_in: Secret::from_slice(enc_in),
             integrity_key_in: Secret::from_slice(int_in),
@@ -539,8 +610,8 @@ fn new_child(
 /// for, from our side: IDcr's port is ours, IDci's the peer's.
 fn check_peer_ids(
     c: &Collected<'_>,
-    initiator: IpAddr,
-    responder: IpAddr,
+    initiator: &[Option<IpAddr>],
+    responder: &[Option<IpAddr>],
 ) -> Result<(Option<IdPair>, Selector), String> {
     match c.id.as_slice() {
         [] => Ok((None, Selector::ANY)),
@@ -597,13 +668,26 @@ fn quick_mode_rule<'p>(
     Err(format!("{asked}: {why}{tail}"))
 }
 
-/// Checks one ID of a Quick Mode proposal: the single host `addr`. Returns its protocol and port.
-fn check_host_id(body: &[u8], addr: IpAddr, which: &str) -> Result<(u8, u16), String> {
+/// Checks one ID of a Quick Mode proposal: a single host among `addrs` (the first is the one the SA uses).
+/// Returns its protocol and port.
+fn check_host_id(body: &[u8], addrs: &[Option<IpAddr>], which: &str) -> Result<(u8, u16), String> {
     let id = IdPayload::parse(body).map_err(|e| format!("{which} is malformed: {e}"))?;
     if id.protocol == 0 && id.port != 0 {
         return Err(format!("{which} names port {} without a protocol", id.port));
     }
-    let covers = match (id.id_type, addr) {
+    if addrs.iter().flatten().any(|a| id_covers(&id, *a)) {
+        return Ok((id.protocol, id.port));
+    }
+    let addr = addrs.iter().flatten().next().map_or("?".to_string(), IpAddr::to_string);
+    Err(format!(
+        "{which} ({}) is not the single host {addr}: transport mode protects the traffic of the two IKE hosts only",
+        super::main_mode::identity_text(&id)
+    ))
+}
+
+/// Whether an ID names exactly the host `addr`.
+fn id_covers(id: &IdPayload<'_>, addr: IpAddr) -> bool {
+    match (id.id_type, addr) {
         (id_type::IPV4_ADDR, IpAddr::V4(a)) => id.data == a.octets(),
         (id_type::IPV6_ADDR, IpAddr::V6(a)) => id.data == a.octets(),
         (id_type::IPV4_ADDR_SUBNET, IpAddr::V4(a)) => {
@@ -619,13 +703,5 @@ fn check_host_id(body: &[u8], addr: IpAddr, which: &str) -> Result<(u8, u16), St
             id.data.get(..16) == Some(&a.octets()[..]) && id.data.get(16..) == Some(&a.octets()[..])
         }
         _ => false,
-    };
-    if covers {
-        Ok((id.protocol, id.port))
-    } else {
-        Err(format!(
-            "{which} ({}) is not the single host {addr}: transport mode protects the traffic of the two IKE hosts only",
-            super::main_mode::identity_text(&id)
-        ))
     }
 }

@@ -2,7 +2,7 @@
 //! and the Quick Mode exchanges running under it. Also the context that every step of every exchange uses to
 //! send, report and count.
 
-use super::events::{Event, MainModeSaInfo, RequestId, Role};
+use super::events::{Event, MainModeSaInfo, NatStatus, RequestId, Role};
 use super::fragment::Reassembly;
 use super::main_mode::MainMode;
 use super::message::{build_encrypted, build_plain, Crypt};
@@ -135,6 +135,10 @@ pub(crate) struct SaCore {
     pub peer_vendors: PeerVendors,
     /// The peer's IKE fragments of one message, while they come in.
     pub reassembly: Option<Reassembly>,
+    /// What NAT-D found (from MM3/MM4 on). With a NAT, the SA floats to port 4500 from MM5 on.
+    pub nat: NatStatus,
+    /// When the next NAT-keepalive is due (established SAs of a host behind NAT).
+    pub keepalive_at: Option<Instant>,
 }
 
 impl SaCore {
@@ -160,6 +164,8 @@ impl SaCore {
             test: false,
             peer_vendors: PeerVendors::default(),
             reassembly: None,
+            nat: NatStatus::None,
+            keepalive_at: None,
         }
     }
 
@@ -276,6 +282,7 @@ impl IkeSa {
             self.core.idle_deadline,
             self.established().map(|e| e.expires),
             self.core.reassembly.as_ref().map(|r| r.deadline),
+            self.core.keepalive_at,
         ];
         own.into_iter().flatten().chain(self.quick_modes.values().filter_map(QuickMode::next_deadline)).min()
     }
@@ -309,6 +316,7 @@ impl IkeSa {
             peer_id,
             peer_cert,
             lifetime_left: left,
+            nat: c.nat,
         }
     }
 }

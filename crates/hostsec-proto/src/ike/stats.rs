@@ -46,4 +46,13 @@ pub struct Stats {
     /// contradiction) or discarded with an incomplete reassembly (bounds exceeded, superseded, timed out).
     #[serde(default)]
     pub dropped_fragments: u64,
+    /// NAT-keepalives sent (this host behind NAT; not counted in `sent`).
+    #[serde(default)]
+    pub nat_keepalives_sent: u64,
+    /// NAT-keepalives that reached IKE (also counted in `received`).
+    #[serde(default)]
+    pub nat_keepalives_received: u64,
+    /// SAs that followed their peer to a new address or port (a NAT's new mapping).
+    #[serde(default)]
+    pub peer_moves: u64,
 }

@@ -339,15 +339,6 @@ fn parse_global(cx: &mut Ctx, t: &Table) -> Global {
             cx.error(line, None, Some(&field), m);
         }
     }
-    if g.nat_traversal != NatTraversal::Off {
-        let line = value_line(cx, t, "nat_traversal");
-        cx.warn(
-            line,
-            None,
-            "global.nat_traversal",
-            "NAT traversal is not implemented in this version: SAs with peers behind NAT are refused as with \"off\"",
-        );
-    }
     if g.key_log.is_some() {
         let line = value_line(cx, t, "key_log");
         cx.warn(line, None, "global.key_log", "the key log writes IKE and ESP keys to disk so that captures can be decrypted: use it for troubleshooting only");
@@ -640,15 +631,6 @@ fn parse_rule(
     if auto == AutoStart::OnDemand && action.negotiates() && get(cx, "auto").is_some() {
         let l = field_line(cx, "auto");
         cx.warn(l, rn, "auto", "\"on-demand\" needs the ESP datapath, which this version does not have yet: the rule responds and can be started with `hostsec initiate`");
-    }
-    if nat_traversal != NatTraversal::Off && get(cx, "nat_traversal").is_some() {
-        let l = field_line(cx, "nat_traversal");
-        cx.warn(
-            l,
-            rn,
-            "nat_traversal",
-            "NAT traversal is not implemented in this version: SAs with peers behind NAT are refused as with \"off\"",
-        );
     }
     if let Some(s) = psk.as_ref().filter(|s| s.len() < 16) {
         let l = field_line(cx, if get(cx, "psk").is_some() { "psk" } else { "psk_file" });

@@ -1,5 +1,6 @@
 //! Small payloads with a one-byte type field: CERT (RFC 2408 §3.9), CR (§3.10) and NAT-OA (RFC 3947 §5.2).
-//! KE, NONCE, HASH, SIG, VID and NAT-D bodies are opaque byte strings and need no type of their own.
+//! KE, NONCE, HASH, SIG and VID bodies are opaque byte strings and need no type of their own; a NAT-D body is a
+//! hash, checked for a plausible length ([`NatDPayload`]).
 
 use super::writer::{Emit, Out};
 use super::WireError;
@@ -115,6 +116,31 @@ impl NatOaPayload {
             other => return Err(WireError::InvalidValue { what: "NAT-OA ID type", value: u32::from(other) }),
         };
         Ok(NatOaPayload { address })
+    }
+}
+
+/// A view of a NAT-D payload body (RFC 3947 §3.2): HASH(CKY-I | CKY-R | IP | Port) with the negotiated hash. To
+/// emit one, the hash bytes themselves are the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NatDPayload<'a> {
+    /// The hash.
+    pub hash: &'a [u8],
+}
+
+impl<'a> NatDPayload<'a> {
+    /// The shortest hash a NAT-D can carry (MD5, which old peers negotiate).
+    pub const MIN_LEN: usize = 16;
+    /// The longest (SHA2-512).
+    pub const MAX_LEN: usize = 64;
+
+    /// Parses a NAT-D body: a hash of 16 to 64 bytes. Which length is right depends on the negotiated hash, which
+    /// the comparison checks (a hash of another length never matches).
+    pub fn parse(body: &'a [u8]) -> Result<Self, WireError> {
+        if (Self::MIN_LEN..=Self::MAX_LEN).contains(&body.len()) {
+            Ok(NatDPayload { hash: body })
+        } else {
+            Err(WireError::BadLength { what: "NAT-D hash", len: body.len() })
+        }
     }
 }
 

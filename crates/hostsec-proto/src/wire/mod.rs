@@ -14,6 +14,7 @@ mod misc;
 mod notify;
 mod payload;
 mod sa;
+pub mod udp_encap;
 mod writer;
 
 pub use delete::{DeletePayload, DeleteRepr, MAX_DELETE_SPIS};
@@ -21,13 +22,14 @@ pub use error::WireError;
 pub use fragment::{FragmentPayload, FragmentRepr};
 pub use header::Header;
 pub use id::{IdPayload, IdRepr};
-pub use misc::{CertPayload, CertRepr, CertRequestPayload, CertRequestRepr, NatOaPayload, NatOaRepr};
+pub use misc::{CertPayload, CertRepr, CertRequestPayload, CertRequestRepr, NatDPayload, NatOaPayload, NatOaRepr};
 pub use notify::{NotifyPayload, NotifyRepr};
 pub use payload::{Payloads, RawPayload, MAX_PAYLOADS};
 pub use sa::{
     AttrValue, Attribute, AttributeIter, AttributeRepr, Proposal, ProposalIter, ProposalRepr, SaPayload, SaRepr,
     Transform, TransformIter, TransformRepr, MAX_ATTRIBUTES, MAX_PROPOSALS, MAX_TRANSFORMS,
 };
+pub use udp_encap::UdpEncap;
 pub use writer::{Emit, PayloadWriter};
 
 /// A count or length as the `value` of [`WireError::InvalidValue`], saturating (the value is for the log only).
