@@ -7,6 +7,7 @@ use hostsec_proto::wire::{
     FragmentPayload, FragmentRepr, Header, IdPayload, IdRepr, NatOaPayload, NatOaRepr, NotifyPayload, NotifyRepr,
     Payloads, SaPayload, SaRepr, MAX_ATTRIBUTES, MAX_PAYLOADS, MAX_PROPOSALS, MAX_TRANSFORMS,
 };
+use hostsec_proto::wire::udp_encap::{classify, with_marker, UdpEncap, MIN_ESP_LEN, NAT_KEEPALIVE, NON_ESP_MARKER};
 
 fn emit_vec(e: &dyn Emit) -> Vec<u8> {
     let mut out = vec![0u8; e.buffer_len()];
@@ -134,6 +135,30 @@ pub fn nat_oa(body: &[u8]) {
         let out = emit_vec(&NatOaRepr { address: view.address });
         assert_eq!(out.len(), body.len());
         assert_eq!(NatOaPayload::parse(&out), Ok(view));
+    }
+}
+
+/// A UDP payload received on port 4500 (RFC 3948 framing): the classifier never panics, agrees with the first
+/// bytes, and an IKE message framed by `with_marker` comes back out unchanged.
+pub fn udp_encap(data: &[u8]) {
+    match classify(data) {
+        UdpEncap::Keepalive => assert_eq!(data, [NAT_KEEPALIVE]),
+        UdpEncap::Ike(msg) => {
+            assert_eq!(data.get(..4), Some(&NON_ESP_MARKER[..]));
+            assert_eq!(msg, &data[4..]);
+            assert_eq!(with_marker(msg), data);
+        }
+        UdpEncap::Esp { spi, packet } => {
+            assert_eq!(packet, data);
+            assert!(spi > 255 && data.len() >= MIN_ESP_LEN);
+            assert_eq!(data.get(..4), Some(&spi.to_be_bytes()[..]));
+        }
+        UdpEncap::Invalid(why) => assert!(!why.is_empty()),
+    }
+    if let UdpEncap::Ike(msg) = classify(&with_marker(data)) {
+        assert_eq!(msg, data);
+    } else {
+        assert!(data.len() < 28, "a framed message of {} bytes was not taken for IKE", data.len());
     }
 }
 

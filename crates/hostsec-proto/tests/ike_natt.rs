@@ -8,8 +8,9 @@
 mod support;
 
 use hostsec_proto::ike::{Endpoint, Event, NatStatus, RequestId, Timing, Transmit, UdpEncapsulation};
-use hostsec_proto::wire::consts::{IKE_PORT, NATT_PORT};
+use hostsec_proto::wire::consts::{payload, vendor_id, IKE_PORT, NATT_PORT};
 use hostsec_proto::wire::udp_encap::{classify, UdpEncap};
+use hostsec_proto::wire::{Header, PayloadWriter, Payloads};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use std::collections::{HashMap, VecDeque};
@@ -131,6 +132,8 @@ struct Net {
     wire: Vec<Seen>,
     events_a: Vec<Event>,
     events_b: Vec<Event>,
+    /// Rewrites the first datagram `a` sends (MM1).
+    mm1_hook: Option<fn(&mut Vec<u8>)>,
 }
 
 fn policy(remote: IpAddr, nat: &str) -> hostsec_proto::policy::Policy {
@@ -152,6 +155,7 @@ impl Net {
             wire: Vec::new(),
             events_a: Vec::new(),
             events_b: Vec::new(),
+            mm1_hook: None,
         }
     }
 
@@ -174,9 +178,14 @@ impl Net {
     /// Carries one datagram through the NATs; returns whether there was one.
     fn step(&mut self) -> bool {
         self.collect();
-        let Some(seen) = self.flight.pop_front() else {
+        let Some(mut seen) = self.flight.pop_front() else {
             return false;
         };
+        if seen.from_a && !self.wire.iter().any(|s| s.from_a) {
+            if let Some(hook) = self.mm1_hook {
+                hook(&mut seen.sent.payload);
+            }
+        }
         self.wire.push(seen.clone());
         let t = &seen.sent;
         if seen.from_a {
@@ -461,4 +470,62 @@ fn port_4500_input_that_is_not_ike() {
     let s = net.b.stats();
     assert_eq!((s.received, s.nat_keepalives_received, s.dropped_malformed), (4, 1, 3));
     assert!(net.b.poll_transmit().is_none());
+}
+
+/// MM1 without its RFC 3947 vendor ID: `a` looks like a peer of the drafts only.
+fn drafts_only(mm1: &mut Vec<u8>) {
+    let (hdr, body) = Header::split(mm1).unwrap();
+    let kept: Vec<(u8, Vec<u8>)> = Payloads::new(hdr.next_payload, body)
+        .map(Result::unwrap)
+        .filter(|p| !(p.kind == payload::VENDOR_ID && p.body == vendor_id::NAT_T_RFC3947))
+        .map(|p| (p.kind, p.body.to_vec()))
+        .collect();
+    let mut buf = vec![0u8; mm1.len()];
+    let mut w = PayloadWriter::new(&mut buf[Header::LEN..]);
+    for (kind, b) in &kept {
+        w.push(*kind, b).unwrap();
+    }
+    let (first, len) = (w.first_payload(), w.len());
+    Header { next_payload: first, length: (Header::LEN + len) as u32, ..hdr }.emit(&mut buf).unwrap();
+    buf.truncate(Header::LEN + len);
+    *mm1 = buf;
+}
+
+/// The payload types of a cleartext message.
+fn payload_types(msg: &[u8]) -> Vec<u8> {
+    let (hdr, body) = Header::split(msg).unwrap();
+    Payloads::new(hdr.next_payload, body).map(|p| p.unwrap().kind).collect()
+}
+
+#[test]
+fn a_peer_of_the_drafts() {
+    // The responder answers in the drafts' numbering: the draft-02 vendor ID, NAT-D as payload 130, and the SAs
+    // come up UDP-encapsulated (mode 61444 inside the encrypted Quick Mode).
+    let mut net = Net::new(Topology::InitiatorBehind, "both-behind-nat", "both-behind-nat");
+    net.mm1_hook = Some(drafts_only);
+    net.initiate();
+    net.drive_for(Duration::from_secs(5));
+    assert_eq!(Net::up(&net.events_a).len(), 1, "{:?}", Net::failures(&net.events_a));
+    assert!(Net::up(&net.events_b)[0].info.encapsulation.is_some());
+    let mm: Vec<&Seen> = net.wire.iter().take(4).collect();
+    assert!(!payload_types(&mm[0].sent.payload).is_empty());
+    let (hdr, body) = Header::split(&mm[1].sent.payload).unwrap();
+    let vids: Vec<Vec<u8>> = Payloads::new(hdr.next_payload, body)
+        .map(Result::unwrap)
+        .filter(|p| p.kind == payload::VENDOR_ID)
+        .map(|p| p.body.to_vec())
+        .collect();
+    assert!(vids.contains(&vendor_id::NAT_T_DRAFT_02_N.to_vec()), "MM2 answers with the draft ID");
+    assert!(!vids.contains(&vendor_id::NAT_T_RFC3947.to_vec()));
+    for m in &mm[2..4] {
+        let types = payload_types(&m.sent.payload);
+        assert_eq!(types.iter().filter(|t| **t == payload::NAT_D_DRAFT).count(), 2, "{types:?}");
+        assert!(!types.contains(&payload::NAT_D));
+    }
+    // With RFC 3947, payload 20.
+    let mut rfc = Net::new(Topology::InitiatorBehind, "both-behind-nat", "both-behind-nat");
+    rfc.initiate();
+    rfc.drive_for(Duration::from_secs(5));
+    let types = payload_types(&rfc.wire[2].sent.payload);
+    assert_eq!(types.iter().filter(|t| **t == payload::NAT_D).count(), 2, "{types:?}");
 }

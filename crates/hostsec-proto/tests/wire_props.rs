@@ -2,10 +2,11 @@
 //! arbitrary or mutated input.
 
 use hostsec_proto::wire::consts::{id_type, payload, DOI_IPSEC};
+use hostsec_proto::wire::udp_encap::{classify, with_marker, UdpEncap, MIN_ESP_LEN, NAT_KEEPALIVE, NON_ESP_MARKER};
 use hostsec_proto::wire::{
     AttrValue, AttributeRepr, CertPayload, CertRepr, CertRequestPayload, CertRequestRepr, DeletePayload, DeleteRepr,
-    Emit, Header, IdPayload, IdRepr, NatOaPayload, NatOaRepr, NotifyPayload, NotifyRepr, PayloadWriter, Payloads,
-    ProposalRepr, SaPayload, SaRepr, TransformRepr, WireError, MAX_DELETE_SPIS,
+    Emit, Header, IdPayload, IdRepr, NatDPayload, NatOaPayload, NatOaRepr, NotifyPayload, NotifyRepr, PayloadWriter,
+    Payloads, ProposalRepr, SaPayload, SaRepr, TransformRepr, WireError, MAX_DELETE_SPIS,
 };
 use proptest::prelude::*;
 use std::net::IpAddr;
@@ -329,6 +330,55 @@ proptest! {
                     walk_sa(p.body);
                 }
             }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    /// Whatever arrives on UDP 4500 is sorted without panicking, and the kind agrees with the first bytes.
+    #[test]
+    fn udp_4500_classification_agrees_with_the_bytes(data in bytes(64)) {
+        match classify(&data) {
+            UdpEncap::Keepalive => prop_assert_eq!(&data[..], &[NAT_KEEPALIVE][..]),
+            UdpEncap::Ike(msg) => {
+                prop_assert_eq!(&data[..4], &NON_ESP_MARKER[..]);
+                prop_assert_eq!(msg, &data[4..]);
+                prop_assert!(msg.len() >= Header::LEN);
+            }
+            UdpEncap::Esp { spi, packet } => {
+                prop_assert_eq!(packet, &data[..]);
+                prop_assert_eq!(&data[..4], &spi.to_be_bytes()[..]);
+                prop_assert!(spi > 255 && data.len() >= MIN_ESP_LEN);
+            }
+            UdpEncap::Invalid(_) => prop_assert!(
+                data.len() < MIN_ESP_LEN || data[..4] == NON_ESP_MARKER || data[..4] <= [0, 0, 0, 255][..]
+            ),
+        }
+    }
+
+    /// An ISAKMP message framed for port 4500 comes back out whole; ESP (a non-zero SPI) is never taken for IKE.
+    #[test]
+    fn framed_ike_round_trips(msg in proptest::collection::vec(any::<u8>(), Header::LEN..512), spi in 256u32.., body in bytes(64)) {
+        let framed = with_marker(&msg);
+        prop_assert_eq!(framed.len(), msg.len() + 4);
+        prop_assert_eq!(classify(&framed), UdpEncap::Ike(&msg[..]));
+        let mut esp = spi.to_be_bytes().to_vec();
+        esp.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0]);
+        esp.extend_from_slice(&body);
+        prop_assert_eq!(classify(&esp), UdpEncap::Esp { spi, packet: &esp[..] });
+    }
+
+    /// NAT-D bodies: any hash of 16 to 64 bytes parses as itself, any other length is refused.
+    #[test]
+    fn nat_d_lengths(body in bytes(80)) {
+        match NatDPayload::parse(&body) {
+            Ok(p) => {
+                prop_assert_eq!(p.hash, &body[..]);
+                prop_assert!((16..=64).contains(&body.len()));
+            }
+            Err(_) => prop_assert!(!(16..=64).contains(&body.len())),
         }
     }
 }

@@ -9,7 +9,8 @@
 //! A reader finds each message of each exchange in one file: `main_mode.rs` (MM1–MM6), `quick_mode.rs`
 //! (QM1–QM3), `informational.rs` (notify, delete, DPD); `proposal.rs` turns strength levels into SA payloads and
 //! chooses among a peer's; `message.rs` frames, encrypts and decrypts; `fragment.rs` cuts datagrams too large for
-//! the path into IKE fragments and reassembles the peer's; `vendor.rs` holds the vendor IDs; `endpoint.rs`
+//! the path into IKE fragments and reassembles the peer's; `vendor.rs` holds the vendor IDs; `nat.rs` the NAT
+//! detection of NAT traversal and its setting (docs/nat-traversal.md has the daemon's side); `endpoint.rs`
 //! dispatches; `selector.rs` holds the traffic selectors of Quick Mode SAs and the flow lookups the datapath
 //! shares.
 
