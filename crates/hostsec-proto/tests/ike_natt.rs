@@ -529,3 +529,36 @@ fn a_peer_of_the_drafts() {
     let types = payload_types(&rfc.wire[2].sent.payload);
     assert_eq!(types.iter().filter(|t| **t == payload::NAT_D).count(), 2, "{types:?}");
 }
+
+#[test]
+fn a_nat_with_a_new_public_address_is_followed() {
+    // The initiator's NAT comes back with another public address (a new lease): the responder's rule covers the
+    // provider's range, and the SAs follow once a Quick Mode from there authenticated.
+    let mut net = Net::new(Topology::InitiatorBehind, "both-behind-nat", "remote-behind-nat");
+    let wide = support::rule_policy("203.0.113.0/24", "nat_traversal = \"remote-behind-nat\"");
+    net.b.set_policy(net.now, Arc::new(wide));
+    net.initiate();
+    net.drive_for(Duration::from_secs(5));
+    assert_eq!(Net::up(&net.events_b).len(), 1);
+    net.napt.rebind();
+    net.napt.public = ip("203.0.113.77");
+    net.a.rekey(net.now, Net::up(&net.events_a)[0].info.spi_in, true).expect("rekey");
+    net.drive_for(Duration::from_secs(5));
+    assert_eq!(Net::up(&net.events_a).len(), 2, "{:?}", Net::failures(&net.events_a));
+    let moved = net.events_b.iter().find_map(|e| match e {
+        Event::PeerMoved { new, .. } => Some(*new),
+        _ => None,
+    });
+    assert_eq!(moved.map(|m| m.ip()), Some(ip("203.0.113.77")));
+    assert!(net.b.quick_mode_sas(net.now).iter().all(|k| k.peer.ip() == ip("203.0.113.77")));
+    // A message from another address that does not authenticate moves nothing.
+    let before = net.b.main_mode_sas(net.now)[0].peer;
+    let mut forged = net.wire.iter().rev().find(|s| s.from_a && s.sent.payload.len() > 40).unwrap().sent.clone();
+    let last = forged.payload.len() - 1;
+    forged.payload[last] ^= 1;
+    let local = SocketAddr::new(ip(B_PUBLIC), NATT_PORT);
+    net.b.handle(net.now, local, "203.0.113.99:1234".parse().unwrap(), &forged.payload);
+    net.collect();
+    assert_eq!(net.b.main_mode_sas(net.now)[0].peer, before);
+    assert_eq!(net.b.stats().peer_moves, 1);
+}

@@ -682,7 +682,7 @@ impl Endpoint {
                     let c = &sa.core;
                     // A peer behind NAT may come back from another address (its NAT rebooted, or it moved):
                     // the message must then authenticate before the SA follows it.
-                    let same_peer = c.peer.ip() == remote.ip() || (c.nat.peer_behind() && c.peer.port() == NATT_PORT);
+                    let same_peer = c.peer.ip() == remote.ip() || (c.nat.peer_behind() && c.local.port() == NATT_PORT);
                     c.role == role
                         && same_peer
                         && match role {
