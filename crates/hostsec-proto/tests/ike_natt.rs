@@ -7,6 +7,7 @@
 
 mod support;
 
+use hostsec_proto::control::{MainModeEntry, QuickModeEntry};
 use hostsec_proto::ike::{Endpoint, Event, NatStatus, RequestId, Timing, Transmit, UdpEncapsulation};
 use hostsec_proto::wire::consts::{payload, vendor_id, IKE_PORT, NATT_PORT};
 use hostsec_proto::wire::udp_encap::{classify, UdpEncap};
@@ -330,6 +331,12 @@ fn check_up(net: &Net, case: &str) {
         let kids = Net::up(events);
         assert_eq!(kids.len(), 1, "{case}");
         assert_eq!(kids[0].info.encapsulation.is_some(), nat, "{case}");
+        // `hostsec sas --json`.
+        assert_eq!(MainModeEntry::from(&mm[0]).nat, view.name(), "{case}");
+        let q = QuickModeEntry::from(&kids[0].info);
+        assert_eq!(q.encapsulation, if nat { "udp" } else { "none" }, "{case}");
+        let ports = kids[0].info.encapsulation.map(|e| (e.local_port, e.remote_port));
+        assert_eq!(q.encap_local_port.zip(q.encap_remote_port), ports, "{case}");
     }
     // On the wire: MM1-MM4 on 500 without marker; everything after on 4500 with it (or on 500 without NAT).
     let ike: Vec<&Seen> = net.wire.iter().filter(|s| s.sent.payload != [0xff]).collect();
