@@ -1,14 +1,18 @@
 #!/usr/bin/env python3
-"""Builds the seed corpus of the fuzz targets from the strongSwan known-answer vectors.
+"""Builds the seed corpus of the fuzz targets from the strongSwan known-answer vectors and the test PKIs.
 
 Writes fuzz/corpus/<target>/<name> (fuzz/corpus is not committed). The vectors are read from
 crates/hostsec-proto/tests/vectors/*.json when the repository carries them, else from ../shared/vectors/*/vector.json;
-pass other vector.json files as arguments to use those instead. Standard library only.
+pass other vector.json files as arguments to use those instead. The certificate targets are seeded from the vectors'
+PKI (crates/hostsec-proto/tests/vectors/pki/) and the fuzz PKI (fuzz/fixtures/). Standard library only.
 
     python3 fuzz/seed_corpus.py
 """
+import base64
 import glob
+import ipaddress
 import json
+import re
 import os
 import sys
 
@@ -18,6 +22,14 @@ CORPUS = os.path.join(HERE, "corpus")
 
 # Payload types (RFC 2408 section 3.1).
 SA, ID, CERT, CR, NOTIFY, DELETE = 1, 5, 6, 7, 11, 12
+# ID types (RFC 2407 section 4.6.2.1).
+ID_IPV4_ADDR, ID_FQDN, ID_IPV6_ADDR, ID_DER_ASN1_DN, ID_KEY_ID = 1, 2, 5, 9, 11
+
+PKI = os.path.join(ROOT, "crates/hostsec-proto/tests/vectors/pki")
+FIXTURES = os.path.join(HERE, "fixtures")
+# The vectors' PKIs in the order of fuzz/src/fixtures.rs (VECTOR_PKIS): its chains are the fuzz host, then these
+# hosts a and b in turn.
+VECTOR_PKIS = ["06-cert-ecdsa-p256", "07-cert-ecdsa-p384", "08-cert-rsa2048"]
 
 
 def vector_files():
@@ -46,6 +58,106 @@ def write(target, name, data):
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, name), "wb") as f:
         f.write(data)
+
+
+def pem_blocks(text):
+    """(label, DER) of every PEM block of a file."""
+    return [(m.group(1), base64.b64decode("".join(m.group(2).split())))
+            for m in re.finditer(r"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", text, re.S)]
+
+
+def der_item(data, at):
+    """(start of contents, end) of the DER item at `at`."""
+    length, at = data[at + 1], at + 2
+    if length & 0x80:
+        n = length & 0x7F
+        length, at = int.from_bytes(data[at:at + n], "big"), at + n
+    return at, at + length
+
+
+def subject_der(cert):
+    """The subject Name of a DER certificate: the sixth item of tbsCertificate when it has a version, else the fifth."""
+    tbs, _ = der_item(cert, der_item(cert, 0)[0])
+    at, item = tbs, 0
+    skip = 5 if cert[tbs] == 0xA0 else 4
+    while item < skip:
+        at = der_item(cert, at)[1]
+        item += 1
+    return cert[at:der_item(cert, at)[1]]
+
+
+def records(*parts):
+    """Pieces as the certificate targets split them: [len: u16 BE][bytes] each."""
+    return b"".join(len(p).to_bytes(2, "big") + p for p in parts)
+
+
+def id_body(kind, data):
+    """An ID payload body: type, protocol 0 (any), port 0, data."""
+    return bytes([kind, 0, 0, 0]) + data
+
+
+def certificate_seeds():
+    """Seeds of cert_parse, peer_id and chain_validate. Returns how many files it wrote."""
+    n = 0
+
+    def put(target, name, data):
+        nonlocal n
+        write(target, name, data)
+        n += 1
+
+    fixture = {name: open(os.path.join(FIXTURES, name + ".der"), "rb").read()
+               for name in ("root", "inter", "host", "revoked", "root.crl", "inter.crl")}
+    for name, der in fixture.items():
+        put("cert_parse", "fuzz-" + name, der)
+    host, inter = fixture["host"], fixture["inter"]
+    chains = [(host, [inter])]
+    for pki in VECTOR_PKIS:
+        for f in sorted(glob.glob(os.path.join(PKI, pki, "*"))):
+            if f.endswith("README"):
+                continue
+            text = open(f).read()
+            label = "%s-%s" % (pki, os.path.basename(f))
+            put("cert_parse", label, text.encode())
+            for i, (_, der) in enumerate(pem_blocks(text)):
+                put("cert_parse", "%s-der%d" % (label, i), der)
+        for side in ("a", "b"):
+            chains.append((pem_blocks(open(os.path.join(PKI, pki, side + ".pem")).read())[0][1], []))
+    # A CA file of two certificates, as trusted_cas files often are.
+    put("cert_parse", "two-cas", "".join(open(os.path.join(PKI, p, "ca.pem")).read() for p in VECTOR_PKIS[:2]).encode())
+
+    # peer_id: mode 0 and an ID payload body; mode 1 and a DER Name, a zero byte, a DN text.
+    subject = subject_der(host)
+    ids = {
+        "dn": id_body(ID_DER_ASN1_DN, subject),
+        "fqdn": id_body(ID_FQDN, b"host.fuzz.example"),
+        "fqdn-dot-case": id_body(ID_FQDN, b"HOST.fuzz.example."),
+        "ipv4": id_body(ID_IPV4_ADDR, ipaddress.ip_address("192.0.2.1").packed),
+        "ipv6": id_body(ID_IPV6_ADDR, ipaddress.ip_address("2001:db8::1").packed),
+        "ipv4-other": id_body(ID_IPV4_ADDR, ipaddress.ip_address("192.0.2.2").packed),
+        "key-id": id_body(ID_KEY_ID, b"\x01\x02\x03\x04"),
+    }
+    for cert, _ in chains[1:]:
+        ids["dn-vector-%d" % len(ids)] = id_body(ID_DER_ASN1_DN, subject_der(cert))
+    for name, body in ids.items():
+        put("peer_id", name, b"\x00" + body)
+    put("peer_id", "dn-text", b"\x01" + subject + b"\x00" + b"C=XX, O=hostsec fuzz, CN=host.fuzz.example")
+    put("peer_id", "dn-text-spaces", b"\x01" + subject + b"\x00" + b"c = xx ,o=HOSTSEC FUZZ,cn=Host.Fuzz.Example")
+
+    # chain_validate: the control byte's low bits are the mode (time 0, 2030-01-01).
+    for i, (leaf, intermediates) in enumerate(chains):
+        put("chain_validate", "pieces-%d" % i, b"\x00" + records(leaf, *intermediates))
+        put("chain_validate", "edit-none-%d" % i, b"\x01" + bytes([i, 0]))
+        # Overwrite the last byte of the signature: must be refused.
+        last = (len(leaf) - 1) & 0x3FFF
+        put("chain_validate", "edit-signature-%d" % i, b"\x01" + bytes([i, 0]) + last.to_bytes(2, "big") + b"\x00")
+    put("chain_validate", "edit-intermediate", b"\x01\x00\x01" + (20).to_bytes(2, "big") + b"\x01")
+    put("chain_validate", "intermediates", b"\x02" + records(inter))
+    put("chain_validate", "intermediates-twice-and-root", b"\x02" + records(inter, fixture["root"], inter))
+    put("chain_validate", "host-with-fuzz-intermediate", b"\x03" + records(host))
+    put("chain_validate", "revoked", b"\x00" + records(fixture["revoked"], inter))
+    put("chain_validate", "expired", bytes([0x00 | 2 << 2]) + records(host, inter))
+    put("chain_validate", "not-yet-valid", bytes([0x00 | 1 << 2]) + records(host, inter))
+    return n
 
 
 def main():
@@ -96,6 +208,7 @@ def main():
     write("cert_payloads", "nat-oa-v4", bytes.fromhex("01000000c0a8010a"))
     write("cert_payloads", "nat-oa-v6", bytes.fromhex("05000000fd000000000000000000000000000005"))
     print("seed corpus: %d messages from %d vector files in %s" % (n, len(files), CORPUS))
+    print("seed corpus: %d certificate, key, identity and chain inputs" % certificate_seeds())
 
 
 if __name__ == "__main__":

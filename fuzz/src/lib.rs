@@ -1,5 +1,10 @@
 //! What every fuzz target checks: parsing never panics, and whatever parses can be emitted again and parses back
-//! to the same value (the `*Repr` round trip), so that a parser and its encoder cannot drift apart.
+//! to the same value (the `*Repr` round trip), so that a parser and its encoder cannot drift apart. The
+//! certificate targets (`x509`, on the fixed PKI of `fixtures`) check what must hold of an accepted certificate,
+//! key, identity or chain.
+
+pub mod fixtures;
+pub mod x509;
 
 use hostsec_proto::wire::consts::payload;
 use hostsec_proto::wire::{

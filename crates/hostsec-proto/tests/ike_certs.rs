@@ -7,62 +7,9 @@ mod support;
 
 use hostsec_proto::crypto::AuthMethod;
 use hostsec_proto::ike::Event;
-use hostsec_proto::policy::{ConfigFiles, Policy};
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use support::pki::{self, Ca, Host, KeyKind};
+use hostsec_proto::policy::Policy;
+use support::pki::{self, cert_policy, Ca, Host, KeyKind, MemFiles};
 use support::Pair;
-
-/// Files served from memory, as the config loader reads them.
-#[derive(Default)]
-struct MemFiles(HashMap<PathBuf, Vec<u8>>);
-
-impl MemFiles {
-    fn add(&mut self, path: &str, bytes: impl Into<Vec<u8>>) {
-        self.0.insert(PathBuf::from(path), bytes.into());
-    }
-}
-
-impl ConfigFiles for MemFiles {
-    fn read_secret(&self, path: &Path) -> Result<Vec<u8>, String> {
-        self.read_file(path)
-    }
-    fn read_file(&self, path: &Path) -> Result<Vec<u8>, String> {
-        self.0.get(path).cloned().ok_or_else(|| format!("no file {}", path.display()))
-    }
-}
-
-/// A one-rule policy towards `peer` authenticating with `host` (its certificate file carries `chain` after it)
-/// and trusting `cas`, with `extra` lines in the rule.
-fn cert_policy(peer: &str, host: &Host, chain: &[&Ca], cas: &[&Ca], crl: Option<Vec<u8>>, extra: &str) -> Policy {
-    let mut files = MemFiles::default();
-    let mut cert = host.cert.pem();
-    for ca in chain {
-        cert.push_str(&ca.pem());
-    }
-    files.add("/etc/hostsec/host.pem", cert);
-    files.add("/etc/hostsec/host.key", host.key_pem());
-    let mut ca_list = Vec::new();
-    for (i, ca) in cas.iter().enumerate() {
-        let path = format!("/etc/hostsec/ca{i}.pem");
-        files.add(&path, ca.pem());
-        ca_list.push(format!("\"{path}\""));
-    }
-    let crls = match crl {
-        Some(der) => {
-            files.add("/etc/hostsec/ca.crl", der);
-            "crls = [\"/etc/hostsec/ca.crl\"]"
-        }
-        None => "",
-    };
-    let text = format!(
-        "[[rule]]\nname = \"r\"\nremote = \"{peer}\"\nauto = \"none\"\nauthentication = \"certificate\"\n\
-         certificate = \"/etc/hostsec/host.pem\"\nprivate_key = \"/etc/hostsec/host.key\"\n\
-         trusted_cas = [{}]\n{crls}\n{extra}\n",
-        ca_list.join(", ")
-    );
-    Policy::from_toml("test.toml", &text, &files).unwrap_or_else(|e| panic!("{e:#?}"))
-}
 
 fn pair(pa: Policy, pb: Policy, seed: u64) -> Pair {
     let mut p = Pair::new(pa, pb, seed);

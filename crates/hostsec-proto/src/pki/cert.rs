@@ -7,8 +7,11 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 use std::net::IpAddr;
 use x509_parser::certificate::X509Certificate;
+use x509_parser::der_parser::asn1_rs::{Any, Tag, ToDer};
 use x509_parser::extensions::GeneralName;
+use x509_parser::objects::{oid2abbrev, oid_registry};
 use x509_parser::prelude::FromDer;
+use x509_parser::x509::X509Name;
 
 /// The PEM armour that starts every PEM file (RFC 7468 §2); its absence means DER.
 const PEM_MARKER: &[u8] = b"-----BEGIN";
@@ -128,11 +131,79 @@ impl CertInfo {
     }
 }
 
-/// A Name as text. x509-parser prints it in certificate order with the usual short attribute names
-/// (`C=XX, O=hostsec KAT, CN=a.kat.example`), which is also how strongSwan and `openssl -nameopt compat` print
-/// it, so administrators can paste what they see into `dn:` identities.
-pub(crate) fn name_text(name: &x509_parser::x509::X509Name<'_>) -> String {
-    name.to_string()
+/// A Name as text, in certificate order with the usual short attribute names (`C=XX, O=hostsec KAT,
+/// CN=a.kat.example`), which is how strongSwan and `openssl -nameopt compat` print it, so administrators can paste
+/// what they see into `dn:` identities. Unlike x509-parser's own rendering, it is unambiguous (RFC 4514 §2.4):
+/// separators, quotes and backslashes inside a value are escaped (a CN of `x, O=y` reads `CN=x\, O=y`, not like
+/// a Name of two attributes), and a value that is not a readable string is written `#` and the hex of its DER, so
+/// that two different Names never read alike.
+pub(crate) fn name_text(name: &X509Name<'_>) -> String {
+    let registry = oid_registry();
+    let rdns: Vec<String> = name
+        .iter()
+        .map(|rdn| {
+            let attributes: Vec<String> = rdn
+                .iter()
+                .map(|atv| {
+                    let key = oid2abbrev(atv.attr_type(), registry)
+                        .map(str::to_string)
+                        .unwrap_or_else(|_| atv.attr_type().to_id_string());
+                    format!("{key}={}", attribute_text(atv.attr_value()))
+                })
+                .collect();
+            attributes.join(" + ")
+        })
+        .collect();
+    rdns.join(", ")
+}
+
+/// One attribute value: the string, escaped, or `#` and the hex of the DER of anything else (including strings
+/// whose bytes are not valid in their type).
+fn attribute_text(value: &Any<'_>) -> String {
+    let text = match value.tag() {
+        Tag::Utf8String
+        | Tag::PrintableString
+        | Tag::Ia5String
+        | Tag::VisibleString
+        | Tag::NumericString
+        | Tag::T61String
+        | Tag::GeneralString
+        | Tag::GraphicString
+        | Tag::VideotexString => std::str::from_utf8(value.data).ok().map(str::to_string),
+        Tag::BmpString if value.data.len() % 2 == 0 => {
+            let units = value.data.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]]));
+            char::decode_utf16(units).collect::<Result<String, _>>().ok()
+        }
+        _ => None,
+    };
+    match text {
+        Some(text) => escape_value(&text),
+        None => match value.to_der_vec() {
+            Ok(der) => format!("#{}", hex::encode(der)),
+            Err(_) => format!("#{:02x}{}", value.tag().0, hex::encode(value.data)),
+        },
+    }
+}
+
+/// RFC 4514 §2.4: a backslash before `" + , ; < > \`, before a leading `#` or space and a trailing space, and
+/// NUL as `\00`.
+fn escape_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let last = value.chars().count().saturating_sub(1);
+    for (i, c) in value.chars().enumerate() {
+        match c {
+            '"' | '+' | ',' | ';' | '<' | '>' | '\\' => out.push('\\'),
+            '#' if i == 0 => out.push('\\'),
+            ' ' if i == 0 || i == last => out.push('\\'),
+            '\0' => {
+                out.push_str("\\00");
+                continue;
+            }
+            _ => {}
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Key type and size of a SubjectPublicKeyInfo, also for keys hostsec cannot use (to say why).

@@ -157,7 +157,7 @@ impl TrustStore {
     pub fn add_crls(&mut self, pem_or_der: &[u8]) -> Result<usize, CertError> {
         let mut staged = Vec::new();
         for der in crls_from_pem_or_der(pem_or_der)? {
-            let crl = OwnedCertRevocationList::from_der(&der).map_err(|e| CertError::Crl(format!("{e:?}")))?;
+            let crl = OwnedCertRevocationList::from_der(&der).map_err(crl_error)?;
             let info = match x509_parser::revocation_list::CertificateRevocationList::from_der(&der) {
                 Ok((_, parsed)) => CrlInfo {
                     issuer_dn: super::cert::name_text(parsed.issuer()),
@@ -426,6 +426,19 @@ impl TrustStore {
     }
 }
 
+/// Why webpki cannot load a CRL, in words where its error name alone would leave an administrator guessing.
+fn crl_error(e: webpki::Error) -> CertError {
+    match e {
+        // The usual cause is a CRL made without a cRLNumber (e.g. `openssl ca -gencrl` with no `crlnumber` file).
+        webpki::Error::MalformedExtensions => CertError::Crl(
+            "its extensions are missing or malformed: a CRL must be version 2 with extensions, cRLNumber at \
+             least (RFC 5280 §5.2.3)"
+                .to_string(),
+        ),
+        other => CertError::Crl(format!("{other:?}")),
+    }
+}
+
 /// A CA on a validated path: strong enough key, and allowed to sign certificates if it has a keyUsage.
 fn check_ca(ca: &CertInfo) -> Result<(), CertError> {
     if let Err(KeyError::RsaTooSmall { bits }) = VerifyingKey::from_spki_der(&ca.spki_der) {
@@ -451,4 +464,27 @@ fn check_validity(cert: &CertInfo, now: i64) -> Result<(), CertError> {
         return Err(CertError::Expired { subject: cert.subject_dn.clone(), not_after: format_utc(cert.not_after) });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A version 2 CRL with no extensions at all, as `openssl ca -gencrl` makes it without a `crlnumber` file
+    /// (issuer `C=XX, O=hostsec fuzz, CN=hostsec fuzz root`, one revoked serial, ECDSA P-256).
+    const CRL_WITHOUT_EXTENSIONS: &str = "\
+        3081ed308194020101300a06082a8648ce3d0403023040310b300906035504061302585831153013060355040a0c0c68\
+        6f73747365632066757a7a311a301806035504030c11686f73747365632066757a7a20726f6f74170d32393132303130\
+        30303030305a170d3330303230313030303030305a30233021020210ff170d3239313230313030303030305a300c300a\
+        0603551d1504030a0101300a06082a8648ce3d040302034800304502200505207755b8ef1557150a06c5b3f261c5c8c2\
+        938e353c34304b32fb3793910d022100c57c1a47d18c02ee4b922788c795b9d11a01e5eeb0767be3425f903701a8cabd";
+
+    #[test]
+    fn crl_without_extensions_is_refused_with_the_reason() {
+        let der = hex::decode(CRL_WITHOUT_EXTENSIONS).expect("hex");
+        let mut store = TrustStore::new();
+        let err = store.add_crls(&der).expect_err("webpki needs CRL extensions");
+        assert!(err.to_string().contains("cRLNumber"), "{err}");
+        assert!(store.crls().is_empty());
+    }
 }

@@ -1,15 +1,19 @@
 //! A test PKI made with rcgen in the tests themselves: root and intermediate CAs, host certificates with ECDSA
-//! P-256/P-384 and RSA-2048/3072 keys, CRLs, and the broken certificates of the negative suite. Validity is
-//! 2020-01-01..2040-01-01 unless a test says otherwise; [`now`] is in the middle.
+//! P-256/P-384 and RSA-2048/3072 keys, CRLs, the broken certificates of the negative suite, and certificate rules
+//! loaded from them through in-memory files. Validity is 2020-01-01..2040-01-01 unless a test says otherwise;
+//! [`now`] is in the middle. The handshake bench includes this file too.
 
 #![allow(dead_code)]
 
+use hostsec_proto::policy::{ConfigFiles, Policy};
 use rcgen::{
     BasicConstraints, Certificate, CertificateParams, CertificateRevocationListParams, DistinguishedName, DnType,
     ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, PublicKeyData, RevokedCertParams,
     SanType, SerialNumber, SignatureAlgorithm, PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384, PKCS_RSA_SHA256,
 };
+use std::collections::HashMap;
 use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 /// The key types of the acceptance list.
@@ -185,6 +189,58 @@ pub fn crl(ca: &Ca, serials: &[u64]) -> Vec<u8> {
         key_identifier_method: KeyIdMethod::Sha256,
     };
     params.signed_by(&ca.issuer()).expect("CRL").der().to_vec()
+}
+
+/// Files served from memory, as the config loader reads them.
+#[derive(Default)]
+pub struct MemFiles(HashMap<PathBuf, Vec<u8>>);
+
+impl MemFiles {
+    /// Serves `bytes` at `path`.
+    pub fn add(&mut self, path: &str, bytes: impl Into<Vec<u8>>) {
+        self.0.insert(PathBuf::from(path), bytes.into());
+    }
+}
+
+impl ConfigFiles for MemFiles {
+    fn read_secret(&self, path: &Path) -> Result<Vec<u8>, String> {
+        self.read_file(path)
+    }
+    fn read_file(&self, path: &Path) -> Result<Vec<u8>, String> {
+        self.0.get(path).cloned().ok_or_else(|| format!("no file {}", path.display()))
+    }
+}
+
+/// A one-rule policy towards `peer` authenticating with `host` (its certificate file carries `chain` after it)
+/// and trusting `cas`, with `extra` lines in the rule.
+pub fn cert_policy(peer: &str, host: &Host, chain: &[&Ca], cas: &[&Ca], crl: Option<Vec<u8>>, extra: &str) -> Policy {
+    let mut files = MemFiles::default();
+    let mut cert = host.cert.pem();
+    for ca in chain {
+        cert.push_str(&ca.pem());
+    }
+    files.add("/etc/hostsec/host.pem", cert);
+    files.add("/etc/hostsec/host.key", host.key_pem());
+    let mut ca_list = Vec::new();
+    for (i, ca) in cas.iter().enumerate() {
+        let path = format!("/etc/hostsec/ca{i}.pem");
+        files.add(&path, ca.pem());
+        ca_list.push(format!("\"{path}\""));
+    }
+    let crls = match crl {
+        Some(der) => {
+            files.add("/etc/hostsec/ca.crl", der);
+            "crls = [\"/etc/hostsec/ca.crl\"]"
+        }
+        None => "",
+    };
+    let text = format!(
+        "[[rule]]\nname = \"r\"\nremote = \"{peer}\"\nauto = \"none\"\nauthentication = \"certificate\"\n\
+         certificate = \"/etc/hostsec/host.pem\"\nprivate_key = \"/etc/hostsec/host.key\"\n\
+         trusted_cas = [{}]\n{crls}\n{extra}\n",
+        ca_list.join(", ")
+    );
+    Policy::from_toml("test.toml", &text, &files).unwrap_or_else(|e| panic!("{e:#?}"))
 }
 
 /// An RSA public key given as PKCS#1 RSAPublicKey, for certificates whose key rcgen will not generate (RSA-1024).
