@@ -297,6 +297,9 @@ pub struct StatsView {
     /// Firewall drop counters (packets and bytes of cleartext dropped for require, block and default-block).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub firewall: Option<serde_json::Value>,
+    /// What UDP 4500 carried (NAT traversal): IKE, ESP in UDP, keepalives, invalid datagrams, mapping changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub udp_encap: Option<serde_json::Value>,
 }
 
 /// One rule as `hostsec rules` lists it.

@@ -142,6 +142,10 @@ pub fn stats(d: &serde_json::Value) {
             print_counters(&esp["drops"], "    ");
         }
     }
+    if let Some(u) = &s.udp_encap {
+        println!("UDP 4500 (NAT traversal):");
+        print_counters(u, "  ");
+    }
     if let Some(fw) = &s.firewall {
         println!("Firewall (cleartext dropped):");
         if let Some(map) = fw.as_object() {

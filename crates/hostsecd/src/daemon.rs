@@ -2,11 +2,12 @@
 //! datagrams, key log lines and control answers out. Everything that has state lives in this one task.
 
 use crate::control::{self, ControlRequest};
-use crate::datapath::{Datapath, DpEvent, InCmd, OutCmd, Snapshot};
+use crate::datapath::encap::{UdpIn, UdpOut};
+use crate::datapath::{Datapath, DpEvent, InCmd, NattSockets, OutCmd, Snapshot};
 use crate::host::{self, EspSockets, HostState, Tun};
 use crate::keylog::KeyLog;
 use crate::plan::host_plan;
-use crate::sockets::IkeSockets;
+use crate::sockets::{sort_4500, Datagram, EncapStats, IkeSockets};
 use crate::{load_policy, netaddr, Options};
 use hostsec_proto::control::{
     CertsView, MainModeEntry, QuickModeEntry, Request, Response, RuleEntry, SasView, StatsView, StatusView,
@@ -25,13 +26,6 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
-/// A datagram received on an IKE socket.
-struct Datagram {
-    local: SocketAddr,
-    remote: SocketAddr,
-    data: Vec<u8>,
-}
-
 /// First retry of a failed `auto = "start"` rule; doubles up to `AUTO_RETRY_MAX`.
 const AUTO_RETRY_MIN: Duration = Duration::from_secs(15);
 const AUTO_RETRY_MAX: Duration = Duration::from_secs(300);
@@ -49,10 +43,11 @@ struct Plumbing {
     locals: Vec<IpAddr>,
 }
 
-/// The ESP counters of a Quick Mode SA pair (shared with the datapath threads).
+/// The ESP counters of a Quick Mode SA pair (shared with the datapath threads), and its outbound SPI.
 struct PairCounters {
     inbound: Arc<SaCounters>,
     outbound: Arc<SaCounters>,
+    spi_out: u32,
 }
 
 /// Forks into the background. The parent waits until the child reports that it is ready (then exits 0) or
@@ -127,6 +122,8 @@ struct Daemon {
     /// The host's network configuration that the keywords were last resolved against.
     facts: HostFacts,
     facts_rx: mpsc::UnboundedReceiver<HostFacts>,
+    /// What UDP 4500 carried.
+    encap_stats: Arc<EncapStats>,
 }
 
 impl Daemon {
@@ -163,23 +160,39 @@ impl Daemon {
         };
         let policy = Arc::new(policy);
         let (dp_tx, dp_rx) = mpsc::unbounded_channel();
+        let (net_tx, net_rx) = mpsc::channel(4096);
+        let encap_stats = Arc::new(EncapStats::default());
         let plumbing = if opts.datapath {
-            Some(Self::install_datapath(&policy, &listen, &sockets, dp_tx)?)
+            let natt = NattSockets {
+                sockets: sockets.natt().cloned().collect(),
+                ike: net_tx.clone(),
+                stats: encap_stats.clone(),
+            };
+            Some(Self::install_datapath(&policy, &listen, &sockets, dp_tx, natt)?)
         } else {
             info!("datapath off (--no-datapath): IKE only, no packet is protected by this host");
             None
         };
         let rng = rand_chacha::ChaCha20Rng::from_entropy();
         let endpoint = Endpoint::new(policy, Timing::default(), Box::new(rng));
-        let (net_tx, net_rx) = mpsc::channel(4096);
         for (local, sock) in &sockets.sockets {
-            let (local, sock, tx) = (*local, sock.clone(), net_tx.clone());
+            let natt = local.port() == crate::sockets::NATT_PORT;
+            if natt && plumbing.is_some() {
+                // The datapath's inbound thread reads 4500 (mostly ESP) and passes IKE on.
+                continue;
+            }
+            let (local, sock, tx, stats) = (*local, sock.clone(), net_tx.clone(), encap_stats.clone());
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 65536];
                 loop {
                     match sock.recv_from(&mut buf).await {
                         Ok((n, remote)) => {
-                            if tx.send(Datagram { local, remote, data: buf[..n].to_vec() }).await.is_err() {
+                            let data = &buf[..n];
+                            if natt {
+                                if sort_4500(&stats, &tx, local, remote, data).is_some() {
+                                    crate::sockets::bump(&stats.esp_dropped_no_datapath);
+                                }
+                            } else if tx.send(Datagram { local, remote, data: data.to_vec() }).await.is_err() {
                                 return;
                             }
                         }
@@ -220,6 +233,7 @@ impl Daemon {
             base,
             facts,
             facts_rx,
+            encap_stats,
         })
     }
 
@@ -231,6 +245,7 @@ impl Daemon {
         locals: &[IpAddr],
         ike: &IkeSockets,
         events: mpsc::UnboundedSender<DpEvent>,
+        natt: NattSockets,
     ) -> Result<Plumbing, String> {
         let config = host::Config::default();
         match host::restore_leftovers(&config) {
@@ -249,8 +264,8 @@ impl Daemon {
             host::set_mark(&**s, host::MARK).map_err(|e| format!("cannot mark the IKE socket on {a}: {e}"))?;
         }
         let sockets = Arc::new(EspSockets::open(host::MARK).map_err(|e| format!("cannot open raw ESP sockets: {e}"))?);
-        let datapath =
-            Datapath::start(tun, sockets, snapshot, events).map_err(|e| format!("cannot start the datapath: {e}"))?;
+        let datapath = Datapath::start(tun, sockets, snapshot, events, natt)
+            .map_err(|e| format!("cannot start the datapath: {e}"))?;
         info!(
             "datapath up: TUN {} (MTU {}), {} route(s), firewall table inet hostsec",
             config.tun_name,
@@ -357,8 +372,18 @@ impl Daemon {
                 }
             }
             Event::MainModeDown { .. } => {}
-            // The daemon has no UDP 4500 socket nor ESP-in-UDP yet (see docs/nat-traversal.md).
-            Event::PeerMoved { .. } => {}
+            Event::PeerMoved { old, new, local, spis_in } => {
+                info!("peer {old} moved to {new} (its NAT mapping changed): {} SA pair(s) follow", spis_in.len());
+                if let Some(p) = &self.plumbing {
+                    for spi_in in spis_in {
+                        if let Some(c) = self.pairs.get(&spi_in) {
+                            p.datapath.outbound(OutCmd::Moved(c.spi_out, new));
+                        }
+                        p.datapath.inbound(InCmd::Moved(spi_in, new));
+                    }
+                }
+                debug!("SAs to {new} use {local}");
+            }
             Event::NegotiationFailed { request, reason, .. } => {
                 if let Some((peer, action, rule)) = request.and_then(|r| self.acquires.remove(&r)) {
                     // IKE for packets waiting in the datapath failed: `request` peers get cleartext, `require`
@@ -406,9 +431,27 @@ impl Daemon {
             Ok((i, o)) => {
                 self.pairs.insert(
                     info.spi_in,
-                    PairCounters { inbound: cfg_in.counters.clone(), outbound: cfg_out.counters.clone() },
+                    PairCounters {
+                        inbound: cfg_in.counters.clone(),
+                        outbound: cfg_out.counters.clone(),
+                        spi_out: info.spi_out,
+                    },
                 );
-                p.datapath.inbound(InCmd::Add(Box::new(i), info.rule.clone(), info.selector));
+                let (udp_in, udp_out) = match &info.encapsulation {
+                    Some(e) => {
+                        let remote = SocketAddr::new(info.peer.ip(), e.remote_port);
+                        (
+                            Some(UdpIn {
+                                remote,
+                                peer_original: e.peer_original,
+                                local_as_seen_by_peer: e.local_as_seen_by_peer,
+                            }),
+                            Some(UdpOut { local_port: e.local_port, remote }),
+                        )
+                    }
+                    None => (None, None),
+                };
+                p.datapath.inbound(InCmd::Add(Box::new(i), info.rule.clone(), info.selector, udp_in));
                 // As the Quick Mode's initiator we have the pair before the peer does (it installs on QM3): the
                 // new outbound SA waits for the peer's first packet on it (or 2 s) before taking over.
                 let gate =
@@ -416,7 +459,7 @@ impl Daemon {
                         peer_uses: cfg_in.counters.clone(),
                         until: Instant::now() + TAKEOVER_WAIT,
                     });
-                p.datapath.outbound(OutCmd::Add(Box::new(o), info.rule.clone(), info.selector, gate));
+                p.datapath.outbound(OutCmd::Add(Box::new(o), info.rule.clone(), info.selector, gate, udp_out));
             }
             Err(e) => {
                 warn!(peer = %info.peer, rule = %info.rule, "cannot install ESP SA pair {:08x}/{:08x}: {e}", info.spi_in, info.spi_out)
@@ -453,6 +496,11 @@ impl Daemon {
                 }
             }
             DpEvent::Expired { spi, inbound } => self.endpoint.expire_child(now, spi, inbound),
+            DpEvent::PeerMoved { spi, remote } => {
+                if !self.endpoint.peer_moved(spi, remote) {
+                    debug!("ESP in UDP of SA {spi:08x} from {remote}: IKE moved nothing");
+                }
+            }
             DpEvent::RekeySoon { spi, inbound } => {
                 if self.endpoint.rekey(now, spi, inbound).is_none() {
                     debug!("no SA with SPI {spi:08x} to rekey");
@@ -600,7 +648,7 @@ impl Daemon {
             Request::Initiate { rule, peer } => {
                 let target = peer.or_else(|| self.endpoint.policy().rule(&rule).and_then(|r| r.remote.single_host()));
                 let local = target.and_then(|p| self.sockets.local_for(p));
-                let local = local.unwrap_or_else(|| self.sockets.sockets[0].0);
+                let local = local.unwrap_or_else(|| self.sockets.first());
                 match self.endpoint.initiate(now, &rule, peer, local) {
                     Ok(req) => {
                         self.pending.insert(req, c.reply);
@@ -610,7 +658,7 @@ impl Daemon {
                 }
             }
             Request::RuleTest { rule, peer } => {
-                let local = self.sockets.local_for(peer).unwrap_or_else(|| self.sockets.sockets[0].0);
+                let local = self.sockets.local_for(peer).unwrap_or_else(|| self.sockets.first());
                 match self.endpoint.test_rule(now, &rule, Some(peer), local) {
                     Ok(req) => {
                         self.pending.insert(req, c.reply);
@@ -686,7 +734,8 @@ impl Daemon {
                 (Some(esp), fw)
             }
         };
-        StatsView { ike: self.endpoint.stats().clone(), esp, firewall }
+        let udp_encap = serde_json::to_value(self.encap_stats.view()).ok();
+        StatsView { ike: self.endpoint.stats().clone(), esp, firewall, udp_encap }
     }
 
     fn explain(&self, peer: IpAddr, protocol: Option<u8>, port: Option<u16>) -> Response {

@@ -1,12 +1,17 @@
-//! The inbound thread: raw ESP sockets → open (replay, ICV) → policy check (selector and rule) → TUN.
+//! The inbound thread: raw ESP sockets and the UDP 4500 sockets (ESP in UDP) → open (replay, ICV) → policy check
+//! (selector and rule) → TUN.
 
-use super::wake::{poll_readable, set_nonblocking, Wake};
-use super::{bump, DpEvent, DpStats, InCmd, Snapshot};
+use super::encap::{fix_checksum, header_len, rebuild_header, UdpIn};
+use super::wake::{set_nonblocking, Wake};
+use super::{bump, Common, DpEvent, DpStats, InCmd, NattSockets, Snapshot};
 use crate::host::{EspSockets, Tun};
-use hostsec_proto::esp::{InboundTable, PacketFlow, SaCounters};
+use crate::sockets::sort_4500;
+use hostsec_proto::esp::{DropReason, InboundTable, PacketFlow, SaCounters};
 use hostsec_proto::ike::selector::lookup_flow;
 use hostsec_proto::ike::Selector;
 use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,6 +36,9 @@ pub(super) struct Inbound {
     /// The rule each inbound SA was negotiated under and the traffic it may carry, by SPI.
     rules: HashMap<u32, (String, Selector)>,
     rekey_asked: HashSet<u32>,
+    natt: NattSockets,
+    /// The UDP-encapsulated inbound SAs, by SPI.
+    encap: HashMap<u32, UdpIn>,
 }
 
 impl Inbound {
@@ -39,10 +47,10 @@ impl Inbound {
         sockets: Arc<EspSockets>,
         commands: Receiver<InCmd>,
         wake: Arc<Wake>,
-        snapshot: Arc<Snapshot>,
-        events: UnboundedSender<DpEvent>,
-        stats: Arc<DpStats>,
+        common: Common,
+        natt: NattSockets,
     ) -> Inbound {
+        let Common { snapshot, events, stats } = common;
         Inbound {
             tun,
             sockets,
@@ -54,6 +62,8 @@ impl Inbound {
             sas: InboundTable::new(),
             rules: HashMap::new(),
             rekey_asked: HashSet::new(),
+            natt,
+            encap: HashMap::new(),
         }
     }
 
@@ -74,8 +84,18 @@ impl Inbound {
         let mut lens = [0usize; BATCH];
         let rx6 = self.sockets.rx6_fd().unwrap_or(-1);
         let mut last_sweep = Instant::now();
+        let natt: Vec<(SocketAddr, RawFd)> = self.natt.sockets.iter().map(|(a, s)| (*a, s.as_raw_fd())).collect();
+        let mut fds: Vec<RawFd> = vec![self.sockets.rx4_fd(), rx6, self.wake.fd()];
+        fds.extend(natt.iter().map(|(_, fd)| *fd));
         loop {
-            let [v4, v6, woken] = poll_readable([self.sockets.rx4_fd(), rx6, self.wake.fd()], 1000);
+            let ready = poll_many(&fds, 1000);
+            let is = |i: usize| ready.get(i) == Some(&true);
+            let (v4, v6, woken) = (is(0), is(1), is(2));
+            for (i, (local, fd)) in natt.iter().enumerate() {
+                if is(3 + i) {
+                    self.drain_udp(*local, *fd, &mut buf, &mut out);
+                }
+            }
             if woken {
                 self.wake.clear();
                 if !self.commands() {
@@ -136,11 +156,20 @@ impl Inbound {
             match c {
                 InCmd::Stop => return false,
                 InCmd::Policy(s) => self.snapshot = s,
-                InCmd::Add(sa, rule, selector) => {
+                InCmd::Add(sa, rule, selector, udp) => {
+                    if let Some(u) = udp {
+                        self.encap.insert(sa.spi(), u);
+                    }
                     self.rules.insert(sa.spi(), (rule, selector));
                     self.sas.insert(*sa);
                 }
+                InCmd::Moved(spi, remote) => {
+                    if let Some(u) = self.encap.get_mut(&spi) {
+                        u.remote = remote;
+                    }
+                }
                 InCmd::Remove(spi, local) => {
+                    self.encap.remove(&spi);
                     self.sas.remove(spi, local);
                     self.rules.remove(&spi);
                     self.rekey_asked.remove(&spi);
@@ -162,7 +191,111 @@ impl Inbound {
                 return;
             }
         };
-        let inner = opened.packet;
+        let spi = packet_spi(packet).unwrap_or(0);
+        self.deliver(spi, opened.packet, opened.rekey_soon);
+    }
+
+    /// Reads what a UDP 4500 socket holds (a batch at most): IKE to the control plane, ESP opened here.
+    fn drain_udp(&mut self, local: SocketAddr, fd: RawFd, buf: &mut [u8], out: &mut [u8]) {
+        for _ in 0..BATCH {
+            let (n, remote) = match recv_from(fd, buf) {
+                Ok(Some(r)) => r,
+                Ok(None) => return,
+                Err(e) => {
+                    debug!("UDP {local}: {e}");
+                    return;
+                }
+            };
+            let Some(payload) = buf.get(..n) else { return };
+            if let Some((spi, esp)) = sort_4500(&self.natt.stats, &self.natt.ike, local, remote, payload) {
+                self.esp_in_udp(Instant::now(), local, remote, spi, esp, out);
+            }
+        }
+    }
+
+    /// Opens an ESP-in-UDP packet (RFC 3948 §3.1.2): the same SA lookup, replay and ICV checks as raw ESP, the IP
+    /// header rebuilt from the SA's addresses, the TCP/UDP checksum fixed for the addresses NAT changed, then the
+    /// same policy checks. An authenticated packet with the highest sequence number so far from a new source is
+    /// reported as a mapping change.
+    fn esp_in_udp(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        spi: u32,
+        esp: &[u8],
+        out: &mut [u8],
+    ) {
+        bump(&self.stats.esp_received);
+        let Some(udp) = self.encap.get(&spi).copied() else {
+            // Not opened, so that a packet of a plain ESP SA cannot move its replay window from another path.
+            let unknown = self.sas.get(spi, local.ip()).is_none();
+            if unknown {
+                self.sas.counters().count_drop(DropReason::UnknownSpi);
+                bump(&self.stats.dropped_esp);
+            } else {
+                bump(&self.natt.stats.esp_dropped_not_encapsulated);
+            }
+            return;
+        };
+        let Some(sa) = self.sas.get_mut(spi, local.ip()) else {
+            self.sas.counters().count_drop(DropReason::UnknownSpi);
+            bump(&self.stats.dropped_esp);
+            return;
+        };
+        let (src, dst) = (sa.peer(), sa.local());
+        let hl = header_len(src);
+        let Some(body) = out.get_mut(hl..) else { return };
+        let opened = match sa.open_esp(now, esp, body) {
+            Ok(p) => (p.payload.len(), p.next_header, p.seq, p.rekey_soon),
+            Err(reason) => {
+                bump(&self.stats.dropped_esp);
+                if !reason.is_quiet() {
+                    debug!("inbound ESP in UDP from {remote} dropped: {}", reason.name());
+                }
+                return;
+            }
+        };
+        let (len, next_header, seq, rekey_soon) = opened;
+        // What `open` refuses after decryption for raw ESP: tunnel mode, and dummy packets (quietly).
+        let refused = match next_header {
+            4 | 41 => Some(DropReason::TunnelMode),
+            59 => Some(DropReason::Dummy),
+            _ => None,
+        };
+        if let Some(reason) = refused {
+            sa.counters().count_drop(reason);
+            bump(&self.stats.dropped_esp);
+            return;
+        }
+        let highest = sa.window().top() == seq;
+        if let Some(payload) = out.get_mut(hl..hl + len) {
+            fix_checksum(
+                payload,
+                next_header,
+                (udp.peer_original.unwrap_or(src), src),
+                (udp.local_as_seen_by_peer.unwrap_or(dst), dst),
+            );
+        }
+        let Some(total) = rebuild_header(out, src, dst, next_header, len) else {
+            bump(&self.stats.dropped_malformed);
+            return;
+        };
+        if remote != udp.remote && highest {
+            // Followed at once here (so that one report is made, not one per packet); IKE moves the rest.
+            if let Some(u) = self.encap.get_mut(&spi) {
+                u.remote = remote;
+            }
+            bump(&self.natt.stats.peer_moves_reported);
+            let _ = self.events.send(DpEvent::PeerMoved { spi, remote });
+        }
+        if let Some(inner) = out.get(..total) {
+            self.deliver(spi, inner, rekey_soon);
+        }
+    }
+
+    /// The policy checks of a decrypted packet of the SA `spi`, then the TUN.
+    fn deliver(&mut self, spi: u32, inner: &[u8], rekey_soon: bool) {
         // The SA carries the traffic it was negotiated for only (RFC 4301 §5.2): the inner packet's protocol and
         // ports must lie within the SA's selector, the rule that governs its flow must be the one the SA was
         // negotiated under, and that rule must still ask for protection.
@@ -171,7 +304,6 @@ impl Inbound {
             return;
         };
         let flow = pf.inbound();
-        let spi = packet_spi(packet).unwrap_or(0);
         let snap = &self.snapshot;
         let governing = lookup_flow(&snap.spd, &snap.policy, &flow).and_then(|i| snap.policy.rules.get(i));
         let owner = self.rules.get(&spi);
@@ -192,7 +324,7 @@ impl Inbound {
             );
             return;
         }
-        if opened.rekey_soon && self.rekey_asked.insert(spi) {
+        if rekey_soon && self.rekey_asked.insert(spi) {
             let _ = self.events.send(DpEvent::RekeySoon { spi, inbound: true });
         }
         match self.tun.write(inner) {
@@ -205,8 +337,70 @@ impl Inbound {
     }
 }
 
+/// Waits until one of `fds` (negative ones are ignored) is readable or `timeout_ms` passes; which ones are.
+fn poll_many(fds: &[RawFd], timeout_ms: i32) -> Vec<bool> {
+    let mut pfds: Vec<libc::pollfd> =
+        fds.iter().map(|fd| libc::pollfd { fd: *fd, events: libc::POLLIN, revents: 0 }).collect();
+    // SAFETY: `pfds` is a live array of that many pollfd structures.
+    let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout_ms) };
+    if n <= 0 {
+        return vec![false; fds.len()];
+    }
+    pfds.iter().map(|p| p.revents & (libc::POLLIN | libc::POLLERR | libc::POLLHUP) != 0).collect()
+}
+
+/// One datagram from a non-blocking UDP socket: its length and sender, `None` when there is none. A truncated
+/// datagram is an error (nothing legitimate on 4500 is larger than the buffer).
+fn recv_from(fd: RawFd, buf: &mut [u8]) -> std::io::Result<Option<(usize, SocketAddr)>> {
+    loop {
+        // SAFETY: an all-zero sockaddr_storage is valid.
+        let mut name: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let mut nlen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        // SAFETY: `buf` and `name` are live and writable for the lengths passed.
+        let n = unsafe {
+            libc::recvfrom(
+                fd,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_TRUNC,
+                (&mut name as *mut libc::sockaddr_storage).cast(),
+                &mut nlen,
+            )
+        };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            match e.kind() {
+                std::io::ErrorKind::Interrupted => continue,
+                std::io::ErrorKind::WouldBlock => return Ok(None),
+                _ => return Err(e),
+            }
+        }
+        let n = n as usize;
+        if n > buf.len() {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{n}-byte datagram truncated")));
+        }
+        let addr = match i32::from(name.ss_family) {
+            libc::AF_INET => {
+                // SAFETY: the kernel wrote a sockaddr_in for an AF_INET socket.
+                let sa = unsafe { *(&name as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+                SocketAddr::new(
+                    std::net::Ipv4Addr::from(u32::from_be(sa.sin_addr.s_addr)).into(),
+                    u16::from_be(sa.sin_port),
+                )
+            }
+            libc::AF_INET6 => {
+                // SAFETY: the kernel wrote a sockaddr_in6 for an AF_INET6 socket.
+                let sa = unsafe { *(&name as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+                SocketAddr::new(std::net::Ipv6Addr::from(sa.sin6_addr.s6_addr).into(), u16::from_be(sa.sin6_port))
+            }
+            f => return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("address family {f}"))),
+        };
+        return Ok(Some((n, addr)));
+    }
+}
+
 /// The SPI of an outer IPv4/IPv6 ESP packet (after the IP header and, for IPv6, extension headers).
-fn packet_spi(packet: &[u8]) -> Option<u32> {
+pub(super) fn packet_spi(packet: &[u8]) -> Option<u32> {
     let off = match packet.first()? >> 4 {
         4 => usize::from(packet.first()? & 0x0f) * 4,
         6 => ipv6_esp_offset(packet)?,

@@ -12,16 +12,19 @@
 //! IKE) talks to them through command channels (woken by an eventfd) and reads their counters (atomics); they
 //! report back through an unbounded channel (acquires, rekeys).
 
+pub mod encap;
 mod inbound;
 mod outbound;
 mod wake;
 
 use crate::host::{EspSockets, Tun};
+use crate::sockets::{Datagram, EncapStats};
+use encap::{UdpIn, UdpOut};
 use hostsec_proto::esp::{InboundSa, OutboundSa, SaCounters};
 use hostsec_proto::ike::{Flow, Selector};
 use hostsec_proto::policy::{Policy, Spd};
 use serde::Serialize;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -53,9 +56,13 @@ pub enum OutCmd {
     /// (taking over from an older SA for the same traffic: make-before-break). Packets queued for the peer that
     /// it covers go out with it. With a gate, it takes over only once the peer has used the pair (or the gate's
     /// deadline passed).
-    Add(Box<OutboundSa>, String, Selector, Option<hostsec_proto::esp::TakeoverGate>),
+    /// With `UdpOut`, its packets leave as ESP in UDP.
+    Add(Box<OutboundSa>, String, Selector, Option<hostsec_proto::esp::TakeoverGate>, Option<UdpOut>),
     /// Forget the outbound SA with this SPI.
     Remove(u32),
+    /// The UDP-encapsulated SA with this SPI sends to a new address and port from now on (the peer's NAT mapping
+    /// changed).
+    Moved(u32, SocketAddr),
     /// IKE with the peer under `rule` did not succeed (yet). With `cleartext` (a `request` rule), the peer is sent
     /// cleartext for the flows `request` rules govern until IKE succeeds or the fallback expires, queued packets
     /// of such flows included; without, the packets of `rule` queued for the peer are dropped (`require`).
@@ -75,8 +82,10 @@ pub enum OutCmd {
 pub enum InCmd {
     /// A new policy (reload).
     Policy(Arc<Snapshot>),
-    /// A new inbound SA, the name of its rule and the traffic it may carry.
-    Add(Box<InboundSa>, String, Selector),
+    /// A new inbound SA, the name of its rule and the traffic it may carry; with `UdpIn`, it arrives in UDP.
+    Add(Box<InboundSa>, String, Selector, Option<UdpIn>),
+    /// The peer of the UDP-encapsulated SA with this SPI is now at this address and port.
+    Moved(u32, SocketAddr),
     /// Forget the inbound SA with this SPI for this local address.
     Remove(u32, IpAddr),
     /// Stop the thread.
@@ -107,6 +116,14 @@ pub enum DpEvent {
         spi: u32,
         /// Whether `spi` is our inbound SPI.
         inbound: bool,
+    },
+    /// An authenticated ESP-in-UDP packet, the highest-numbered so far on the inbound SA `spi`, came from
+    /// `remote`, which is not where the peer was: the NAT's mapping changed (`Endpoint::peer_moved`).
+    PeerMoved {
+        /// Our inbound SPI.
+        spi: u32,
+        /// The packet's source address and port.
+        remote: SocketAddr,
     },
 }
 
@@ -168,6 +185,23 @@ pub(crate) fn bump(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }
 
+/// What both threads share: the policy, the way back to the control plane, the counters.
+pub(crate) struct Common {
+    snapshot: Arc<Snapshot>,
+    events: UnboundedSender<DpEvent>,
+    stats: Arc<DpStats>,
+}
+
+/// The UDP 4500 sockets the inbound thread reads, where their IKE goes, and the counters of what they carry.
+pub struct NattSockets {
+    /// The sockets (non-blocking), by local address.
+    pub sockets: Vec<(SocketAddr, Arc<tokio::net::UdpSocket>)>,
+    /// IKE messages for the control plane.
+    pub ike: tokio::sync::mpsc::Sender<Datagram>,
+    /// Counters.
+    pub stats: Arc<EncapStats>,
+}
+
 /// The running datapath.
 pub struct Datapath {
     out_tx: mpsc::Sender<OutCmd>,
@@ -182,12 +216,14 @@ pub struct Datapath {
 }
 
 impl Datapath {
-    /// Starts the two threads.
+    /// Starts the two threads. The inbound thread also reads the UDP 4500 sockets `natt` (IKE from them goes to
+    /// `ike`).
     pub fn start(
         tun: Tun,
         sockets: Arc<EspSockets>,
         snapshot: Arc<Snapshot>,
         events: UnboundedSender<DpEvent>,
+        natt: NattSockets,
     ) -> std::io::Result<Datapath> {
         let stats = Arc::new(DpStats::default());
         let (out_tx, out_rx) = mpsc::channel();
@@ -195,16 +231,9 @@ impl Datapath {
         let out_wake = Arc::new(Wake::new()?);
         let in_wake = Arc::new(Wake::new()?);
         let tun_out = tun.try_clone()?;
-        let ob = outbound::Outbound::new(
-            tun,
-            sockets.clone(),
-            out_rx,
-            out_wake.clone(),
-            snapshot.clone(),
-            events.clone(),
-            stats.clone(),
-        );
-        let ib = inbound::Inbound::new(tun_out, sockets, in_rx, in_wake.clone(), snapshot, events, stats.clone());
+        let common = || Common { snapshot: snapshot.clone(), events: events.clone(), stats: stats.clone() };
+        let ob = outbound::Outbound::new(tun, sockets.clone(), out_rx, out_wake.clone(), common(), natt.stats.clone());
+        let ib = inbound::Inbound::new(tun_out, sockets, in_rx, in_wake.clone(), common(), natt);
         let unattributed = ib.unattributed();
         let threads = vec![
             std::thread::Builder::new().name("hs-outbound".into()).spawn(move || ob.run())?,

@@ -1,8 +1,10 @@
 //! The outbound thread: TUN → policy decision → ESP (or cleartext, queue, drop).
 
+use super::encap::{encapsulate, UdpOut};
 use super::wake::{poll_readable, set_nonblocking, Wake};
-use super::{bump, DpEvent, DpStats, OutCmd, Snapshot};
+use super::{bump, Common, DpEvent, DpStats, OutCmd, Snapshot};
 use crate::host::{EspSockets, Tun};
+use crate::sockets::EncapStats;
 use hostsec_proto::esp::{DropReason, OutboundTable, PacketFlow, MAX_OVERHEAD};
 use hostsec_proto::ike::selector::{initiator_selector, lookup_flow};
 use hostsec_proto::ike::Selector;
@@ -67,6 +69,9 @@ pub(super) struct Outbound {
     rekey_asked: HashSet<u32>,
     /// Scratch buffer for packets sealed while applying commands (queued packets).
     scratch: Vec<u8>,
+    /// The SAs (by SPI) whose packets leave as ESP in UDP, and where to.
+    encap: HashMap<u32, UdpOut>,
+    encap_stats: Arc<EncapStats>,
 }
 
 impl Outbound {
@@ -75,10 +80,10 @@ impl Outbound {
         sockets: Arc<EspSockets>,
         commands: Receiver<OutCmd>,
         wake: Arc<Wake>,
-        snapshot: Arc<Snapshot>,
-        events: UnboundedSender<DpEvent>,
-        stats: Arc<DpStats>,
+        common: Common,
+        encap_stats: Arc<EncapStats>,
     ) -> Outbound {
+        let Common { snapshot, events, stats } = common;
         Outbound {
             tun,
             sockets,
@@ -93,7 +98,9 @@ impl Outbound {
             fallback: HashMap::new(),
             acquired: HashMap::new(),
             rekey_asked: HashSet::new(),
-            scratch: vec![0u8; 65536 + MAX_OVERHEAD],
+            scratch: vec![0u8; 65536 + MAX_OVERHEAD + super::encap::UDP_HDR],
+            encap: HashMap::new(),
+            encap_stats,
         }
     }
 
@@ -183,8 +190,11 @@ impl Outbound {
                     // Keyed by rule index, which a new policy renumbers.
                     self.acquired.clear();
                 }
-                OutCmd::Add(sa, rule, selector, gate) => {
+                OutCmd::Add(sa, rule, selector, gate, udp) => {
                     let peer = sa.peer();
+                    if let Some(u) = udp {
+                        self.encap.insert(sa.spi(), u);
+                    }
                     self.fallback.remove(&peer);
                     self.acquired.retain(|(p, _, _), _| *p != peer);
                     if let Some(dropped) = self.sas.insert_gated(*sa, &rule, selector, gate) {
@@ -194,7 +204,14 @@ impl Outbound {
                     // Packets that waited for this SA go out now, in order.
                     self.requeue(Instant::now(), peer, out, None);
                 }
+                OutCmd::Moved(spi, remote) => {
+                    if let Some(u) = self.encap.get_mut(&spi) {
+                        debug!("outbound SA {spi:08x}: ESP in UDP now to {remote} (was {})", u.remote);
+                        u.remote = remote;
+                    }
+                }
                 OutCmd::Remove(spi) => {
+                    self.encap.remove(&spi);
                     self.sas.remove(spi);
                     self.rekey_asked.remove(&spi);
                 }
@@ -286,7 +303,7 @@ impl Outbound {
             Decision::Block => bump(&self.stats.dropped_blocked),
             Decision::Seal(i) => {
                 let rule = snap.policy.rules.get(i).map(|r| r.name.as_str());
-                if packet.len() + MAX_OVERHEAD <= slot.len() {
+                if packet.len() + MAX_OVERHEAD + super::encap::UDP_HDR <= slot.len() {
                     return self.seal(now, packet, slot, rule, &flow);
                 }
                 let mut big = std::mem::take(&mut self.scratch);
@@ -313,7 +330,7 @@ impl Outbound {
                 if sealed.rekey_soon {
                     self.ask_rekey(flow, rule);
                 }
-                Some(len)
+                self.udp_encapsulate(out, len)
             }
             Err(DropReason::NoSa) => {
                 bump(&self.stats.dropped_no_sa);
@@ -322,6 +339,29 @@ impl Outbound {
             Err(reason) => {
                 bump(&self.stats.dropped_esp);
                 debug!("outbound packet refused: {}", reason.name());
+                None
+            }
+        }
+    }
+
+    /// Puts a sealed packet of a UDP-encapsulated SA into UDP (RFC 3948 §2.1); other packets are left as they are.
+    /// Returns the length to send.
+    #[inline]
+    fn udp_encapsulate(&self, out: &mut [u8], len: usize) -> Option<usize> {
+        if self.encap.is_empty() {
+            return Some(len);
+        }
+        let Some(u) = out.get(..len).and_then(super::inbound::packet_spi).and_then(|spi| self.encap.get(&spi)) else {
+            return Some(len);
+        };
+        match encapsulate(out, len, u) {
+            Some(n) => {
+                bump(&self.encap_stats.esp_sent);
+                Some(n)
+            }
+            None => {
+                bump(&self.stats.dropped_esp);
+                debug!("outbound ESP packet cannot be put in UDP to {} (no room, or not IP then ESP)", u.remote);
                 None
             }
         }

@@ -1,0 +1,166 @@
+#!/bin/bash
+# End-to-end test of NAT traversal (RFC 3947/3948) between two hostsecd through a real NAT, in network namespaces:
+#   natd-a    192.0.2.10/24      hostsecd, behind the NAT (default route 192.0.2.1), nat_traversal = both-behind-nat
+#   natd-nat  192.0.2.1/24 inside, 198.51.100.1/24 outside: a router that masquerades (nftables), then the same
+#             with `fully-random` (every new mapping gets a random port)
+#   natd-b    198.51.100.2/24    hostsecd, public, nat_traversal = remote-behind-nat (then off)
+# Checks, per NAT variant: the SA comes up on demand; `hostsec sas --json` shows nat = local (A) / remote (B) on
+# Main Mode and encapsulation udp on Quick Mode on both sides; ping and TCP pass both ways; a capture on the
+# outside link holds only UDP 500/4500 (no ESP protocol 50, no cleartext); after the NAT's conntrack table is
+# flushed mid-ping, traffic resumes within a few seconds (and with fully-random, B's SA shows the new port).
+# Then with nat_traversal = off on B the SA is refused and B's log names nat_traversal.
+# Needs root. Binaries from $HOSTSEC_BIN_DIR (default target/release). Prints PASS/FAIL per check; exit 0 only if
+# all passed.
+set -u
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BIN=${HOSTSEC_BIN_DIR:-$ROOT/target/release}
+W=$(mktemp -d /tmp/hostsec-natt.XXXXXX)
+NA=natd-a NN=natd-nat NB=natd-b
+PIDS=()
+# shellcheck source=tests/e2e/lib.sh
+. "$ROOT/tests/e2e/lib.sh"
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+  sleep 0.5
+  for n in $NA $NN $NB; do ip netns del $n 2>/dev/null; done
+  rm -rf "$W"
+}
+trap cleanup EXIT
+
+for p in tcpdump:tcpdump nftables:nft netcat-openbsd:nc iputils-ping:ping conntrack:conntrack; do
+  command -v "${p#*:}" >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${p%%:*}"; }
+done
+
+# --- the three hosts ----------------------------------------------------------------------------------------------
+for n in $NA $NN $NB; do
+  ip netns add $n; ip -n $n link set lo up
+  # IPv4 only: no IPv6 neighbour discovery or MLD in the captures.
+  ip netns exec $n sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+done
+ip link add eth0 netns $NA type veth peer name in0 netns $NN
+ip link add out0 netns $NN type veth peer name eth0 netns $NB
+ip -n $NA addr add 192.0.2.10/24 dev eth0; ip -n $NA link set eth0 up
+ip -n $NA route add default via 192.0.2.1
+ip -n $NN addr add 192.0.2.1/24 dev in0; ip -n $NN link set in0 up
+ip -n $NN addr add 198.51.100.1/24 dev out0; ip -n $NN link set out0 up
+ip netns exec $NN sysctl -qw net.ipv4.ip_forward=1
+ip -n $NB addr add 198.51.100.2/24 dev eth0; ip -n $NB link set eth0 up
+nat() { # "" or "fully-random"
+  ip netns exec $NN nft delete table ip natd 2>/dev/null
+  ip netns exec $NN nft -f - <<EOF
+table ip natd {
+  chain post {
+    type nat hook postrouting priority srcnat; policy accept;
+    oifname "out0" masquerade $1
+  }
+}
+EOF
+  ip netns exec $NN conntrack -F >/dev/null 2>&1
+}
+
+conf() { # name me nat_traversal rule-name remote
+  printf '[global]\nlisten = ["%s"]\ncontrol_socket = "%s/%s.sock"\nnat_traversal = "%s"\n' "$2" "$W" "$1" "$3"
+  printf '[defaults]\npsk = "natt-e2e-psk-0123456789abcdef"\npfs = true\n'
+  printf '[[rule]]\nname = "%s"\nremote = "%s"\naction = "require"\n' "$4" "$5"
+}
+start() { # name ns
+  ip netns exec "$2" "$BIN/hostsecd" --config "$W/$1.toml" --foreground --log-level debug 2>>"$W/$1.log" & PIDS+=($!)
+  eval "PID_$1=$!"
+  for k in $(seq 50); do [ -S "$W/$1.sock" ] && return 0; sleep 0.1; done
+  return 1
+}
+stop() { local pid; eval "pid=\$PID_$1"; kill -TERM "$pid"; wait "$pid" 2>/dev/null; }
+sas() { hs "$1" sas --json; }
+mm_nat() { sas "$1" | jq_ "','.join(m['nat'] for m in d['main_mode'] if m['state'] == 'established')"; }
+qm_encap() { sas "$1" | jq_ "','.join(sorted(set(q['encapsulation'] for q in d['quick_mode']))) or 'none'"; }
+remote_port() { sas b | jq_ "','.join(sorted(set(str(q['encap_remote_port']) for q in d['quick_mode'])))"; }
+
+variant() { # label nat-option
+  local v=$1
+  nat "$2"
+  conf a 192.0.2.10 both-behind-nat b 198.51.100.2 > "$W/a.toml"
+  conf b 198.51.100.2 remote-behind-nat a 198.51.100.1 > "$W/b.toml"
+  check "($v) hostsecd A starts" start a $NA
+  check "($v) hostsecd B starts" start b $NB
+  ip netns exec $NB tcpdump -i eth0 -nn -s 0 -U -w "$W/out-$v.pcap" 'not arp' >/dev/null 2>&1 & TD=$!
+  sleep 1
+  check "($v) ping A -> B through the NAT (IKE on demand)" quiet ip netns exec $NA ping -c 3 -W 5 198.51.100.2
+  check "($v) A's Main Mode: nat = local ($(mm_nat a))" test "$(mm_nat a)" = local
+  check "($v) B's Main Mode: nat = remote ($(mm_nat b))" test "$(mm_nat b)" = remote
+  check "($v) A's Quick Mode SAs: encapsulation udp" test "$(qm_encap a)" = udp
+  check "($v) B's Quick Mode SAs: encapsulation udp" test "$(qm_encap b)" = udp
+  check "($v) B sees A's private address as peer_original" \
+    test "$(sas b | jq_ "','.join(sorted(set(str(q['peer_original_address']) for q in d['quick_mode'])))")" = 192.0.2.10
+  check "($v) ping B -> A (the NAT's address)" quiet ip netns exec $NB ping -c 3 -W 5 198.51.100.1
+  local marker="NATT-E2E-$v-$RANDOM$RANDOM"
+  ip netns exec $NB sh -c "nc -l -p 9100 > '$W/rx-b.txt'" & local ncp=$!; PIDS+=($ncp)
+  sleep 0.5
+  { printf '%s\n' "$marker"; head -c 200000 /dev/urandom | base64; } | ip netns exec $NA nc -q 1 -w 5 198.51.100.2 9100
+  wait $ncp 2>/dev/null
+  check "($v) TCP A -> B: 200 kB arrive ($(wc -c < "$W/rx-b.txt") bytes)" \
+    bash -c "grep -q '$marker' '$W/rx-b.txt' && test \$(wc -c < '$W/rx-b.txt') -gt 270000"
+  ip netns exec $NA sh -c "nc -l -p 9101 > '$W/rx-a.txt'" & ncp=$!; PIDS+=($ncp)
+  sleep 0.5
+  { printf '%s\n' "$marker"; head -c 200000 /dev/urandom | base64; } | ip netns exec $NB nc -q 1 -w 5 198.51.100.1 9101
+  wait $ncp 2>/dev/null
+  check "($v) TCP B -> A: 200 kB arrive ($(wc -c < "$W/rx-a.txt") bytes)" \
+    bash -c "grep -q '$marker' '$W/rx-a.txt' && test \$(wc -c < '$W/rx-a.txt') -gt 270000"
+  sleep 1; kill $TD; wait $TD 2>/dev/null
+  local esp udp other
+  esp=$(tcpdump -r "$W/out-$v.pcap" -nn 'ip proto 50' 2>/dev/null | wc -l)
+  udp=$(tcpdump -r "$W/out-$v.pcap" -nn 'udp port 4500 or udp port 500' 2>/dev/null | wc -l)
+  other=$(tcpdump -r "$W/out-$v.pcap" -nn 'not (udp port 4500 or udp port 500)' 2>/dev/null | wc -l)
+  check "($v) outside link: $udp UDP 500/4500, $esp ESP (protocol 50), $other other" \
+    test "$udp" -ge 200 -a "$esp" = 0 -a "$other" = 0
+  [ "$other" = 0 ] || tcpdump -r "$W/out-$v.pcap" -nn 'not (udp port 4500 or udp port 500)' 2>/dev/null | head -5
+  check "($v) outside link: no cleartext of the TCP payload" not grep -qa "$marker" "$W/out-$v.pcap"
+  check "($v) ESP in UDP was counted (sent by A: $(hs a stats --json | jq_ "d['udp_encap']['esp_sent']"))" \
+    test "$(hs a stats --json | jq_ "d['udp_encap']['esp_sent']")" -gt 100
+
+  # --- the NAT forgets its mappings mid-ping --------------------------------------------------------------------
+  local before after
+  before=$(remote_port)
+  ip netns exec $NA ping -D -i 0.2 -c 60 -W 1 198.51.100.2 > "$W/ping-$v.txt" 2>&1 & local pp=$!
+  sleep 3
+  local flushed; flushed=$(date +%s.%N)
+  ip netns exec $NN conntrack -F >/dev/null 2>&1
+  wait $pp
+  # The longest silence between two replies, and whether the last ones came back.
+  local gap
+  gap=$(python3 - "$W/ping-$v.txt" <<'EOF'
+import re, sys
+t = [float(m.group(1)) for m in re.finditer(r"^\[(\d+\.\d+)\].*icmp_seq=\d+ ttl", open(sys.argv[1]).read(), re.M)]
+print("%.1f" % max((b - a for a, b in zip(t, t[1:])), default=99) if len(t) > 40 else 99)
+EOF
+)
+  check "($v) conntrack -F mid-ping: traffic resumes (longest gap ${gap}s, $(grep -c ' ttl=' "$W/ping-$v.txt")/60 replies)" \
+    python3 -c "import sys; sys.exit(0 if $gap < 5 else 1)"
+  after=$(remote_port)
+  if [ "$2" = fully-random ]; then
+    check "($v) B's SA follows the new mapping: port $before -> $after" test "$before" != "$after" -a -n "$after"
+    check "($v) B reported the move" grep -q "moved to 198.51.100.1:$after" "$W/b.log"
+  else
+    check "($v) B's SA still at port $after" test -n "$after"
+  fi
+  check "($v) ping B -> A after the flush" quiet ip netns exec $NB ping -c 3 -W 3 198.51.100.1
+  stop a; stop b
+}
+
+variant masquerade ""
+variant random fully-random
+
+# --- nat_traversal = off on B: refused, and B says which setting -----------------------------------------------
+nat ""
+conf a 192.0.2.10 both-behind-nat b 198.51.100.2 > "$W/a.toml"
+conf b 198.51.100.2 off a 198.51.100.1 > "$W/b.toml"
+: > "$W/b.log"
+start a $NA; start b $NB
+hs a initiate b > "$W/off.out" 2>&1; rc=$?
+check "(off) A's initiate fails (exit $rc): $(head -c 120 "$W/off.out")" test $rc != 0
+check "(off) B's log names nat_traversal" grep -q 'nat_traversal = "off"' "$W/b.log"
+check "(off) no SA" test "$(qm_encap b)" = none
+stop a; stop b
+check "no panics in the logs" bash -c "! grep -qi panick '$W/a.log' '$W/b.log'"
+
+echo "natt: $PASSES passed, $FAILS failed"
+[ "$FAILS" = 0 ]
