@@ -264,12 +264,6 @@ fn value_line(cx: &Ctx, t: &Table, key: &str) -> Option<usize> {
     cx.line_of(t.get(key).and_then(|i| i.span()).or_else(|| t.key(key).and_then(|k| k.span())))
 }
 
-/// Said while the IKE side of NAT traversal is done and the daemon's side is not: the setting is honoured in
-/// negotiation, but nothing serves UDP 4500 yet.
-const NAT_DATAPATH_MISSING: &str = "NAT traversal is negotiated (NAT-D, floating to UDP 4500, encapsulated \
-     transport), but this version of hostsecd does not serve UDP 4500 nor ESP-in-UDP yet: an SA with a peer behind \
-     NAT fails after Main Mode message 4";
-
 fn parse_global(cx: &mut Ctx, t: &Table) -> Global {
     check_keys(cx, t, GLOBAL_KEYS, None, "global.");
     let mut g = Global::default();
@@ -344,10 +338,6 @@ fn parse_global(cx: &mut Ctx, t: &Table) -> Global {
         if let Err(m) = res {
             cx.error(line, None, Some(&field), m);
         }
-    }
-    if g.nat_traversal != NatTraversal::Off {
-        let line = value_line(cx, t, "nat_traversal");
-        cx.warn(line, None, "global.nat_traversal", NAT_DATAPATH_MISSING);
     }
     if g.key_log.is_some() {
         let line = value_line(cx, t, "key_log");
@@ -637,10 +627,6 @@ fn parse_rule(
             Some("auto"),
             "\"start\" needs a rule whose remote is exactly one address (the peer to start with)",
         );
-    }
-    if nat_traversal != NatTraversal::Off && get(cx, "nat_traversal").is_some() {
-        let l = field_line(cx, "nat_traversal");
-        cx.warn(l, rn, "nat_traversal", NAT_DATAPATH_MISSING);
     }
     if let Some(s) = psk.as_ref().filter(|s| s.len() < 16) {
         let l = field_line(cx, if get(cx, "psk").is_some() { "psk" } else { "psk_file" });
