@@ -9,6 +9,9 @@
 # outside link holds only UDP 500/4500 (no ESP protocol 50, no cleartext); after the NAT's conntrack table is
 # flushed mid-ping, traffic resumes within a few seconds (and with fully-random, B's SA shows the new port).
 # Then with nat_traversal = off on B the SA is refused and B's log names nat_traversal.
+# Then both behind NAT: B moves behind a second NAT (natd-b2 at 203.0.113.2, UDP 500/4500 forwarded to it):
+# nat = both on both sides, ping both ways, iperf3 both ways, only UDP 500/4500 between the NATs.
+# Every variant also runs iperf3 TCP both ways through the NAT.
 # Needs root. Binaries from $HOSTSEC_BIN_DIR (default target/release). Prints PASS/FAIL per check; exit 0 only if
 # all passed.
 set -u
@@ -22,7 +25,7 @@ PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
   sleep 0.5
-  for n in $NA $NN $NB; do ip netns del $n 2>/dev/null; done
+  for n in $NA $NN $NB natd-b2; do ip netns del $n 2>/dev/null; done
   rm -rf "$W"
 }
 trap cleanup EXIT
@@ -105,6 +108,7 @@ variant() { # label nat-option
   wait $ncp 2>/dev/null
   check "($v) TCP B -> A: 200 kB arrive ($(wc -c < "$W/rx-a.txt") bytes)" \
     bash -c "grep -q '$marker' '$W/rx-a.txt' && test \$(wc -c < '$W/rx-a.txt') -gt 270000"
+  iperf_both "$v" $NA $NB 198.51.100.2
   sleep 1; kill $TD; wait $TD 2>/dev/null
   local esp udp other
   esp=$(tcpdump -r "$W/out-$v.pcap" -nn 'ip proto 50' 2>/dev/null | wc -l)
@@ -146,8 +150,67 @@ EOF
   stop a; stop b
 }
 
+# iperf_both LABEL CLIENT_NS SERVER_NS SERVER_ADDR: iperf3 TCP for 3 s each way (the server in SERVER_NS)
+iperf_both() {
+  local fw rv sp
+  ip netns exec "$3" iperf3 -s -1 -p 5201 >/dev/null 2>&1 & sp=$!; PIDS+=($sp); sleep 0.5
+  fw=$(ip netns exec "$2" iperf3 -c "$4" -p 5201 -t 3 -J 2>/dev/null | jq -r '.end.sum_received.bits_per_second / 1e6 | floor' 2>/dev/null)
+  wait $sp 2>/dev/null
+  ip netns exec "$3" iperf3 -s -1 -p 5201 >/dev/null 2>&1 & sp=$!; PIDS+=($sp); sleep 0.5
+  rv=$(ip netns exec "$2" iperf3 -c "$4" -p 5201 -t 3 -R -J 2>/dev/null | jq -r '.end.sum_received.bits_per_second / 1e6 | floor' 2>/dev/null)
+  wait $sp 2>/dev/null
+  check "($1) iperf3 TCP through the NAT: ${fw:-failed} Mbit/s out, ${rv:-failed} Mbit/s back" \
+    test "${fw:-0}" -gt 0 -a "${rv:-0}" -gt 0
+}
+
 variant masquerade ""
 variant random fully-random
+
+# --- both behind NAT: B moves behind a second NAT (natd-b routes for natd-b2 and forwards UDP 500/4500 to it) ----
+NB2=natd-b2
+ip netns add $NB2; ip -n $NB2 link set lo up
+ip netns exec $NB2 sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+ip link add in1 netns $NB type veth peer name eth0 netns $NB2
+ip -n $NB addr add 203.0.113.1/24 dev in1; ip -n $NB link set in1 up
+ip -n $NB2 addr add 203.0.113.2/24 dev eth0; ip -n $NB2 link set eth0 up
+ip -n $NB2 route add default via 203.0.113.1
+ip netns exec $NB sysctl -qw net.ipv4.ip_forward=1
+ip netns exec $NB nft -f - <<'EOF'
+table ip natd2 {
+  chain pre {
+    type nat hook prerouting priority dstnat; policy accept;
+    iifname "eth0" udp dport { 500, 4500 } dnat to 203.0.113.2
+  }
+  chain post {
+    type nat hook postrouting priority srcnat; policy accept;
+    oifname "eth0" masquerade
+  }
+}
+EOF
+nat ""
+conf a 192.0.2.10 both-behind-nat b 198.51.100.2 > "$W/a.toml"
+conf b 203.0.113.2 both-behind-nat a 198.51.100.1 > "$W/b.toml"
+: > "$W/b.log"
+check "(both) hostsecd A starts" start a $NA
+check "(both) hostsecd B starts behind the second NAT" start b $NB2
+ip netns exec $NB tcpdump -i eth0 -nn -s 0 -U -w "$W/out-both.pcap" 'not arp' >/dev/null 2>&1 & TD=$!
+sleep 1
+check "(both) hostsec initiate from A to B's NAT" quiet hs a initiate b
+check "(both) A's Main Mode: nat = both ($(mm_nat a))" test "$(mm_nat a)" = both
+check "(both) B's Main Mode: nat = both ($(mm_nat b))" test "$(mm_nat b)" = both
+check "(both) Quick Mode SAs: encapsulation udp on A and B" test "$(qm_encap a),$(qm_encap b)" = udp,udp
+check "(both) ping A -> B's NAT, delivered to B" quiet ip netns exec $NA ping -c 3 -W 5 198.51.100.2
+check "(both) ping B -> A's NAT, delivered to A" quiet ip netns exec $NB2 ping -c 3 -W 5 198.51.100.1
+iperf_both both $NA $NB2 198.51.100.2
+sleep 1; kill $TD; wait $TD 2>/dev/null
+esp=$(tcpdump -r "$W/out-both.pcap" -nn 'ip proto 50' 2>/dev/null | wc -l)
+udp=$(tcpdump -r "$W/out-both.pcap" -nn 'udp port 4500 or udp port 500' 2>/dev/null | wc -l)
+other=$(tcpdump -r "$W/out-both.pcap" -nn 'not (udp port 4500 or udp port 500)' 2>/dev/null | wc -l)
+check "(both) link between the NATs: $udp UDP 500/4500, $esp ESP (protocol 50), $other other" \
+  test "$udp" -ge 100 -a "$esp" = 0 -a "$other" = 0
+stop a; stop b
+ip netns del $NB2
+ip netns exec $NB nft delete table ip natd2
 
 # --- nat_traversal = off on B: refused, and B says which setting -----------------------------------------------
 nat ""
