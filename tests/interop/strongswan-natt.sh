@@ -12,6 +12,8 @@
 #   hostsec-behind-nat  hostsec behind the NAT initiates to strongSwan (nat_traversal = "both-behind-nat")
 #   off-refused         strongSwan behind the NAT initiates to hostsec with nat_traversal = "off": refused, and
 #                       hostsec's log names nat_traversal and the value to set
+#   both-behind-nat     strongSwan behind lab-nat (which forwards UDP 500/4500 to it), hostsec at 203.0.113.10
+#                       behind a second NAT (lab-nat2, 198.51.100.253): hostsec initiates (both-behind-nat)
 # Checks per case that comes up: both sides hold the SA pair (strongSwan: ESTABLISHED, INSTALLED, TRANSPORT, ESP
 # in UDP; hostsec sas --json: nat remote/local, encapsulation udp with the ports), ping both ways, iperf3 TCP both
 # ways, and the capture outside the NAT (br0) holds only UDP 500/4500: no ESP (protocol 50), no cleartext.
@@ -40,6 +42,7 @@ BIN_DIR=${HOSTSEC_BIN_DIR:-$REPO/target/release}
 HOSTSECD=$BIN_DIR/hostsecd HOSTSEC=$BIN_DIR/hostsec
 LOG_LEVEL=${HOSTSEC_LOG_LEVEL:-debug}
 PUB=$LAB_HOST_ADDR4 NATPUB=198.51.100.254 HSN_NS=lab-hsn HSN=192.0.2.10 SWIN=192.0.2.2 SWPUB=198.51.100.2
+NAT2PUB=198.51.100.253 HSN2_NS=lab-hsn2 HSN2=203.0.113.10
 PSK=$LAB_PSK_DEFAULT
 R=$LAB_DIR/results/strongswan-natt
 IKE=aes128-sha256-ecp256 ESP=aes128gcm16 IPERF_S=3
@@ -51,7 +54,7 @@ done
 lab_install_host_pkgs
 lab_lock
 "$LAB_DIR/build-guest.sh" strongswan || { echo "ERROR: guest image build failed" >&2; exit 2; }
-for n in "$LAB_NETNS" lab-nat "$HSN_NS"; do
+for n in "$LAB_NETNS" lab-nat lab-nat2 "$HSN_NS" "$HSN2_NS"; do
   lab_netns_free "$n" || { echo "ERROR: network namespace $n is in use (a --keep run? stop it first)" >&2; exit 2; }
 done
 T_START=$(lab_now_ms)
@@ -75,7 +78,7 @@ cleanup() {
   fi
   hs_stop
   [ -n "$GUEST" ] && { cp "$LAB_RUN/$GUEST/charon.log" "$R/charon-$GUEST.log" 2>/dev/null; lab_stop_guest "$GUEST" >/dev/null 2>&1; }
-  ip netns del "$HSN_NS" 2>/dev/null
+  ip netns del "$HSN_NS" 2>/dev/null; ip netns del "$HSN2_NS" 2>/dev/null; ip netns del lab-nat2 2>/dev/null
   [ "$NET_UP" = yes ] && lab_net_down
   rm -rf "$TMP"
   exit $rc
@@ -168,7 +171,7 @@ ss_conn() {
 # run_case NAME HS_NETNS HS_ADDR PEER_FOR_HS NAT_SETTING INITIATOR(ss|hs) GUEST_ADDR_SEEN_BY_HS EXPECT_NAT [down]
 run_case() {
   CASE=$1
-  local hsns=$2 hsaddr=$3 peer=$4 setting=$5 who=$6 gseen=$7 want_nat=$8 expect=${9:-up} d=$R/$1 out rc j mm qm v x hm cls
+  local hsns=$2 hsaddr=$3 peer=$4 setting=$5 who=$6 gseen=$7 want_nat=$8 expect=${9:-up} d=$R/$1 out rc j mm qm v x hm
   [ -n "$ONLY" ] && ! [[ $CASE =~ $ONLY ]] && return 0
   mkdir -p "$d"
   say "-- $CASE: hostsec $hsaddr ($setting), strongSwan $( [ "$GUEST" = swn ] && echo "$SWIN behind the NAT" || echo "$SWPUB"), $who initiates"
@@ -190,15 +193,18 @@ run_case() {
   fi
   ok sa $rc "$out"
   [ $rc = 0 ] || { lab_capture_stop; hs_log_since "$hm" > "$d/hostsecd.log"; info "hostsecd: $(grep -E 'WARN|ERROR' "$d/hostsecd.log" | tail -n 3 | tr '\n' ' ')"; return; }
-  v=$(lab_check_ss_sa "$d/list-sas.txt" "$CASE" "$IKE" "$ESP"); ok ss-view $? "${v:-}"
-  grep -q "ESP in UDP" "$d/list-sas.txt"; ok ss-encap $? "strongSwan: $(grep -o 'INSTALLED, TRANSPORT[^,]*, [^:]*' "$d/list-sas.txt" | head -n 1)"
+  v=$(lab_swanctl_sa "$CASE" < "$d/list-sas.txt")
+  x="ike=$(lab_kv ike_state <<< "$v") child=$(lab_kv child_state <<< "$v") mode=$(lab_kv child_mode <<< "$v") esp=$(lab_kv esp_algs <<< "$v")"
+  [ "$x" = "ike=ESTABLISHED child=INSTALLED mode=TRANSPORT-in-UDP esp=$(lab_esp_swanctl_algs "$ESP")" ]
+  ok ss-view $? "strongSwan: $x"
   j=$(hs_cli --json sas 2>&1); echo "$j" > "$d/hostsec-sas.json"
   mm=$(jq -c '.main_mode | last // empty' <<< "$j" 2>/dev/null); qm=$(jq -c '.quick_mode | last // empty' <<< "$j" 2>/dev/null)
   x="nat=$(jq -r '.nat // "-"' <<< "${mm:-{\}}") encapsulation=$(jq -r '.encapsulation // "-"' <<< "${qm:-{\}}") ports=$(jq -r '"\(.encap_local_port // "-")->\(.encap_remote_port // "-")"' <<< "${qm:-{\}}") peer=$(jq -r '.peer // "-"' <<< "${qm:-{\}}")"
   [[ $x == "nat=$want_nat encapsulation=udp "* ]]; ok hs-view $? "hostsec: $x"
   # traffic: hostsec's side pings the guest's address as it sees it, the guest pings hostsec's
   out=$(ip netns exec "$hsns" ping -n -c 3 -i 0.2 -W 2 "$gseen" 2>&1 | lab_ping_result_stdin); rc=$?
-  x=$(lab_gexec "$GUEST" "ping -n -c 3 -i 0.2 -W 2 $( [ "$hsns" = "$HSN_NS" ] && echo "$NATPUB" || echo "$PUB")" 30)
+  case $hsns in "$HSN_NS") v=$NATPUB;; "$HSN2_NS") v=$NAT2PUB;; *) v=$PUB;; esac
+  x=$(lab_gexec "$GUEST" "ping -n -c 3 -i 0.2 -W 2 $v" 30)
   v=$(lab_ping_result "$x")
   [ "$out" = "3 3" ] && [ "$v" = "3 3" ]; ok ping $? "hostsec->guest $out, guest->hostsec ${v:-none} (tx rx)"
   lab_iperf_server_start "guest:$GUEST" "$( [ "$GUEST" = swn ] && echo "$SWIN" || echo "$SWPUB")" >/dev/null
@@ -208,9 +214,13 @@ run_case() {
   awk -v a="${out:-0}" -v b="${x:-0}" 'BEGIN { exit !(a > 0 && b > 0) }'; ok iperf3 $? "TCP hostsec->guest ${out:-failed} Mbit/s, guest->hostsec ${x:-failed} Mbit/s"
   lab_capture_stop
   hs_log_since "$hm" > "$d/hostsecd.log"
-  cls=$(lab_pcap_classify "$d/outside.pcap"); echo "$cls" > "$d/outside.txt"
-  [ "$(kv natt "$cls")" -gt 0 ] && [ "$(kv esp "$cls")" = 0 ] && [ $(( $(kv icmp_echo "$cls") + $(kv tcp "$cls") + $(kv udp "$cls") + $(kv other "$cls") )) = 0 ]
-  ok wire $? "outside the NAT: $cls"
+  # tshark dissects ESP in UDP as ESP: count with tcpdump filters on the IP protocol and the ports instead
+  local esp udp other
+  esp=$(tcpdump -r "$d/outside.pcap" -nn 'ip proto 50' 2>/dev/null | wc -l)
+  udp=$(tcpdump -r "$d/outside.pcap" -nn 'udp port 4500 or udp port 500' 2>/dev/null | wc -l)
+  other=$(tcpdump -r "$d/outside.pcap" -nn 'not arp and not (udp port 4500 or udp port 500)' 2>/dev/null | wc -l)
+  [ "$udp" -gt 100 ] && [ "$esp" = 0 ] && [ "$other" = 0 ]
+  ok wire $? "outside the NAT: $udp UDP 500/4500, $esp ESP (protocol 50), $other other"
   lab_gexec "$GUEST" 'for i in $(swanctl --list-sas 2>/dev/null | sed -n "s/^\([^ ]*\): #.*/\1/p" | sort -u); do
       swanctl --terminate --ike "$i" --force --timeout 3 >/dev/null 2>&1; done; ip xfrm state flush; ip xfrm policy flush' 40 >/dev/null
 }
@@ -232,6 +242,29 @@ hsn_up || { echo "ERROR: could not make $HSN_NS" >&2; exit 2; }
 boot_guest sw "$SWPUB/24" "$LAB_NETNS" br0
 ss_conn hostsec-behind-nat "$SWPUB" "%any" "$HSN" || { echo "ERROR: strongSwan config" >&2; exit 2; }
 run_case hostsec-behind-nat "$HSN_NS" "$HSN" "$SWPUB" both-behind-nat hs "$SWPUB" local
+hs_stop; stop_guest
+# phase 3: both behind NAT: strongSwan behind lab-nat (UDP 500/4500 forwarded to it), hostsec behind a second NAT
+nat2_up() {
+  ip netns add lab-nat2 && ip -n lab-nat2 link set lo up || return 1
+  ip link add br0-nat2 netns "$LAB_NETNS" type veth peer name nat2-out netns lab-nat2 || return 1
+  ip -n "$LAB_NETNS" link set br0-nat2 master br0 up
+  ip -n lab-nat2 addr add "$NAT2PUB/24" dev nat2-out; ip -n lab-nat2 link set nat2-out up
+  ip netns add "$HSN2_NS" && ip -n "$HSN2_NS" link set lo up || return 1
+  ip netns exec "$HSN2_NS" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+  ip link add hsn0 netns "$HSN2_NS" type veth peer name in2 netns lab-nat2 || return 1
+  ip -n lab-nat2 addr add 203.0.113.1/24 dev in2; ip -n lab-nat2 link set in2 up
+  ip -n "$HSN2_NS" addr add "$HSN2/24" dev hsn0; ip -n "$HSN2_NS" link set hsn0 up
+  ip -n "$HSN2_NS" route add default via 203.0.113.1
+  ip netns exec lab-nat2 sysctl -qw net.ipv4.ip_forward=1
+  printf 'table ip labnat2 {\n  chain post {\n    type nat hook postrouting priority srcnat; policy accept;\n    oifname "nat2-out" masquerade\n  }\n}\n' |
+    ip netns exec lab-nat2 nft -f - || return 1
+  printf 'table ip labfwd {\n  chain pre {\n    type nat hook prerouting priority dstnat; policy accept;\n    iifname "nat-out" udp dport { 500, 4500 } dnat to %s\n  }\n}\n' "$SWIN" |
+    ip netns exec lab-nat nft -f -
+}
+nat2_up || { echo "ERROR: could not make the second NAT" >&2; exit 2; }
+boot_guest swn "$SWIN/24" lab-nat brn 192.0.2.1
+ss_conn both-behind-nat "$SWIN" "%any" "$HSN2" || { echo "ERROR: strongSwan config" >&2; exit 2; }
+run_case both-behind-nat "$HSN2_NS" "$HSN2" "$NATPUB" both-behind-nat hs "$NATPUB" both
 
 say "== $PASS passed, $FAIL failed, total $(lab_ms_fmt $(( $(lab_now_ms) - T_START ))) -- $( [ "$FAIL" -eq 0 ] && [ "$PASS" -gt 0 ] && echo PASS || echo FAIL) (results: $R)"
 [ "$FAIL" -eq 0 ] && [ "$PASS" -gt 0 ]

@@ -402,7 +402,10 @@ impl QuickMode {
         };
         if let Some((ci, cr)) = &w.ids {
             if let [a, b] = c.id.as_slice() {
-                if a != &ci.as_slice() || b != &cr.as_slice() {
+                // Through a NAT, a responder may answer with the addresses it sees (strongSwan does: "changing
+                // received traffic selectors due to NAT"), which its NAT-OA payloads name.
+                let seen = |i: usize| peer_oa.filter(|_| nat_t(sa).is_some()).map(|oa| oa[i]);
+                if !same_id_or_natted(ci, a, seen(0)) || !same_id_or_natted(cr, b, seen(1)) {
                     return QmStep::Failed(
                         "the peer answered with other Quick Mode IDs than we proposed".into(),
                         Some(notify::INVALID_ID_INFORMATION),
@@ -523,6 +526,22 @@ fn nat_t(sa: &SaCore) -> Option<super::vendor::NatTVersion> {
 }
 
 /// The peer's two NAT-OA payloads (NAT-OAi, NAT-OAr), if it sent them. `Err` for a malformed one or another count.
+/// Whether the peer's echo `got` of a Quick Mode ID we sent is that ID, or, through a NAT, the same single-address
+/// ID (protocol and port unchanged) naming `natted`, the address the peer's NAT-OA gives for that side.
+fn same_id_or_natted(sent: &[u8], got: &[u8], natted: Option<IpAddr>) -> bool {
+    if sent == got {
+        return true;
+    }
+    let (Some(addr), Some(head), Some(sent_head)) = (natted, got.get(..4), sent.get(..4)) else {
+        return false;
+    };
+    let (kind, octets) = match addr {
+        IpAddr::V4(a) => (id_type::IPV4_ADDR, a.octets().to_vec()),
+        IpAddr::V6(a) => (id_type::IPV6_ADDR, a.octets().to_vec()),
+    };
+    head[0] == kind && head[1..] == sent_head[1..] && got.get(4..) == Some(octets.as_slice())
+}
+
 fn read_nat_oa(c: &Collected<'_>) -> Result<Option<[IpAddr; 2]>, String> {
     match c.nat_oa.as_slice() {
         [] => Ok(None),
@@ -703,5 +722,37 @@ fn id_covers(id: &IdPayload<'_>, addr: IpAddr) -> bool {
             id.data.get(..16) == Some(&a.octets()[..]) && id.data.get(16..) == Some(&a.octets()[..])
         }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_id_or_natted;
+    use std::net::IpAddr;
+
+    fn v4(proto: u8, port: u16, a: [u8; 4]) -> Vec<u8> {
+        let mut b = vec![1, proto];
+        b.extend_from_slice(&port.to_be_bytes());
+        b.extend_from_slice(&a);
+        b
+    }
+
+    #[test]
+    fn a_natted_echo_of_our_id_is_accepted_only_for_the_address_the_nat_oa_names() {
+        let sent = v4(6, 9100, [192, 0, 2, 10]);
+        let public: IpAddr = "198.51.100.254".parse().unwrap();
+        assert!(same_id_or_natted(&sent, &sent, None));
+        assert!(same_id_or_natted(&sent, &v4(6, 9100, [198, 51, 100, 254]), Some(public)));
+        // Without NAT-T, or another address, protocol or port: not our ID.
+        assert!(!same_id_or_natted(&sent, &v4(6, 9100, [198, 51, 100, 254]), None));
+        assert!(!same_id_or_natted(&sent, &v4(6, 9100, [198, 51, 100, 253]), Some(public)));
+        assert!(!same_id_or_natted(&sent, &v4(17, 9100, [198, 51, 100, 254]), Some(public)));
+        assert!(!same_id_or_natted(&sent, &v4(6, 9101, [198, 51, 100, 254]), Some(public)));
+        // A subnet ID (type 4) naming the address is not a single-address echo.
+        let mut subnet = v4(6, 9100, [198, 51, 100, 254]);
+        subnet[0] = 4;
+        subnet.extend_from_slice(&[255, 255, 255, 255]);
+        assert!(!same_id_or_natted(&sent, &subnet, Some(public)));
+        assert!(!same_id_or_natted(&sent, &[1, 6], Some(public)));
     }
 }
