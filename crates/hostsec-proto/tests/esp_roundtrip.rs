@@ -382,3 +382,33 @@ fn a_new_outbound_sa_takes_over_once_the_peer_uses_the_pair() {
     );
     assert_eq!(spi_at(&mut fresh, now), Ok(0xa03));
 }
+
+#[test]
+fn open_transport_esp_refuses_tunnel_mode_and_dummy_packets_as_open_does() {
+    for t in transforms() {
+        let (mut o, mut i) = pair(t, A4, B4);
+        for (nh, len, refused) in [
+            (PROTO_IPV4, 60, Some(DropReason::TunnelMode)),
+            (41, 60, Some(DropReason::TunnelMode)),
+            (PROTO_NONE, 0, Some(DropReason::Dummy)),
+            (6, 40, None),
+        ] {
+            let body = payload(len, nh);
+            let mut buf = vec![0u8; len + MAX_OVERHEAD];
+            let sealed = o.seal_esp(Instant::now(), nh, &body, &mut buf).unwrap();
+            let esp = sealed.esp.to_vec();
+            let mut back = vec![0u8; esp.len()];
+            let before = refused.map(|r| i.counters().drops(r));
+            match (i.open_transport_esp(Instant::now(), &esp, &mut back), refused) {
+                (Ok(p), None) => assert_eq!((p.payload, p.next_header), (&body[..], nh)),
+                (Err(e), Some(r)) => {
+                    assert_eq!(e, r);
+                    assert_eq!(i.counters().drops(r), before.unwrap() + 1, "{r:?} counted");
+                }
+                (got, want) => {
+                    panic!("next header {nh}: got {:?}, wanted refusal {want:?}", got.map(|p| p.next_header))
+                }
+            }
+        }
+    }
+}

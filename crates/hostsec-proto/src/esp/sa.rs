@@ -603,11 +603,7 @@ impl InboundSa {
         let (head, inner) = out.split_at_mut_checked(l.header_len).ok_or(DropReason::BufferTooSmall)?;
         head.copy_from_slice(packet.get(..l.header_len).ok_or(DropReason::Malformed)?);
         let (payload_len, next_header, seq, rekey_soon) = self.decrypt(now, esp, inner)?;
-        match next_header {
-            PROTO_IPV4 | PROTO_IPV6 => return Err(DropReason::TunnelMode),
-            PROTO_NONE => return Err(DropReason::Dummy),
-            _ => {}
-        }
+        transport_payload(next_header)?;
         let total = l.header_len + payload_len;
         ip::finish_header(out, &l, next_header, total)?;
         Ok((total, next_header, seq, rekey_soon))
@@ -619,6 +615,31 @@ impl InboundSa {
     /// UDP-encapsulated ESP and for tests that look at decrypted tunnel-mode payloads.
     pub fn open_esp<'o>(&mut self, now: Instant, esp: &[u8], out: &'o mut [u8]) -> Result<EspPayload<'o>, DropReason> {
         let result = self.check_spi(esp).and_then(|()| self.decrypt(now, esp, out));
+        match result {
+            Ok((payload_len, next_header, seq, rekey_soon)) => {
+                let out: &'o [u8] = out;
+                let payload = out.get(..payload_len).ok_or(DropReason::BufferTooSmall)?;
+                Ok(EspPayload { payload, next_header, seq, rekey_soon })
+            }
+            Err(reason) => {
+                self.counters.count_drop(reason);
+                Err(reason)
+            }
+        }
+    }
+
+    /// [`InboundSa::open_esp`] with the next-header policy of [`InboundSa::open`] (tunnel-mode and dummy packets
+    /// refused and counted): for UDP-encapsulated ESP of a transport-mode SA, whose IP header the caller rebuilds.
+    pub fn open_transport_esp<'o>(
+        &mut self,
+        now: Instant,
+        esp: &[u8],
+        out: &'o mut [u8],
+    ) -> Result<EspPayload<'o>, DropReason> {
+        let result = self
+            .check_spi(esp)
+            .and_then(|()| self.decrypt(now, esp, out))
+            .and_then(|r| transport_payload(r.1).map(|()| r));
         match result {
             Ok((payload_len, next_header, seq, rekey_soon)) => {
                 let out: &'o [u8] = out;
@@ -679,6 +700,15 @@ impl fmt::Debug for InboundSa {
             .field("bytes", &self.bytes)
             .field("packets", &self.packets)
             .finish_non_exhaustive()
+    }
+}
+
+/// What a transport-mode SA delivers: not tunnel mode (an inner IP packet), not a dummy packet (RFC 4303 §2.6).
+fn transport_payload(next_header: u8) -> Result<(), DropReason> {
+    match next_header {
+        PROTO_IPV4 | PROTO_IPV6 => Err(DropReason::TunnelMode),
+        PROTO_NONE => Err(DropReason::Dummy),
+        _ => Ok(()),
     }
 }
 

@@ -246,7 +246,7 @@ impl Inbound {
         let (src, dst) = (sa.peer(), sa.local());
         let hl = header_len(src);
         let Some(body) = out.get_mut(hl..) else { return };
-        let opened = match sa.open_esp(now, esp, body) {
+        let opened = match sa.open_transport_esp(now, esp, body) {
             Ok(p) => (p.payload.len(), p.next_header, p.seq, p.rekey_soon),
             Err(reason) => {
                 bump(&self.stats.dropped_esp);
@@ -257,17 +257,6 @@ impl Inbound {
             }
         };
         let (len, next_header, seq, rekey_soon) = opened;
-        // What `open` refuses after decryption for raw ESP: tunnel mode, and dummy packets (quietly).
-        let refused = match next_header {
-            4 | 41 => Some(DropReason::TunnelMode),
-            59 => Some(DropReason::Dummy),
-            _ => None,
-        };
-        if let Some(reason) = refused {
-            sa.counters().count_drop(reason);
-            bump(&self.stats.dropped_esp);
-            return;
-        }
         let highest = sa.window().top() == seq;
         if let Some(payload) = out.get_mut(hl..hl + len) {
             fix_checksum(
