@@ -10,7 +10,8 @@
 #   traffic   per case = family (v4, v6) x transform (gcm128: AES-GCM-16-128 without PFS; cbc256-pfs:
 #             AES-CBC-256/HMAC-SHA-256-128 with PFS, Main Mode group ECP-384) x role (ss: swanctl --initiate;
 #             hs: hostsec initiate RULE; od: on demand, the first ping from hostsec's side starts IKE), 12 cases.
-#             hostsecd runs with action = "require" and rules sw4 (198.51.100.2) and sw6 (2001:db8:1::2).
+#             hostsecd runs with action = "require" and rules sw4 (198.51.100.2) and sw6 (2001:db8:1::2); the
+#             guest requires protection too (xfrm block policies for its cleartext to hostsec, guest_require_policies).
 #             Checks per case:
 #               sa        both sides hold the SA pair (strongSwan: INSTALLED, TRANSPORT, the case's algorithms;
 #                         hostsec sas --json: Quick Mode entry with the SPIs swapped, same algorithms)
@@ -294,6 +295,20 @@ ss_child_installed() { # case
   lab_ss_snapshot "$GUEST" "$1" >/dev/null
   [ "$(lab_swanctl_sa "$1" < "$LAB_RUN/$GUEST/cases/$1/list-sas.txt" | lab_kv child_state)" = INSTALLED ]
 }
+# The guest as a peer that requires protection: block policies for its cleartext TCP, UDP and ICMP echo to hostsec,
+# at a priority every strongSwan policy overrides. Without them the guest, as Quick Mode responder, sends its reply
+# to a ping that arrives on its newly installed inbound SA in cleartext: charon in the emulated guest installs the
+# outbound SA and policy up to ~200 ms after the inbound one, and until then no policy covers the reply (seen on the
+# wire in the on-demand cases: one cleartext echo reply from the guest). ss_no_ipsec flushes them.
+guest_require_policies() { # family
+  local g=$SW4 h=$HOST4 p cmd=''
+  [ "$1" = 6 ] && g=$SW6 h=$HOST6
+  for p in "proto tcp" "proto udp" "$( [ "$1" = 6 ] && echo 'proto ipv6-icmp type 128' || echo 'proto icmp type 8')" \
+           "$( [ "$1" = 6 ] && echo 'proto ipv6-icmp type 129' || echo 'proto icmp type 0')"; do
+    cmd="$cmd ip -$1 xfrm policy update src $g dst $h $p dir out priority 4000000 action block || exit 1;"
+  done
+  lab_gexec "$GUEST" "$cmd" 20
+}
 guest_xfrm_stats() { lab_gexec "$GUEST" 'ip -s xfrm state' 20 | lab_xfrm_stats; }
 
 # ---------------------------------------------------------------- phase: traffic
@@ -308,6 +323,7 @@ traffic_case() { # name family ike esp pfs role
   d=$R/$n; mkdir -p "$d"
   if ! hs_ensure require "$( [ "$role" = od ] && echo on-demand || echo none)" "$pfs"; then result "$n" sa FAIL "$HS_ERR"; return; fi
   ss_load "$n" "$fam" "$ike" "$esp" 2> "$TMP/load.err" || { result "$n" sa FAIL "strongSwan config: $(cat "$TMP/load.err")"; return; }
+  x=$(guest_require_policies "$fam" 2>&1) || { result "$n" sa FAIL "guest block policies: $x"; return; }
   cm=$(lab_charon_log_mark "$GUEST"); hm=$(hs_log_mark)
   lab_net_reset
   lab_capture_start "$d/full.pcap" "host $g and host $h" || { result "$n" sa FAIL "tcpdump did not start"; return; }
@@ -389,6 +405,8 @@ traffic_case() { # name family ike esp pfs role
   ij=$(lab_esp_find_marker '"tcp":true' < "$d/decrypted.tsv" | grep -c .)   # iperf3's parameter JSON (information)
   v="$(lab_uat_lines "$d/esp_sa" "$ss_out" | grep -c .)/$(lab_uat_lines "$d/esp_sa" "$ss_in" | grep -c .)"
   [ "$v" = 1/1 ] || v="$v <- key log lines for $ss_out/$ss_in, expected 1/1"
+  # frames without a good ICV, for the failure message
+  [ $ok = 0 ] || v="$v; not good: $(awk -F'\t' '$6 != "good" { printf "%s(%s %s %s) ", $1, $4, $6, $7 }' "$d/decrypted.tsv" | head -c 300)"
   check "$n" decrypt "$ok" "with hostsec's esp_sa (lines for the SAs: $v): guest->hostsec SA $ss_out: $s_out; hostsec->guest SA $ss_in: $s_in; markers in frames ${x%% *}/${y%% *}; iperf3 parameter JSON in $ij frames$(grep -v 'Running as user' "$d/tshark-decrypt.err" 2>/dev/null | head -n 1 | cut -c1-200 | sed 's/^./; tshark: &/')"
   # (e) hostsec's byte and packet counters against the guest kernel's
   qm=$(hs_qm "$j" "$ss_out" "$ss_in")

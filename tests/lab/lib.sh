@@ -815,20 +815,32 @@ lab_uat_lines() {
 # makes it refuse the whole table), with the ICV check on. tshark's errors go to $LAB_TSHARK_ERR (default
 # /dev/null). One tab-separated line per ESP packet:
 #   FRAME SRC DST SPI(8 hex) SEQ ICV(good|bad|-) INNER(protocols after esp, "-" when not decrypted) TCP_PAYLOAD_HEX
+# The ICV verdict comes from a second pass with TCP and ICMP dissection off: tshark's ESP dissector adds the verdict
+# after dissecting the inner packet, so an exception in a TCP payload dissector (random iperf3 bytes that a heuristic
+# takes for some protocol) left a correctly authenticated packet without any verdict.
 lab_esp_decrypt() {
   local -a args=()
-  local l p=$1 file=$2
+  local l p=$1 file=$2 icv
   shift 2
   while IFS= read -r l; do args+=(-o "uat:esp_sa:$l"); done < <(lab_uat_lines "$file" "$@")
+  icv=$(mktemp) || return 1
+  tshark -r "$p" -n -o esp.enable_encryption_decode:TRUE -o esp.enable_authentication_check:TRUE "${args[@]}" \
+      --disable-protocol tcp --disable-protocol icmp --disable-protocol icmpv6 \
+      -Y esp -T fields -E separator=/t -E occurrence=f -e frame.number -e esp.icv_good -e esp.icv_bad \
+      2>> "${LAB_TSHARK_ERR:-/dev/null}" > "$icv"
   tshark -r "$p" -n -o esp.enable_encryption_decode:TRUE -o esp.enable_authentication_check:TRUE "${args[@]}" \
       -Y esp -T fields -E separator=/t -E occurrence=f -e frame.number -e ip.src -e ipv6.src -e ip.dst -e ipv6.dst \
-      -e esp.spi -e esp.sequence -e esp.icv_good -e esp.icv_bad -e frame.protocols -e tcp.payload 2> "${LAB_TSHARK_ERR:-/dev/null}" |
-    awk -F'\t' -v OFS='\t' '{
+      -e esp.spi -e esp.sequence -e frame.protocols -e tcp.payload 2>> "${LAB_TSHARK_ERR:-/dev/null}" |
+    awk -F'\t' -v OFS='\t' -v icvfile="$icv" '
+      BEGIN { while ((getline l < icvfile) > 0) { split(l, f, "\t")
+                v[f[1]] = (f[2] == "1" || f[2] == "True") ? "good" : (f[3] == "1" || f[3] == "True") ? "bad" : "-" } }
+      {
       spi = tolower($6); sub(/^0x/, "", spi); while (length(spi) < 8) spi = "0" spi
-      icv = ($8 == "1" || $8 == "True") ? "good" : ($9 == "1" || $9 == "True") ? "bad" : "-"
-      inner = $10; if (!sub(/^.*:esp:/, "", inner)) inner = "-"
-      print $1, ($2 != "" ? $2 : $3), ($4 != "" ? $4 : $5), spi, $7, icv, inner, ($11 == "" ? "-" : $11)
+      icv = ($1 in v) ? v[$1] : "-"
+      inner = $8; if (!sub(/^.*:esp:/, "", inner)) inner = "-"
+      print $1, ($2 != "" ? $2 : $3), ($4 != "" ? $4 : $5), spi, $7, icv, inner, ($9 == "" ? "-" : $9)
     }'
+  rm -f "$icv"
 }
 # lab_esp_decrypt_summary SPI: from lab_esp_decrypt output (stdin): "esp=N decrypted=N icv_good=N icv_bad=N"
 lab_esp_decrypt_summary() {
