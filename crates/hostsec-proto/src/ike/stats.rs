@@ -55,4 +55,13 @@ pub struct Stats {
     /// SAs that followed their peer to a new address or port (a NAT's new mapping).
     #[serde(default)]
     pub peer_moves: u64,
+    /// Dead peer detection: R-U-THERE messages sent (first tries and repeats).
+    #[serde(default)]
+    pub dpd_requests_sent: u64,
+    /// Dead peer detection: R-U-THERE-ACKs received that answered one of ours.
+    #[serde(default)]
+    pub dpd_acks_received: u64,
+    /// Dead peer detection: peers declared dead (their SAs deleted).
+    #[serde(default)]
+    pub dpd_peers_dead: u64,
 }
