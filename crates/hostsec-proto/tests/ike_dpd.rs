@@ -226,3 +226,42 @@ fn a_reload_turns_dpd_off_and_on() {
     let dead_at = until_a_finds_b_dead(&mut pair, Duration::from_secs(30));
     assert!(dead_at.is_some(), "on again: the silent peer is found dead");
 }
+
+#[test]
+fn esp_for_an_spi_the_peer_lost_brings_invalid_spi_and_the_sender_drops_its_pair() {
+    let mut pair = established("dpd_interval = \"0s\"", "dpd_interval = \"0s\"", 8);
+    let a_ip = "198.51.100.1".parse().unwrap();
+    let child = pair.a.quick_mode_sas(pair.now)[0].clone();
+    // An SPI that `b` knows (its packets raced ahead of the datapath) is never reported.
+    assert!(!pair.b.esp_unknown_spi(pair.now, a_ip, child.spi_out));
+    // `b` loses the pair, and its DELETE is lost on the way: `a` keeps sending on it.
+    pair.fate = Box::new(|_, _| Fate::Drop);
+    pair.b.expire_child(pair.now, child.spi_out, true);
+    pair.drive_for(Duration::from_millis(10));
+    pair.fate = Box::new(|_, _| Fate::Deliver);
+    assert!(pair.b.quick_mode_sas(pair.now).is_empty());
+    assert_eq!(pair.a.quick_mode_sas(pair.now).len(), 1);
+    // `b`'s datapath reports `a`'s packets for the SPI it no longer has: one protected INVALID-SPI per second.
+    assert!(pair.b.esp_unknown_spi(pair.now, a_ip, child.spi_out));
+    assert!(!pair.b.esp_unknown_spi(pair.now, a_ip, child.spi_out), "rate-limited");
+    assert!(!pair.b.esp_unknown_spi(pair.now, "198.51.100.9".parse().unwrap(), 0x1234), "no IKE SA: silence");
+    assert_eq!(pair.b.stats().invalid_spi_sent, 1);
+    pair.drive_for(Duration::from_millis(10));
+    assert!(pair.a.quick_mode_sas(pair.now).is_empty(), "a dropped the pair the peer does not know");
+    assert_eq!(pair.a.stats().invalid_spi_honoured, 1);
+    assert!(pair
+        .events_a
+        .iter()
+        .any(|e| matches!(e, Event::QuickModeDown { reason, .. } if reason.contains("INVALID-SPI"))));
+    assert_eq!(pair.a.main_mode_sas(pair.now).len(), 1, "the Main Mode SA stays");
+    // Traffic re-keys under it.
+    pair.initiate_a();
+    pair.drive_for(Duration::from_secs(1));
+    assert_eq!((pair.a.quick_mode_sas(pair.now).len(), pair.b.quick_mode_sas(pair.now).len()), (1, 1));
+    // An INVALID-SPI for an SPI `a` does not send on changes nothing.
+    pair.drive_for(Duration::from_secs(2));
+    assert!(pair.b.esp_unknown_spi(pair.now, a_ip, 0xdead_beef));
+    pair.drive_for(Duration::from_millis(10));
+    assert_eq!(pair.a.quick_mode_sas(pair.now).len(), 1);
+    assert_eq!(pair.a.stats().invalid_spi_honoured, 1);
+}

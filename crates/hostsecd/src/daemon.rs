@@ -522,6 +522,11 @@ impl Daemon {
                     debug!("ESP in UDP of SA {spi:08x} from {remote}: IKE moved nothing");
                 }
             }
+            DpEvent::UnknownSpi { spi, peer } => {
+                if !self.endpoint.esp_unknown_spi(now, peer, spi) {
+                    debug!("ESP from {peer} for unknown SPI {spi:08x}: no INVALID-SPI (no Main Mode SA with it, or sent lately)");
+                }
+            }
             DpEvent::RekeySoon { spi, inbound } => {
                 if self.endpoint.rekey(now, spi, inbound).is_none() {
                     debug!("no SA with SPI {spi:08x} to rekey");

@@ -93,6 +93,11 @@ const SEEN_INFORMATIONAL: usize = 64;
 /// How long a rekeyed SA pair lives on beside its successor, for packets still in flight (make-before-break),
 /// before it is deleted (and the peer told).
 const REKEY_OVERLAP: std::time::Duration = std::time::Duration::from_secs(10);
+/// Shortest time between two INVALID-SPI notifications to one peer: an unknown SPI usually comes as
+/// a stream of packets, and one notification per second is plenty for the peer to act on.
+const INVALID_SPI_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// Bound on the peers remembered for that rate limit.
+const INVALID_SPI_PEERS: usize = 256;
 /// Why the SAs of a `rule test` go (with "administrator" in it, which the daemon reads as "do not bring back").
 const TEST_OVER: &str = "the administrator's rule test is over";
 
@@ -121,6 +126,8 @@ pub struct Endpoint {
     tests: HashSet<RequestId>,
     /// The wall-clock time at an instant, for certificate validity (the sans-IO core reads no clock).
     wall_clock: Option<(Instant, std::time::SystemTime)>,
+    /// When each peer was last sent INVALID-SPI (bounded).
+    invalid_spi_sent: HashMap<IpAddr, Instant>,
 }
 
 /// The context of one step, borrowing the endpoint's fields one by one so that an SA of `sas` can be borrowed
@@ -172,6 +179,7 @@ impl Endpoint {
             rekeying: HashMap::new(),
             tests: HashSet::new(),
             wall_clock: None,
+            invalid_spi_sent: HashMap::new(),
         }
     }
 
@@ -1349,6 +1357,24 @@ impl Endpoint {
                     debug!(peer = %remote, "ignored an R-U-THERE-ACK {seq:08x}: it answers no R-U-THERE of ours in flight");
                 }
             }
+            InfoItem::Notify { kind: notify::INVALID_SPI, protocol: protocol::ESP, spi } => {
+                let spi_out = <[u8; 4]>::try_from(spi.as_slice()).ok().map(u32::from_be_bytes);
+                let found = self
+                    .children
+                    .values()
+                    .find(|c| Some(c.info.spi_out) == spi_out && c.info.peer.ip() == peer_ip)
+                    .map(|c| c.info.spi_in);
+                match (found, spi_out) {
+                    (Some(spi_in), Some(out)) => {
+                        self.stats.invalid_spi_honoured += 1;
+                        let why = format!("the peer does not know its SPI {out:08x} (INVALID-SPI)");
+                        self.delete_child_with_notice(now, spi_in, &why);
+                    }
+                    _ => {
+                        debug!(peer = %remote, "ignored INVALID-SPI for an SPI we do not send on: {}", hex::encode(&spi))
+                    }
+                }
+            }
             InfoItem::Notify { kind, protocol: proto, spi } => {
                 let text = informational::explain_peer_error(kind);
                 info!(peer = %remote, "notification: {text}");
@@ -1854,6 +1880,57 @@ impl Endpoint {
         if let Some(peer) = self.children.get(&spi_in).map(|c| c.info.peer.ip()) {
             self.heard_from(now, peer);
         }
+    }
+
+    /// The ESP layer dropped a packet from `peer` for SPI `spi`, which no inbound SA has (the daemon reports at most
+    /// a few per second). When an established Main Mode SA with the peer exists, the peer is told with an
+    /// INVALID-SPI notification protected under it (RFC 2408 §3.14.1), so that it drops the SA it sends on and
+    /// re-keys instead of sending into the void until the SA expires; at most one per second per peer. Without
+    /// such an SA nothing is sent: an unprotected notification would answer anyone who sends junk. An SPI this
+    /// engine knows or negotiates is not reported: its packets raced ahead of the SA's installation. Returns
+    /// whether a notification was sent.
+    pub fn esp_unknown_spi(&mut self, now: Instant, peer: IpAddr, spi: u32) -> bool {
+        if self.children.contains_key(&spi) || self.reserved_spis.contains(&spi) {
+            return false;
+        }
+        if self.invalid_spi_sent.get(&peer).is_some_and(|t| now.saturating_duration_since(*t) < INVALID_SPI_EVERY) {
+            return false;
+        }
+        let Some(sa) = self
+            .sas
+            .values()
+            .filter(|sa| sa.core.peer.ip() == peer && !sa.core.test)
+            .rev()
+            .find(|sa| sa.established().is_some())
+        else {
+            return false;
+        };
+        if self.invalid_spi_sent.len() >= INVALID_SPI_PEERS {
+            self.invalid_spi_sent.retain(|_, t| now.saturating_duration_since(*t) < INVALID_SPI_EVERY);
+            if self.invalid_spi_sent.len() >= INVALID_SPI_PEERS {
+                return false;
+            }
+        }
+        let Phase1::Established(est) = &sa.phase1 else {
+            return false;
+        };
+        let n = NotifyRepr {
+            doi: DOI_IPSEC,
+            protocol_id: protocol::ESP,
+            notify_type: notify::INVALID_SPI,
+            spi: spi.to_be_bytes().to_vec(),
+            data: Vec::new(),
+        };
+        let sent = {
+            let mut cx = ctx!(self, now);
+            sa.core.send_informational(&mut cx, est, &[(payload::NOTIFY, &n)]).is_ok()
+        };
+        if sent {
+            self.invalid_spi_sent.insert(peer, now);
+            self.stats.invalid_spi_sent += 1;
+            info!(peer = %peer, "ESP for unknown SPI {spi:08x}: told the peer (INVALID-SPI)");
+        }
+        sent
     }
 
     /// Something authenticated came from `peer`: every SA with it counts that as liveness.

@@ -64,4 +64,10 @@ pub struct Stats {
     /// Dead peer detection: peers declared dead (their SAs deleted).
     #[serde(default)]
     pub dpd_peers_dead: u64,
+    /// INVALID-SPI notifications sent to peers that sent ESP for an SPI we do not have.
+    #[serde(default)]
+    pub invalid_spi_sent: u64,
+    /// Authenticated INVALID-SPI notifications that made us delete an SA pair the peer no longer knows.
+    #[serde(default)]
+    pub invalid_spi_honoured: u64,
 }
