@@ -139,6 +139,22 @@ pub struct MainModeEntry {
     pub cookie_i: String,
     /// CKY-R, hex.
     pub cookie_r: String,
+    /// Dead peer detection with the peer; absent when it does not run (not established, the peer did not
+    /// announce DPD).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpd: Option<DpdEntry>,
+}
+
+/// Dead peer detection of a Main Mode SA in `hostsec sas --json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DpdEntry {
+    /// `probing` while R-U-THEREs wait for an answer, else `idle` (the peer was heard within the interval, or
+    /// DPD is off with `dpd_interval = "0s"`).
+    pub state: String,
+    /// Seconds since the peer last proved it is alive (IKE, ESP, an ACK).
+    pub last_heard_s: u64,
+    /// Seconds since the last R-U-THERE-ACK that answered us, if any did.
+    pub last_ack_s: Option<u64>,
 }
 
 impl From<&MainModeSaInfo> for MainModeEntry {
@@ -160,6 +176,11 @@ impl From<&MainModeSaInfo> for MainModeEntry {
             peer_cert_issuer: i.peer_cert.as_ref().map(|c| c.1.clone()),
             cookie_i: hex::encode(i.cookie_i),
             cookie_r: hex::encode(i.cookie_r),
+            dpd: i.dpd.map(|d| DpdEntry {
+                state: if d.probing { "probing" } else { "idle" }.to_string(),
+                last_heard_s: d.last_heard_ago.as_secs(),
+                last_ack_s: d.last_ack_ago.map(|a| a.as_secs()),
+            }),
         }
     }
 }

@@ -263,3 +263,24 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn dpd_interval_is_off_or_within_its_range() {
+    let conf = |v: &str| format!("[global]\ndpd_interval = \"{v}\"\n");
+    for (v, secs) in [("0s", 0), ("5s", 5), ("30s", 30), ("60m", 3600)] {
+        let p =
+            Policy::from_toml("site.toml", &conf(v), &MemFiles::standard()).unwrap_or_else(|e| panic!("{v}: {e:?}"));
+        assert_eq!(p.global.dpd_interval, std::time::Duration::from_secs(secs));
+    }
+    for v in ["4s", "61m", "2h"] {
+        let errs = errors(&conf(v));
+        let text = errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
+        assert_eq!(
+            text,
+            format!(
+                "site.toml:2: field 'global.dpd_interval': '{v}' is out of range; allowed: \"0s\" (off) or 5s to 60m"
+            )
+        );
+    }
+    assert!(errors(&conf("30")).iter().any(|e| e.to_string().contains("no unit")));
+}

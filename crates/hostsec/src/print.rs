@@ -62,6 +62,9 @@ pub fn sas(d: &serde_json::Value) {
         if m.nat != "none" {
             line.push_str(&format!(", NAT: {}", nat_words(&m.nat)));
         }
+        if let Some(d) = &m.dpd {
+            line.push_str(&format!(", DPD {} (peer heard {}s ago)", d.state, d.last_heard_s));
+        }
         println!("{line}");
         if let Some(subject) = &m.peer_cert_subject {
             println!("    peer certificate '{subject}', issued by '{}'", m.peer_cert_issuer.as_deref().unwrap_or("?"));

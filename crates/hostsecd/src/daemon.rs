@@ -48,6 +48,8 @@ struct PairCounters {
     inbound: Arc<SaCounters>,
     outbound: Arc<SaCounters>,
     spi_out: u32,
+    /// The inbound packet count last reported to the engine as the peer's liveness.
+    reported_in: u64,
 }
 
 /// Forks into the background. The parent waits until the child reports that it is ready (then exits 0) or
@@ -306,6 +308,7 @@ impl Daemon {
                 Some(f) = self.facts_rx.recv() => self.on_host_facts(f),
                 _ = sleep => {
                     let now = Instant::now();
+                    self.report_esp_activity(now);
                     self.endpoint.handle_timeout(now);
                     self.retry_auto_rules(now);
                     self.request_fallbacks(now);
@@ -372,6 +375,10 @@ impl Daemon {
                 }
             }
             Event::MainModeDown { .. } => {}
+            Event::PeerDead { peer, rule, reason } => {
+                // The SAs went with their own events (QuickModeDown removed the ESP SAs); traffic re-keys.
+                warn!(peer = %peer, rule = %rule, "{reason}: its SAs are deleted; the next packet for it negotiates anew");
+            }
             Event::PeerMoved { old, new, local, spis_in } => {
                 info!("peer {old} moved to {new} (its NAT mapping changed): {} SA pair(s) follow", spis_in.len());
                 if let Some(p) = &self.plumbing {
@@ -435,6 +442,7 @@ impl Daemon {
                         inbound: cfg_in.counters.clone(),
                         outbound: cfg_out.counters.clone(),
                         spi_out: info.spi_out,
+                        reported_in: 0,
                     },
                 );
                 let (udp_in, udp_out) = match &info.encapsulation {
@@ -463,6 +471,19 @@ impl Daemon {
             }
             Err(e) => {
                 warn!(peer = %info.peer, rule = %info.rule, "cannot install ESP SA pair {:08x}/{:08x}: {e}", info.spi_in, info.spi_out)
+            }
+        }
+    }
+
+    /// Tells the engine which SA pairs received ESP since the last time, for dead peer detection: a peer whose
+    /// packets arrive is alive. Called before the engine's timers run (a DPD timer is one of them), so that a
+    /// busy peer is never probed; a counter read per SA pair, not a call per packet.
+    fn report_esp_activity(&mut self, now: Instant) {
+        for (spi_in, c) in &mut self.pairs {
+            let packets = c.inbound.packets();
+            if packets != c.reported_in {
+                c.reported_in = packets;
+                self.endpoint.esp_received(now, *spi_in);
             }
         }
     }
@@ -499,6 +520,11 @@ impl Daemon {
             DpEvent::PeerMoved { spi, remote } => {
                 if !self.endpoint.peer_moved(spi, remote) {
                     debug!("ESP in UDP of SA {spi:08x} from {remote}: IKE moved nothing");
+                }
+            }
+            DpEvent::UnknownSpi { spi, peer } => {
+                if !self.endpoint.esp_unknown_spi(now, peer, spi) {
+                    debug!("ESP from {peer} for unknown SPI {spi:08x}: no INVALID-SPI (no Main Mode SA with it, or sent lately)");
                 }
             }
             DpEvent::RekeySoon { spi, inbound } => {

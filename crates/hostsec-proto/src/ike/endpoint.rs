@@ -1,6 +1,7 @@
 //! The IKE endpoint: owns every ISAKMP SA, Quick Mode and ESP SA pair of one host, dispatches datagrams to
 //! them by cookies and message ID, runs their timers, and queues datagrams and events for the daemon.
 
+use super::dpd::{self, Dpd, DpdStep};
 use super::events::{Event, MainModeSaInfo, QuickModeSaInfo, RequestId, Role};
 use super::fragment::{self, Added, Reassembly, Refused};
 use super::informational::{self, InfoItem};
@@ -92,6 +93,11 @@ const SEEN_INFORMATIONAL: usize = 64;
 /// How long a rekeyed SA pair lives on beside its successor, for packets still in flight (make-before-break),
 /// before it is deleted (and the peer told).
 const REKEY_OVERLAP: std::time::Duration = std::time::Duration::from_secs(10);
+/// Shortest time between two INVALID-SPI notifications to one peer: an unknown SPI usually comes as
+/// a stream of packets, and one notification per second is plenty for the peer to act on.
+const INVALID_SPI_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// Bound on the peers remembered for that rate limit.
+const INVALID_SPI_PEERS: usize = 256;
 /// Why the SAs of a `rule test` go (with "administrator" in it, which the daemon reads as "do not bring back").
 const TEST_OVER: &str = "the administrator's rule test is over";
 
@@ -120,6 +126,8 @@ pub struct Endpoint {
     tests: HashSet<RequestId>,
     /// The wall-clock time at an instant, for certificate validity (the sans-IO core reads no clock).
     wall_clock: Option<(Instant, std::time::SystemTime)>,
+    /// When each peer was last sent INVALID-SPI (bounded).
+    invalid_spi_sent: HashMap<IpAddr, Instant>,
 }
 
 /// The context of one step, borrowing the endpoint's fields one by one so that an SA of `sas` can be borrowed
@@ -171,6 +179,7 @@ impl Endpoint {
             rekeying: HashMap::new(),
             tests: HashSet::new(),
             wall_clock: None,
+            invalid_spi_sent: HashMap::new(),
         }
     }
 
@@ -227,6 +236,7 @@ impl Endpoint {
         for (id, why) in sas {
             self.delete_sa_with_notice(now, id, &why);
         }
+        self.rearm_dpd(now);
     }
 
     /// Counters.
@@ -541,6 +551,9 @@ impl Endpoint {
             return;
         };
         let chosen_auth = mm.auth();
+        if core.role == Role::Responder {
+            core.send_initial_contact = self.first_contact(core.peer.ip());
+        }
         // The NATed initiator's MM5 comes to port 4500 (RFC 3947 §4), from wherever its NAT maps it: the SA
         // answers there if the message authenticates, and stays where it was if not.
         let was = (core.local, core.peer);
@@ -706,6 +719,10 @@ impl Endpoint {
             sa.core.keepalive_at = Some(now + self.timing.nat_keepalive);
         }
         sa.core.idle_deadline = sa.core.reply.as_ref().map(|_| now + self.timing.keep_reply);
+        if sa.core.peer_vendors.dpd && !sa.core.test {
+            let seq = self.rng.next_u32();
+            sa.core.dpd = Some(Dpd::new(now, self.policy.global.dpd_interval, seq));
+        }
         self.stats.main_mode_established += 1;
         let info = sa.info(now);
         let Phase1::Established(est) = &sa.phase1 else {
@@ -937,6 +954,7 @@ impl Endpoint {
         let Some(qm) = sa.quick_modes.get_mut(&msg_id) else {
             if self.respond_quick_mode(now, id, hdr, datagram) {
                 self.follow_peer(id, local, remote);
+                self.heard_from(now, remote.ip());
             }
             self.schedule(id);
             return;
@@ -950,10 +968,11 @@ impl Endpoint {
                 self.stats.dropped_unexpected += 1;
                 debug!(peer = %remote, "dropped a Quick Mode message: {why}");
             }
-            QmStep::Continue => {}
+            QmStep::Continue => self.heard_from(now, remote.ip()),
             QmStep::ChildUp(child) => {
                 let requests = std::mem::take(&mut qm.requests);
                 self.follow_peer(id, local, remote);
+                self.heard_from(now, remote.ip());
                 self.install_child(now, id, *child, requests);
             }
             QmStep::Failed(reason, n) => {
@@ -1228,9 +1247,15 @@ impl Endpoint {
             sa.core.seen_informational.pop_front();
         }
         sa.core.seen_informational.push_back(hdr.message_id);
+        let peer_ip = sa.core.peer.ip();
         self.follow_peer(id, local, remote);
+        // An ACK proves liveness only with a sequence number of ours (checked when it is applied).
+        let alive = items.iter().any(|i| !matches!(i, InfoItem::RuThereAck(_)));
         for item in items {
             self.apply_informational(now, id, remote, item);
+        }
+        if alive {
+            self.heard_from(now, peer_ip);
         }
         self.schedule(id);
     }
@@ -1318,18 +1343,38 @@ impl Endpoint {
             InfoItem::InitialContact => self.honour_initial_contact(now, id, peer_ip),
             InfoItem::RuThere(seq) => {
                 if let Phase1::Established(est) = &sa.phase1 {
-                    let ack = NotifyRepr {
-                        doi: DOI_IPSEC,
-                        protocol_id: protocol::ISAKMP,
-                        notify_type: notify::R_U_THERE_ACK,
-                        spi: sa.core.isakmp_spi(),
-                        data: seq.to_be_bytes().to_vec(),
-                    };
+                    let ack = dpd::notification(notify::R_U_THERE_ACK, sa.core.isakmp_spi(), seq);
                     let mut cx = ctx!(self, now);
                     let _ = sa.core.send_informational(&mut cx, est, &[(payload::NOTIFY, &ack)]);
                 }
             }
-            InfoItem::RuThereAck(_) => {}
+            InfoItem::RuThereAck(seq) => {
+                if sa.core.dpd.as_mut().is_some_and(|d| d.on_ack(now, seq)) {
+                    self.stats.dpd_acks_received += 1;
+                    debug!(peer = %remote, "R-U-THERE-ACK {seq:08x}: the peer is alive");
+                    self.heard_from(now, peer_ip);
+                } else {
+                    debug!(peer = %remote, "ignored an R-U-THERE-ACK {seq:08x}: it answers no R-U-THERE of ours in flight");
+                }
+            }
+            InfoItem::Notify { kind: notify::INVALID_SPI, protocol: protocol::ESP, spi } => {
+                let spi_out = <[u8; 4]>::try_from(spi.as_slice()).ok().map(u32::from_be_bytes);
+                let found = self
+                    .children
+                    .values()
+                    .find(|c| Some(c.info.spi_out) == spi_out && c.info.peer.ip() == peer_ip)
+                    .map(|c| c.info.spi_in);
+                match (found, spi_out) {
+                    (Some(spi_in), Some(out)) => {
+                        self.stats.invalid_spi_honoured += 1;
+                        let why = format!("the peer does not know its SPI {out:08x} (INVALID-SPI)");
+                        self.delete_child_with_notice(now, spi_in, &why);
+                    }
+                    _ => {
+                        debug!(peer = %remote, "ignored INVALID-SPI for an SPI we do not send on: {}", hex::encode(&spi))
+                    }
+                }
+            }
             InfoItem::Notify { kind, protocol: proto, spi } => {
                 let text = informational::explain_peer_error(kind);
                 info!(peer = %remote, "notification: {text}");
@@ -1591,8 +1636,7 @@ impl Endpoint {
         core.waiting = waiting;
         core.test = test;
         core.psk_only = psk_only;
-        core.send_initial_contact =
-            !test && !self.contacted.contains(&peer.ip()) && !self.sas.values().any(|s| s.core.peer.ip() == peer.ip());
+        core.send_initial_contact = !test && self.first_contact(peer.ip());
         let result = {
             let mut cx = ctx!(self, now);
             MainMode::start(&mut cx, &mut core, rule)
@@ -1753,6 +1797,26 @@ impl Endpoint {
                 payload: vec![NAT_KEEPALIVE],
             });
         }
+        // Dead peer detection: probe a silent peer, or give it up.
+        if sa.core.dpd.as_ref().and_then(Dpd::due).is_some_and(|d| d <= now) {
+            let interval = self.policy.global.dpd_interval;
+            let step = sa.core.dpd.as_mut().map(|d| d.on_due(now, interval, self.timing.dpd_probes));
+            match (step, &sa.phase1) {
+                (Some(DpdStep::Probe(seq)), Phase1::Established(est)) => {
+                    let n = dpd::notification(notify::R_U_THERE, sa.core.isakmp_spi(), seq);
+                    let mut cx = ctx!(self, now);
+                    if sa.core.send_informational(&mut cx, est, &[(payload::NOTIFY, &n)]).is_ok() {
+                        self.stats.dpd_requests_sent += 1;
+                        debug!(peer = %sa.core.peer, "R-U-THERE {seq:08x}: nothing heard from the peer for {}s", interval.as_secs());
+                    }
+                }
+                (Some(DpdStep::Dead { probes, silent_for }), _) => {
+                    self.peer_dead(now, id, probes, silent_for);
+                    return;
+                }
+                _ => {}
+            }
+        }
         // Quick Modes: retransmissions, give-ups, and finished ones forgotten.
         let mut test_failed = false;
         let due: Vec<u32> = sa
@@ -1800,6 +1864,123 @@ impl Endpoint {
         if test_failed {
             self.delete_sa_with_notice(now, id, TEST_OVER);
         }
+    }
+
+    /// Whether this host holds no SA with `peer` and has not talked to it since it started (or since it found it
+    /// dead): a Main Mode then carries INITIAL-CONTACT, in MM5 as initiator or MM6 as responder, so that the peer
+    /// drops whatever it still holds from our previous life (RFC 2407 §4.6.3.3).
+    fn first_contact(&self, peer: IpAddr) -> bool {
+        !self.contacted.contains(&peer) && !self.sas.values().any(|s| s.core.peer.ip() == peer)
+    }
+
+    /// The ESP layer received packets on inbound SA `spi_in` since it last said so: the peer is alive, and dead
+    /// peer detection leaves it alone for another `dpd_interval`. The daemon reports each SA pair whose inbound
+    /// packet counter moved, once per wake-up of its loop, not per packet.
+    pub fn esp_received(&mut self, now: Instant, spi_in: u32) {
+        if let Some(peer) = self.children.get(&spi_in).map(|c| c.info.peer.ip()) {
+            self.heard_from(now, peer);
+        }
+    }
+
+    /// The ESP layer dropped a packet from `peer` for SPI `spi`, which no inbound SA has (the daemon reports at most
+    /// a few per second). When an established Main Mode SA with the peer exists, the peer is told with an
+    /// INVALID-SPI notification protected under it (RFC 2408 §3.14.1), so that it drops the SA it sends on and
+    /// re-keys instead of sending into the void until the SA expires; at most one per second per peer. Without
+    /// such an SA nothing is sent: an unprotected notification would answer anyone who sends junk. An SPI this
+    /// engine knows or negotiates is not reported: its packets raced ahead of the SA's installation. Returns
+    /// whether a notification was sent.
+    pub fn esp_unknown_spi(&mut self, now: Instant, peer: IpAddr, spi: u32) -> bool {
+        if self.children.contains_key(&spi) || self.reserved_spis.contains(&spi) {
+            return false;
+        }
+        if self.invalid_spi_sent.get(&peer).is_some_and(|t| now.saturating_duration_since(*t) < INVALID_SPI_EVERY) {
+            return false;
+        }
+        let Some(sa) = self
+            .sas
+            .values()
+            .filter(|sa| sa.core.peer.ip() == peer && !sa.core.test)
+            .rev()
+            .find(|sa| sa.established().is_some())
+        else {
+            return false;
+        };
+        if self.invalid_spi_sent.len() >= INVALID_SPI_PEERS {
+            self.invalid_spi_sent.retain(|_, t| now.saturating_duration_since(*t) < INVALID_SPI_EVERY);
+            if self.invalid_spi_sent.len() >= INVALID_SPI_PEERS {
+                return false;
+            }
+        }
+        let Phase1::Established(est) = &sa.phase1 else {
+            return false;
+        };
+        let n = NotifyRepr {
+            doi: DOI_IPSEC,
+            protocol_id: protocol::ESP,
+            notify_type: notify::INVALID_SPI,
+            spi: spi.to_be_bytes().to_vec(),
+            data: Vec::new(),
+        };
+        let sent = {
+            let mut cx = ctx!(self, now);
+            sa.core.send_informational(&mut cx, est, &[(payload::NOTIFY, &n)]).is_ok()
+        };
+        if sent {
+            self.invalid_spi_sent.insert(peer, now);
+            self.stats.invalid_spi_sent += 1;
+            info!(peer = %peer, "ESP for unknown SPI {spi:08x}: told the peer (INVALID-SPI)");
+        }
+        sent
+    }
+
+    /// Something authenticated came from `peer`: every SA with it counts that as liveness.
+    fn heard_from(&mut self, now: Instant, peer: IpAddr) {
+        for sa in self.sas.values_mut().filter(|sa| sa.core.peer.ip() == peer) {
+            if let Some(d) = sa.core.dpd.as_mut() {
+                d.heard(now);
+            }
+        }
+    }
+
+    /// Puts a new `dpd_interval` (a reload) in force on every SA that runs DPD.
+    fn rearm_dpd(&mut self, now: Instant) {
+        let interval = self.policy.global.dpd_interval;
+        let ids: Vec<SaId> = self.sas.iter().filter(|(_, sa)| sa.core.dpd.is_some()).map(|(id, _)| *id).collect();
+        for id in ids {
+            if let Some(d) = self.sas.get_mut(&id).and_then(|sa| sa.core.dpd.as_mut()) {
+                d.rearm(now, interval);
+            }
+            self.schedule(id);
+        }
+    }
+
+    /// Dead peer detection on SA `id` got no answer: every SA with its peer goes, without DELETE (nobody would
+    /// read it), and the next Main Mode with the peer carries INITIAL-CONTACT again, in case the peer lives on
+    /// with SAs of ours that it could not tell us about (it restarted, or the path was cut).
+    fn peer_dead(&mut self, now: Instant, id: SaId, probes: u32, silent_for: std::time::Duration) {
+        let Some(sa) = self.sas.get(&id) else {
+            return;
+        };
+        let (peer, rule) = (sa.core.peer, sa.core.rule.clone());
+        let reason = format!(
+            "dead peer: {} answered none of {probes} R-U-THERE (nothing heard from it for {}s)",
+            peer.ip(),
+            silent_for.as_secs()
+        );
+        self.stats.dpd_peers_dead += 1;
+        warn!(peer = %peer, rule = %rule, "{reason}: deleting its SAs");
+        let kids: Vec<u32> =
+            self.children.iter().filter(|(_, c)| c.info.peer.ip() == peer.ip()).map(|(s, _)| *s).collect();
+        for spi in kids {
+            self.remove_child(spi, &reason);
+        }
+        let sas: Vec<SaId> =
+            self.sas.iter().filter(|(_, sa)| sa.core.peer.ip() == peer.ip()).map(|(i, _)| *i).collect();
+        for sa in sas {
+            self.remove_sa(now, sa, &reason);
+        }
+        self.contacted.remove(&peer.ip());
+        self.events.push_back(Event::PeerDead { peer, rule, reason });
     }
 
     fn schedule(&mut self, id: SaId) {

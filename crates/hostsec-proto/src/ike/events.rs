@@ -1,6 +1,7 @@
 //! What the IKE engine reports to the daemon: SAs up and down (with keys for the ESP layer and the key log),
 //! negotiation failures with reasons in words an administrator can act on, and SA listings for the CLI.
 
+use super::dpd::DpdInfo;
 use super::selector::Selector;
 use crate::crypto::{AuthMethod, EspTransform, HashAlg, IkeCipher, Secret};
 use std::net::{IpAddr, SocketAddr};
@@ -130,6 +131,8 @@ pub struct MainModeSaInfo {
     pub lifetime_left: Option<Duration>,
     /// What NAT detection found.
     pub nat: NatStatus,
+    /// Dead peer detection, when it runs with the peer (established, the peer announced DPD).
+    pub dpd: Option<DpdInfo>,
 }
 
 /// A Quick Mode (ESP) SA pair as `hostsec sas` shows it.
@@ -228,6 +231,17 @@ pub enum Event {
         local: SocketAddr,
         /// The Quick Mode SA pairs that moved, by our inbound SPI.
         spis_in: Vec<u32>,
+    },
+    /// Dead peer detection found the peer dead: nothing authenticated came from it for `dpd_interval`, nor an
+    /// answer to the R-U-THEREs of one more. Its Main Mode and Quick Mode SAs are gone (each reported with its own
+    /// `…Down` event, which is where the daemon removes the ESP SAs); traffic that needs protection re-keys.
+    PeerDead {
+        /// The peer.
+        peer: SocketAddr,
+        /// The rule of the SA that probed it.
+        rule: String,
+        /// Why, in words (probes sent, how long the peer was silent).
+        reason: String,
     },
     /// A request made through `initiate` (or `test_rule`) is complete: its Quick Mode SA is up.
     RequestDone {

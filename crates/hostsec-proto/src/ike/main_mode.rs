@@ -265,11 +265,13 @@ impl WaitSa {
             .peer_vendors
             .nat_t
             .map(|v| (v.nat_d_payload(), nat::our_nat_d(choice.suite.hash, &sa.cky_i, &sa.cky_r, sa.local, sa.peer)));
+        let dpd = vendor::dpd_in_key_exchange(&sa.peer_vendors, true);
         let mut payloads: Vec<(u8, &dyn Emit)> = vec![(payload::KE, &ke), (payload::NONCE, &ni)];
         payloads.extend(crs.iter().map(|cr| (payload::CR, cr as &dyn Emit)));
         if let Some((kind, hashes)) = &nat_d {
             payloads.extend(hashes.iter().map(|h| (*kind, h as &dyn Emit)));
         }
+        payloads.extend(dpd.iter().map(|v| (payload::VENDOR_ID, v as &dyn Emit)));
         let msg = build_plain(sa.header(crate::wire::consts::exchange::IDENTITY_PROTECTION, 0), &payloads)
             .map_err(|e| Failure::new(format!("cannot build MM3: {e}"), None))?;
         send_request(cx, sa, msg);
@@ -290,6 +292,7 @@ impl WaitKeI {
             Ok(p) => p,
             Err(why) => return Ok(Step::Drop(MainMode::I3(self), why)),
         };
+        sa.peer_vendors.dpd |= peer.dpd;
         let keys = phase1_keys(rule, &self.choice, sa, &self.dh, &self.ni, &peer, Role::Initiator)?;
         nat_detection(sa, rule, self.choice.suite.hash, &peer)?;
         if sa.nat.detected() {
@@ -338,6 +341,7 @@ impl WaitAuthI {
             return Ok(Step::Drop(MainMode::I5(self), "MM6 is not a whole number of cipher blocks".into()));
         };
         sa.retransmit = None;
+        sa.peer_initial_contact = proof.initial_contact;
         let Keyed { choice, keys, .. } = self.keyed;
         Ok(Step::Up(Box::new(established(cx, choice, keys, proof.last_block, proof.peer_id, proof.peer_cert, rule))))
     }
@@ -423,6 +427,7 @@ impl WaitKeR {
             Ok(p) => p,
             Err(why) => return Ok(Step::Drop(MainMode::R2(self), why)),
         };
+        sa.peer_vendors.dpd |= peer.dpd;
         let dh =
             DhKeyPair::generate(self.choice.suite.group, cx.rng).map_err(|e| Failure::new(format!("DH: {e}"), None))?;
         let nr = cx.nonce();
@@ -433,11 +438,13 @@ impl WaitKeR {
         let nat_d = sa.peer_vendors.nat_t.map(|v| {
             (v.nat_d_payload(), nat::our_nat_d(self.choice.suite.hash, &sa.cky_i, &sa.cky_r, sa.local, sa.peer))
         });
+        let dpd = vendor::dpd_in_key_exchange(&sa.peer_vendors, false);
         let mut payloads: Vec<(u8, &dyn Emit)> = vec![(payload::KE, &g_xr), (payload::NONCE, &nr)];
         payloads.extend(crs.iter().map(|cr| (payload::CR, cr as &dyn Emit)));
         if let Some((kind, hashes)) = &nat_d {
             payloads.extend(hashes.iter().map(|h| (*kind, h as &dyn Emit)));
         }
+        payloads.extend(dpd.iter().map(|v| (payload::VENDOR_ID, v as &dyn Emit)));
         let msg = build_plain(sa.header(crate::wire::consts::exchange::IDENTITY_PROTECTION, 0), &payloads)
             .map_err(|e| Failure::new(format!("cannot build MM4: {e}"), None))?;
         send_reply(cx, sa, datagram, msg);
@@ -465,8 +472,18 @@ impl WaitAuthR {
         let h = auth_hash_alg(&k.choice);
         let hash_r = auth_hash(h, k.keys.skeyid.expose(), &k.g_xr, &k.g_xi, &sa.cky_r, &sa.cky_i, &k.sai_b, &id_r);
         let own = own_proof(rule, k.choice.auth, &hash_r, "MM6")?;
+        let ic = NotifyRepr {
+            doi: DOI_IPSEC,
+            protocol_id: protocol::ISAKMP,
+            notify_type: notify::INITIAL_CONTACT,
+            spi: sa.isakmp_spi(),
+            data: Vec::new(),
+        };
         let mut payloads: Vec<(u8, &dyn Emit)> = vec![(payload::ID, &id)];
         own.push_payloads(&mut payloads);
+        if sa.send_initial_contact {
+            payloads.push((payload::NOTIFY, &ic));
+        }
         let crypt = Crypt { cipher: k.choice.suite.cipher, key: k.keys.ka.expose(), iv: proof.last_block };
         let (msg, last) =
             build_encrypted(sa.header(crate::wire::consts::exchange::IDENTITY_PROTECTION, 0), None, &payloads, &crypt)
@@ -483,15 +500,20 @@ struct KeNonce {
     nonce: Vec<u8>,
     /// NAT-D bodies, in wire order.
     nat_d: Vec<Vec<u8>>,
+    /// Whether it carries the DPD vendor ID.
+    dpd: bool,
 }
 
 /// Reads MM3 or MM4: exactly one KE and one NONCE. `Err` says why the message does not fit (it is dropped).
 fn read_ke_nonce(hdr: &Header, datagram: &[u8], name: &str) -> Result<KeNonce, String> {
     let c = collect(hdr.next_payload, &datagram[Header::LEN..]).map_err(|e| e.to_string())?;
     match (c.ke.as_slice(), c.nonce.as_slice()) {
-        ([ke], [nonce]) => {
-            Ok(KeNonce { ke: ke.to_vec(), nonce: nonce.to_vec(), nat_d: c.nat_d.iter().map(|b| b.to_vec()).collect() })
-        }
+        ([ke], [nonce]) => Ok(KeNonce {
+            ke: ke.to_vec(),
+            nonce: nonce.to_vec(),
+            nat_d: c.nat_d.iter().map(|b| b.to_vec()).collect(),
+            dpd: PeerVendors::from_payloads(&c.vid).dpd,
+        }),
         _ => Err(format!("{name} without exactly one KE and one NONCE")),
     }
 }

@@ -7,13 +7,15 @@
 //! drains [`Endpoint::poll_transmit`] and [`Endpoint::poll_event`].
 //!
 //! A reader finds each message of each exchange in one file: `main_mode.rs` (MM1–MM6), `quick_mode.rs`
-//! (QM1–QM3), `informational.rs` (notify, delete, DPD); `proposal.rs` turns strength levels into SA payloads and
+//! (QM1–QM3), `informational.rs` (notify, delete, DPD messages); `dpd.rs` when to probe a silent peer and when it is
+//! dead; `proposal.rs` turns strength levels into SA payloads and
 //! chooses among a peer's; `message.rs` frames, encrypts and decrypts; `fragment.rs` cuts datagrams too large for
 //! the path into IKE fragments and reassembles the peer's; `vendor.rs` holds the vendor IDs; `nat.rs` the NAT
 //! detection of NAT traversal and its setting (docs/nat-traversal.md has the daemon's side); `endpoint.rs`
 //! dispatches; `selector.rs` holds the traffic selectors of Quick Mode SAs and the flow lookups the datapath
 //! shares.
 
+mod dpd;
 mod endpoint;
 mod events;
 mod fragment;
@@ -29,6 +31,7 @@ pub mod selector;
 mod stats;
 mod vendor;
 
+pub use dpd::DpdInfo;
 pub use endpoint::{Endpoint, InitiateError, Transmit};
 pub use events::{ChildSaKeys, Event, MainModeSaInfo, NatStatus, QuickModeSaInfo, RequestId, Role, UdpEncapsulation};
 pub use nat::nat_d as nat_d_hash;
@@ -53,6 +56,9 @@ pub struct Timing {
     /// Interval of the NAT-keepalives that a host behind NAT sends on port 4500 to keep its mapping (RFC 3948
     /// §2.3); zero sends none. 20 s, as Windows and strongSwan, is below the UDP timeouts of common NATs.
     pub nat_keepalive: std::time::Duration,
+    /// R-U-THEREs of one dead peer detection round, spread evenly over one `dpd_interval` (the global setting)
+    /// after the peer fell silent for one; no answer to any of them and the peer is dead.
+    pub dpd_probes: u32,
 }
 
 impl Default for Timing {
@@ -64,6 +70,7 @@ impl Default for Timing {
             keep_reply: std::time::Duration::from_secs(60),
             fragment_reassembly: std::time::Duration::from_secs(30),
             nat_keepalive: std::time::Duration::from_secs(20),
+            dpd_probes: 5,
         }
     }
 }

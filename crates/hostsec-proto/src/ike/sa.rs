@@ -2,6 +2,7 @@
 //! and the Quick Mode exchanges running under it. Also the context that every step of every exchange uses to
 //! send, report and count.
 
+use super::dpd::Dpd;
 use super::events::{Event, MainModeSaInfo, NatStatus, RequestId, Role};
 use super::fragment::Reassembly;
 use super::main_mode::MainMode;
@@ -119,9 +120,9 @@ pub(crate) struct SaCore {
     pub seen_informational: VecDeque<u32>,
     /// Message IDs of forgotten Quick Modes (bounded, oldest first), never to be taken for new exchanges.
     pub retired_quick_modes: VecDeque<u32>,
-    /// Whether we send INITIAL-CONTACT in MM5 (first contact with this peer since we started).
+    /// Whether we send INITIAL-CONTACT in MM5 or MM6 (first contact with this peer since we started).
     pub send_initial_contact: bool,
-    /// Whether the peer sent INITIAL-CONTACT during Main Mode.
+    /// Whether the peer sent INITIAL-CONTACT during Main Mode (in MM5 or MM6).
     pub peer_initial_contact: bool,
     /// Whether this Main Mode offers the pre-shared key only: the fallback of a `certificate-then-psk` rule after
     /// certificate authentication did not succeed (SPEC §5).
@@ -139,6 +140,8 @@ pub(crate) struct SaCore {
     pub nat: NatStatus,
     /// When the next NAT-keepalive is due (established SAs of a host behind NAT).
     pub keepalive_at: Option<Instant>,
+    /// Dead peer detection (established SAs with a peer that announced DPD).
+    pub dpd: Option<Dpd>,
 }
 
 impl SaCore {
@@ -166,6 +169,7 @@ impl SaCore {
             reassembly: None,
             nat: NatStatus::None,
             keepalive_at: None,
+            dpd: None,
         }
     }
 
@@ -283,6 +287,7 @@ impl IkeSa {
             self.established().map(|e| e.expires),
             self.core.reassembly.as_ref().map(|r| r.deadline),
             self.core.keepalive_at,
+            self.core.dpd.as_ref().and_then(Dpd::due),
         ];
         own.into_iter().flatten().chain(self.quick_modes.values().filter_map(QuickMode::next_deadline)).min()
     }
@@ -317,6 +322,7 @@ impl IkeSa {
             peer_cert,
             lifetime_left: left,
             nat: c.nat,
+            dpd: c.dpd.as_ref().map(|d| d.info(now)),
         }
     }
 }

@@ -55,4 +55,19 @@ pub struct Stats {
     /// SAs that followed their peer to a new address or port (a NAT's new mapping).
     #[serde(default)]
     pub peer_moves: u64,
+    /// Dead peer detection: R-U-THERE messages sent (first tries and repeats).
+    #[serde(default)]
+    pub dpd_requests_sent: u64,
+    /// Dead peer detection: R-U-THERE-ACKs received that answered one of ours.
+    #[serde(default)]
+    pub dpd_acks_received: u64,
+    /// Dead peer detection: peers declared dead (their SAs deleted).
+    #[serde(default)]
+    pub dpd_peers_dead: u64,
+    /// INVALID-SPI notifications sent to peers that sent ESP for an SPI we do not have.
+    #[serde(default)]
+    pub invalid_spi_sent: u64,
+    /// Authenticated INVALID-SPI notifications that made us delete an SA pair the peer no longer knows.
+    #[serde(default)]
+    pub invalid_spi_honoured: u64,
 }

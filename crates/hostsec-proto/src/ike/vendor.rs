@@ -7,7 +7,7 @@
 //! is on the path, and a refusal can name the setting to change instead of failing obscurely later.
 
 use crate::wire::consts::vendor_id::{
-    FRAGMENTATION_MAIN_MODE, FRAGMENTATION_PREFIX, MS_NT5_ISAKMPOAKLEY_PREFIX, NAT_T_DRAFT_02, NAT_T_DRAFT_02_N,
+    DPD, FRAGMENTATION_MAIN_MODE, FRAGMENTATION_PREFIX, MS_NT5_ISAKMPOAKLEY_PREFIX, NAT_T_DRAFT_02, NAT_T_DRAFT_02_N,
     NAT_T_DRAFT_03, NAT_T_RFC3947,
 };
 use crate::wire::consts::{encap_mode, payload};
@@ -79,6 +79,8 @@ pub(crate) struct PeerVendors {
     pub windows: bool,
     /// The newest NAT-T version the peer announced.
     pub nat_t: Option<NatTVersion>,
+    /// The peer answers R-U-THERE (RFC 3706): only such a peer is probed.
+    pub dpd: bool,
 }
 
 impl PeerVendors {
@@ -89,6 +91,7 @@ impl PeerVendors {
             v.fragmentation |= announces_fragmentation(vid);
             v.windows |= vid.starts_with(&MS_NT5_ISAKMPOAKLEY_PREFIX);
             v.nat_t = v.nat_t.max(NatTVersion::of_vid(vid));
+            v.dpd |= *vid == DPD;
         }
         v
     }
@@ -131,6 +134,14 @@ pub(crate) fn ours(peer: Option<&PeerVendors>) -> Vec<Vec<u8>> {
     out
 }
 
+/// Whether MM3 or MM4 carries the DPD vendor ID: MM3 always, MM4 when the peer announced DPD (in MM1 or MM3), so
+/// that each side learns the other answers R-U-THERE. It travels there rather than in MM1, as Cisco sends it and
+/// strongSwan reads it, because MM1 of a certificate rule already nearly fills a 1500-byte packet over IPv6; it is
+/// sent whatever `dpd_interval` says, since we always answer.
+pub(crate) fn dpd_in_key_exchange(peer: &PeerVendors, initiator: bool) -> Option<[u8; 16]> {
+    (initiator || peer.dpd).then_some(DPD)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,10 +167,23 @@ mod tests {
     fn windows_and_what_we_send() {
         let ms = [&MS_NT5_ISAKMPOAKLEY_PREFIX[..], &[0, 0, 0, 9]].concat();
         let v = PeerVendors::from_payloads(&[&ms, &FRAGMENTATION_PREFIX]);
-        assert_eq!(v, PeerVendors { fragmentation: true, windows: true, nat_t: None });
+        assert_eq!(v, PeerVendors { fragmentation: true, windows: true, nat_t: None, dpd: false });
         assert_eq!(ours(None)[0], fragmentation().to_vec());
         assert_eq!(ours(Some(&v)), vec![fragmentation().to_vec()]);
         assert!(ours(Some(&PeerVendors::default())).is_empty());
+    }
+
+    #[test]
+    fn dpd_is_announced_in_mm3_and_answered_in_mm4() {
+        // RFC 3706 §5.1: the vendor ID is afcad71368a1f1c96b8696fc77570100.
+        let dpd = hex::decode("afcad71368a1f1c96b8696fc77570100").unwrap();
+        assert!(!ours(None).contains(&dpd), "MM1 has no room to spare");
+        let peer = PeerVendors::from_payloads(&[&dpd]);
+        assert!(peer.dpd);
+        assert_eq!(dpd_in_key_exchange(&PeerVendors::default(), true).map(|v| v.to_vec()), Some(dpd.clone()));
+        assert_eq!(dpd_in_key_exchange(&peer, false).map(|v| v.to_vec()), Some(dpd.clone()));
+        assert_eq!(dpd_in_key_exchange(&PeerVendors::default(), false), None);
+        assert!(!PeerVendors::from_payloads(&[&dpd[..15]]).dpd, "a truncated ID is not DPD");
     }
 
     #[test]

@@ -315,8 +315,8 @@ fn parse_global(cx: &mut Ctx, t: &Table) -> Global {
             },
             "dpd_interval" => str_of(v).and_then(|s| {
                 let d = parse_duration(s)?;
-                if d != Duration::ZERO && d < Duration::from_secs(5) {
-                    return Err(format!("'{s}' is too short; use \"0s\" (off) or at least \"5s\""));
+                if d != Duration::ZERO && !(Duration::from_secs(5)..=Duration::from_secs(3600)).contains(&d) {
+                    return Err(format!("'{s}' is out of range; allowed: \"0s\" (off) or 5s to 60m"));
                 }
                 g.dpd_interval = d;
                 Ok(())

@@ -10,7 +10,7 @@ use hostsec_proto::esp::{DropReason, InboundTable, PacketFlow, SaCounters};
 use hostsec_proto::ike::selector::lookup_flow;
 use hostsec_proto::ike::Selector;
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
@@ -23,6 +23,10 @@ const BATCH: usize = 64;
 /// Size of a receive slot: an ESP packet of a 1500-byte link fits (jumbo frames would be truncated, counted as
 /// malformed).
 const SLOT: usize = 9216;
+/// Shortest time between two reports of ESP for unknown SPIs from one peer.
+const UNKNOWN_SPI_EVERY: Duration = Duration::from_secs(1);
+/// Bound on the peers remembered for that.
+const UNKNOWN_SPI_PEERS: usize = 256;
 
 pub(super) struct Inbound {
     tun: Tun,
@@ -36,6 +40,8 @@ pub(super) struct Inbound {
     /// The rule each inbound SA was negotiated under and the traffic it may carry, by SPI.
     rules: HashMap<u32, (String, Selector)>,
     rekey_asked: HashSet<u32>,
+    /// When each peer's ESP for an unknown SPI was last reported to IKE (bounded).
+    unknown_reported: HashMap<IpAddr, Instant>,
     natt: NattSockets,
     /// The UDP-encapsulated inbound SAs, by SPI.
     encap: HashMap<u32, UdpIn>,
@@ -62,6 +68,7 @@ impl Inbound {
             sas: InboundTable::new(),
             rules: HashMap::new(),
             rekey_asked: HashSet::new(),
+            unknown_reported: HashMap::new(),
             natt,
             encap: HashMap::new(),
         }
@@ -188,6 +195,11 @@ impl Inbound {
                 if !reason.is_quiet() {
                     debug!("inbound ESP dropped: {}", reason.name());
                 }
+                if reason == DropReason::UnknownSpi {
+                    if let (Some(peer), Some(spi)) = (packet_source(packet), packet_spi(packet)) {
+                        self.report_unknown_spi(now, peer, spi);
+                    }
+                }
                 return;
             }
         };
@@ -233,6 +245,7 @@ impl Inbound {
             if unknown {
                 self.sas.counters().count_drop(DropReason::UnknownSpi);
                 bump(&self.stats.dropped_esp);
+                self.report_unknown_spi(now, remote.ip(), spi);
             } else {
                 bump(&self.natt.stats.esp_dropped_not_encapsulated);
             }
@@ -241,6 +254,7 @@ impl Inbound {
         let Some(sa) = self.sas.get_mut(spi, local.ip()) else {
             self.sas.counters().count_drop(DropReason::UnknownSpi);
             bump(&self.stats.dropped_esp);
+            self.report_unknown_spi(now, remote.ip(), spi);
             return;
         };
         let (src, dst) = (sa.peer(), sa.local());
@@ -281,6 +295,22 @@ impl Inbound {
         if let Some(inner) = out.get(..total) {
             self.deliver(spi, inner, rekey_soon);
         }
+    }
+
+    /// ESP from `peer` for an SPI no inbound SA has: IKE may tell the peer (INVALID-SPI). Reported at most once a
+    /// second per peer, so that a stream of such packets costs a map lookup each, not an event each.
+    fn report_unknown_spi(&mut self, now: Instant, peer: IpAddr, spi: u32) {
+        if self.unknown_reported.get(&peer).is_some_and(|t| now.saturating_duration_since(*t) < UNKNOWN_SPI_EVERY) {
+            return;
+        }
+        if self.unknown_reported.len() >= UNKNOWN_SPI_PEERS {
+            self.unknown_reported.retain(|_, t| now.saturating_duration_since(*t) < UNKNOWN_SPI_EVERY);
+            if self.unknown_reported.len() >= UNKNOWN_SPI_PEERS {
+                return;
+            }
+        }
+        self.unknown_reported.insert(peer, now);
+        let _ = self.events.send(DpEvent::UnknownSpi { spi, peer });
     }
 
     /// The policy checks of a decrypted packet of the SA `spi`, then the TUN.
@@ -385,6 +415,15 @@ fn recv_from(fd: RawFd, buf: &mut [u8]) -> std::io::Result<Option<(usize, Socket
             f => return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("address family {f}"))),
         };
         return Ok(Some((n, addr)));
+    }
+}
+
+/// The source address of an outer IPv4/IPv6 packet.
+fn packet_source(packet: &[u8]) -> Option<IpAddr> {
+    match packet.first()? >> 4 {
+        4 => Some(IpAddr::from(<[u8; 4]>::try_from(packet.get(12..16)?).ok()?)),
+        6 => Some(IpAddr::from(<[u8; 16]>::try_from(packet.get(8..24)?).ok()?)),
+        _ => None,
     }
 }
 

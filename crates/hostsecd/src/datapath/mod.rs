@@ -117,6 +117,14 @@ pub enum DpEvent {
         /// Whether `spi` is our inbound SPI.
         inbound: bool,
     },
+    /// ESP came from `peer` for an SPI that no inbound SA has (reported at most once a second per peer):
+    /// `Endpoint::esp_unknown_spi` may tell the peer with INVALID-SPI.
+    UnknownSpi {
+        /// The SPI of the packet.
+        spi: u32,
+        /// Its source address.
+        peer: IpAddr,
+    },
     /// An authenticated ESP-in-UDP packet, the highest-numbered so far on the inbound SA `spi`, came from
     /// `remote`, which is not where the peer was: the NAT's mapping changed (`Endpoint::peer_moved`).
     PeerMoved {
