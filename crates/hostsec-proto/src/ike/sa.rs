@@ -2,7 +2,7 @@
 //! and the Quick Mode exchanges running under it. Also the context that every step of every exchange uses to
 //! send, report and count.
 
-use super::events::{Event, MainModeSaInfo, NatStatus, RequestId, Role};
+use super::events::{MainModeSaInfo, NatStatus, RequestId, Role};
 use super::fragment::Reassembly;
 use super::main_mode::MainMode;
 use super::message::{build_encrypted, build_plain, Crypt};
@@ -26,7 +26,7 @@ use std::time::Instant;
 /// Identifies an ISAKMP SA inside an endpoint.
 pub(crate) type SaId = u64;
 
-/// What every step of an exchange may touch: the clock, randomness, the outbox, the event queue and counters.
+/// What every step of an exchange may touch: the clock, randomness, the outbox and counters.
 pub(crate) struct Ctx<'a> {
     /// Now.
     pub now: Instant,
@@ -34,8 +34,6 @@ pub(crate) struct Ctx<'a> {
     pub rng: &'a mut (dyn CryptoRngCore + Send),
     /// Datagrams to send.
     pub out: &'a mut VecDeque<Transmit>,
-    /// Events for the daemon.
-    pub events: &'a mut VecDeque<Event>,
     /// Counters.
     pub stats: &'a mut Stats,
     /// Timers and bounds.
