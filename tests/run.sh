@@ -3,7 +3,7 @@
 #   1. formatting and lints (cargo fmt --check, cargo clippy -D warnings)
 #   2. unit, property, known-answer, capture and in-memory pair tests (cargo test)
 #   3. hostsecd + hostsec end to end in network namespaces (tests/e2e/hostsec-pair.sh, datapath.sh, keywords.sh,
-#      selectors.sh, reload.sh, certs.sh, natt.sh)
+#      selectors.sh, reload.sh, certs.sh, natt.sh, flood.sh)
 #   4. interop with strongSwan in a QEMU guest with kernel ESP: IKE (tests/interop/strongswan-ike.sh) and protected
 #      traffic through hostsec's ESP datapath (tests/interop/strongswan-esp.sh), certificate authentication
 #      (tests/interop/strongswan-certs.sh), NAT traversal (tests/interop/strongswan-natt.sh)
@@ -74,6 +74,9 @@ bash tests/e2e/certs.sh
 
 step "end to end: NAT traversal through a masquerading NAT (UDP 4500, ESP in UDP, off refused, NAT rebinding)"
 bash tests/e2e/natt.sh
+
+step "end to end: a flood of 100,000 forged Main Mode first messages (memory bound, established SA keeps its traffic)"
+bash tests/e2e/flood.sh
 
 if [ "$INTEROP" = yes ]; then
   step "interop: strongSwan in a QEMU guest with kernel ESP ($CASES cases)"
