@@ -137,9 +137,12 @@ check "ping over the established SA during the flood: loss ${loss}% <= 1%" pytho
 check "iperf3 over the established SA during the flood: ${mbits:-failed} Mbit/s" test "${mbits:-0}" -gt 0
 check "every forged MM1 reached hostsecd or was dropped by B's kernel ($received + $kernel_dropped)" \
   test $((received + kernel_dropped)) -ge "$FLOOD"
-check "every datagram counted once: MM1 answered + refused + A's $from_a = $((answered + rate + total + per_peer + from_a)) of $received received" \
-  test $((answered + rate + total + per_peer + from_a)) = "$received"
-[ $((answered + rate + total + per_peer + from_a)) = "$received" ] || cat "$W/b-stats.txt"
+# The rest of what B received came from A, whose datagrams share B's receive buffer with the flood: B's kernel may
+# have dropped a few of them (A retransmits), so they are at most what A sent.
+counted=$((answered + rate + total + per_peer))
+check "every datagram counted once: MM1 answered + refused = $counted, the other $((received - counted)) of $received from A (it sent $from_a)" \
+  test "$counted" -le "$received" -a $((received - counted)) -le "$from_a" -a $((received - counted)) -ge $((from_a - 10))
+[ "$counted" -le "$received" ] || cat "$W/b-stats.txt"
 check "the half-open table reached its bound and no more ($half_open_during <= 1000, answered $answered)" \
   test "$half_open_during" = 1000 -a "$answered" = 1000
 check "refusals counted by reason (rate $rate, table full $total)" test "$rate" -gt 0 -a "$total" -gt 0
