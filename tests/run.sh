@@ -4,7 +4,7 @@
 #   2. unit, property, known-answer, capture and in-memory pair tests (cargo test); every fuzz target for a fixed
 #      budget (tests/fuzz.sh, HOSTSEC_FUZZ_SECONDS per target, default 20)
 #   3. hostsecd + hostsec end to end in network namespaces (tests/e2e/hostsec-pair.sh, datapath.sh, keywords.sh,
-#      selectors.sh, reload.sh, certs.sh, natt.sh, dpd.sh)
+#      selectors.sh, reload.sh, certs.sh, natt.sh, dpd.sh, flood.sh)
 #   4. interop with strongSwan in a QEMU guest with kernel ESP: IKE (tests/interop/strongswan-ike.sh) and protected
 #      traffic through hostsec's ESP datapath (tests/interop/strongswan-esp.sh), certificate authentication
 #      (tests/interop/strongswan-certs.sh), NAT traversal (tests/interop/strongswan-natt.sh)
@@ -81,6 +81,9 @@ bash tests/e2e/natt.sh
 
 step "end to end: restarts and dead peer detection (kill -9 mid-transfer and restart, a frozen peer found dead, re-keying)"
 bash tests/e2e/dpd.sh
+
+step "end to end: a flood of 100,000 forged Main Mode first messages (memory bound, established SA keeps its traffic)"
+bash tests/e2e/flood.sh
 
 if [ "$INTEROP" = yes ]; then
   step "interop: strongSwan in a QEMU guest with kernel ESP ($CASES cases)"

@@ -319,6 +319,11 @@ fn aggressive_mode_and_unknown_exchanges_are_refused_without_state() {
     pair.b.handle(pair.now, b, a, &msg);
     assert_eq!(pair.b.stats().refused_exchange, 3);
     assert!(pair.b.main_mode_sas(pair.now).is_empty());
+    // The only timer is the summary of the refusals logged once and then counted: it goes when they stop.
+    let summary = pair.now + Duration::from_secs(10);
+    assert_eq!(pair.b.poll_timeout(), Some(summary));
+    pair.b.handle_timeout(summary);
+    pair.b.handle_timeout(summary + Duration::from_secs(10));
     assert!(pair.b.poll_timeout().is_none(), "no state, no timer");
 }
 

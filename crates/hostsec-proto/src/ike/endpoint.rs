@@ -1,6 +1,7 @@
 //! The IKE endpoint: owns every ISAKMP SA, Quick Mode and ESP SA pair of one host, dispatches datagrams to
 //! them by cookies and message ID, runs their timers, and queues datagrams and events for the daemon.
 
+use super::admission::{Admission, Limits, Refusal, RefusalLog};
 use super::dpd::{self, Dpd, DpdStep};
 use super::events::{Event, MainModeSaInfo, QuickModeSaInfo, RequestId, Role};
 use super::fragment::{self, Added, Reassembly, Refused};
@@ -77,6 +78,21 @@ struct Child {
 enum TimerKey {
     Sa(SaId),
     Child(u32),
+    /// The summary of refusals counted without a log line.
+    Refusals,
+}
+
+/// What the endpoint holds, for `hostsec stats` and the tests that check it stays bounded under a flood.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Occupancy {
+    /// Main Mode (ISAKMP) SAs, established or negotiating.
+    pub main_mode_sas: usize,
+    /// Half-open responder Main Modes (not yet authenticated).
+    pub half_open: usize,
+    /// Quick Mode SA pairs.
+    pub quick_mode_sas: usize,
+    /// Entries in the timer queue (live and stale ones).
+    pub timers: usize,
 }
 
 /// Bound on Quick Modes running at once (not finished) under one ISAKMP SA.
@@ -98,6 +114,11 @@ const REKEY_OVERLAP: std::time::Duration = std::time::Duration::from_secs(10);
 const INVALID_SPI_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// Bound on the peers remembered for that rate limit.
 const INVALID_SPI_PEERS: usize = 256;
+/// Largest first message (MM1) answered. A half-open responder keeps the SA payload of MM1 (it is hashed into
+/// the authentication), so this bounds what each half-open Main Mode costs. hostsec's largest MM1 (every
+/// transform of `standard` offered for two authentication methods) is about 2.9 KB; other implementations send
+/// far fewer proposals.
+const MAX_FIRST_MESSAGE: usize = 8192;
 /// Why the SAs of a `rule test` go (with "administrator" in it, which the daemon reads as "do not bring back").
 const TEST_OVER: &str = "the administrator's rule test is over";
 
@@ -108,7 +129,12 @@ pub struct Endpoint {
     rng: Box<dyn CryptoRngCore + Send>,
     sas: BTreeMap<SaId, IkeSa>,
     by_cookie: HashMap<[u8; 8], SaId>,
-    half_open: HashMap<(SocketAddr, [u8; 8]), SaId>,
+    /// Bounds on half-open responder Main Modes and on the rate of new ones.
+    admission: Admission,
+    /// Rate-limited logging of refusals.
+    refusals: RefusalLog,
+    /// The refusal summary's entry in `timers`.
+    refusals_scheduled: Option<Instant>,
     children: BTreeMap<u32, Child>,
     reserved_spis: HashSet<u32>,
     timers: BinaryHeap<Reverse<(Instant, TimerKey)>>,
@@ -138,7 +164,6 @@ macro_rules! ctx {
             now: $now,
             rng: &mut *$s.rng,
             out: &mut $s.out,
-            events: &mut $s.events,
             stats: &mut $s.stats,
             timing: &$s.timing,
             policy: &$s.policy,
@@ -165,7 +190,9 @@ impl Endpoint {
             rng,
             sas: BTreeMap::new(),
             by_cookie: HashMap::new(),
-            half_open: HashMap::new(),
+            admission: Admission::default(),
+            refusals: RefusalLog::default(),
+            refusals_scheduled: None,
             children: BTreeMap::new(),
             reserved_spis: HashSet::new(),
             timers: BinaryHeap::new(),
@@ -242,6 +269,57 @@ impl Endpoint {
     /// Counters.
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// How much state the endpoint holds now.
+    pub fn occupancy(&self) -> Occupancy {
+        Occupancy {
+            main_mode_sas: self.sas.len(),
+            half_open: self.admission.half_open.len(),
+            quick_mode_sas: self.children.len(),
+            timers: self.timers.len(),
+        }
+    }
+
+    /// Counts a refusal and logs it in full when it is the first of its reason in a while (else the periodic
+    /// summary reports it); returns whether it was logged in full, for what goes with the log line.
+    fn refuse(&mut self, now: Instant, why: Refusal, remote: SocketAddr, detail: impl FnOnce() -> String) -> bool {
+        let counter = match why {
+            Refusal::NoRule => &mut self.stats.refused_no_rule,
+            Refusal::NoProposal => &mut self.stats.refused_no_proposal,
+            Refusal::Exchange => &mut self.stats.refused_exchange,
+            Refusal::PeerHalfOpen => &mut self.stats.refused_half_open_per_peer,
+            Refusal::TotalHalfOpen => &mut self.stats.refused_half_open_total,
+            Refusal::Rate => &mut self.stats.refused_rate,
+            Refusal::HalfOpenExpired => &mut self.stats.half_open_expired,
+        };
+        *counter += 1;
+        let full = self.refusals.note(now, why);
+        if full {
+            warn!(peer = %remote, "{} (further ones are counted and summarised every {}s)", detail(), super::admission::REFUSAL_LOG_INTERVAL.as_secs());
+            self.schedule_refusal_summary();
+        }
+        full
+    }
+
+    /// Keeps one timer entry for the next refusal summary.
+    fn schedule_refusal_summary(&mut self) {
+        let next = self.refusals.next_deadline();
+        if next.is_some() && next != self.refusals_scheduled {
+            self.refusals_scheduled = next;
+            if let Some(t) = next {
+                self.timers.push(Reverse((t, TimerKey::Refusals)));
+            }
+        }
+    }
+
+    /// Logs the refusal summaries that are due.
+    fn refusal_summaries(&mut self, now: Instant) {
+        for (why, n) in self.refusals.due(now) {
+            warn!("{n} more {} in the last {}s", why.summary(), super::admission::REFUSAL_LOG_INTERVAL.as_secs());
+        }
+        self.refusals_scheduled = None;
+        self.schedule_refusal_summary();
     }
 
     /// The next datagram to send. A datagram of an SA whose peer announced IKE fragmentation comes out as
@@ -397,9 +475,10 @@ impl Endpoint {
             exchange::QUICK_MODE => self.on_quick_mode(now, local, remote, &hdr, datagram),
             exchange::INFORMATIONAL => self.on_informational(now, local, remote, &hdr, datagram),
             exchange::AGGRESSIVE => {
-                self.stats.refused_exchange += 1;
-                warn!(peer = %remote, "refused Aggressive Mode: hostsec negotiates Main Mode only (it protects identities); configure the peer for Main Mode");
-                if hdr.responder_cookie == [0; 8] {
+                self.refuse(now, Refusal::Exchange, remote, || {
+                    "refused Aggressive Mode: hostsec negotiates Main Mode only (it protects identities); configure the peer for Main Mode".to_string()
+                });
+                if hdr.responder_cookie == [0; 8] && self.admission.may_notify(now) {
                     let cky_r = self.fresh_cookie();
                     let mut cx = ctx!(self, now);
                     send_plain_notify(
@@ -420,8 +499,9 @@ impl Endpoint {
                 info!(peer = %remote, "ignored an AuthIP message (exchange {}): this version negotiates IKEv1, which Windows sends alongside", hdr.exchange_type);
             }
             other => {
-                self.stats.refused_exchange += 1;
-                warn!(peer = %remote, "refused ISAKMP exchange type {other}: hostsec does IKEv1 Main Mode, Quick Mode and Informational only");
+                self.refuse(now, Refusal::Exchange, remote, || {
+                    format!("refused ISAKMP exchange type {other}: hostsec does IKEv1 Main Mode, Quick Mode and Informational only")
+                });
             }
         }
     }
@@ -514,7 +594,7 @@ impl Endpoint {
 
     fn on_main_mode(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, hdr: &Header, datagram: &[u8]) {
         if hdr.responder_cookie == [0; 8] {
-            match self.half_open.get(&(remote, hdr.initiator_cookie)).copied() {
+            match self.admission.half_open.get(remote, hdr.initiator_cookie) {
                 Some(id) => {
                     if !self.answer_duplicate(id, datagram) {
                         self.stats.dropped_unexpected += 1;
@@ -609,6 +689,11 @@ impl Endpoint {
             debug!(peer = %remote, "dropped a first Main Mode message that is encrypted or has a message ID");
             return;
         }
+        if datagram.len() > MAX_FIRST_MESSAGE {
+            self.stats.dropped_malformed += 1;
+            debug!(peer = %remote, "dropped a {}-byte MM1: more than {MAX_FIRST_MESSAGE} bytes", datagram.len());
+            return;
+        }
         let c = match collect(hdr.next_payload, &datagram[Header::LEN..]) {
             Ok(c) => c,
             Err(e) => {
@@ -622,9 +707,7 @@ impl Endpoint {
             debug!(peer = %remote, "dropped an MM1 without exactly one SA payload");
             return;
         };
-        let cky_r = self.fresh_cookie();
         let Some(rule_idx) = main_mode_rule(&self.policy, local.ip(), remote.ip()) else {
-            self.stats.refused_no_rule += 1;
             let why = match self.policy.governing_rule(local.ip(), remote.ip()) {
                 Some(i) => format!(
                     "rule '{}' applies to it with action {}",
@@ -633,12 +716,39 @@ impl Endpoint {
                 ),
                 None => "no enabled require/request rule covers it".to_string(),
             };
-            warn!(peer = %remote, "refused Main Mode from {}: {why}", remote.ip());
-            let mut cx = ctx!(self, now);
-            failed(cx.events, None, None, remote, "main mode", format!("refused: {why}"));
-            send_plain_notify(&mut cx, local, remote, hdr.initiator_cookie, cky_r, notify::NO_PROPOSAL_CHOSEN);
+            if self.refuse(now, Refusal::NoRule, remote, || format!("refused Main Mode from {}: {why}", remote.ip())) {
+                failed(&mut self.events, None, None, remote, "main mode", format!("refused: {why}"));
+            }
+            // The source may be forged: the answer is smaller than the request, and rate-limited.
+            if self.admission.may_notify(now) {
+                let cky_r = self.fresh_cookie();
+                let mut cx = ctx!(self, now);
+                send_plain_notify(&mut cx, local, remote, hdr.initiator_cookie, cky_r, notify::NO_PROPOSAL_CHOSEN);
+            }
             return;
         };
+        // Admission before any work or state: what is refused here is dropped silently (an answer would let forged
+        // sources reflect traffic at third parties).
+        let known = self.contacted.contains(&remote.ip());
+        let limits = Limits::from_global(&self.policy.global);
+        if let Err(why) = self.admission.admit(now, limits, remote.ip(), known) {
+            let held = self.admission.half_open.len();
+            self.refuse(now, why, remote, || {
+                let detail = match why {
+                    Refusal::PeerHalfOpen => format!(
+                        "{} half-open Main Modes are the bound per peer (half_open_main_modes_per_peer)",
+                        limits.per_peer
+                    ),
+                    Refusal::TotalHalfOpen => {
+                        format!("{held} half-open Main Modes are the bound (half_open_main_modes)")
+                    }
+                    _ => format!("more than {} new Main Modes per second (new_main_modes_per_second)", limits.rate),
+                };
+                format!("dropped a Main Mode request from {} without answer: {detail}", remote.ip())
+            });
+            return;
+        }
+        let cky_r = self.fresh_cookie();
         let rule = self.policy.rules[rule_idx].clone();
         let id = self.next_sa;
         self.next_sa += 1;
@@ -650,8 +760,9 @@ impl Endpoint {
         };
         match result {
             Ok(mm) => {
+                self.stats.responder_main_modes += 1;
                 self.by_cookie.insert(cky_r, id);
-                self.half_open.insert((remote, hdr.initiator_cookie), id);
+                self.admission.half_open.insert(remote, hdr.initiator_cookie, id);
                 self.sas.insert(
                     id,
                     IkeSa { core, phase1: Phase1::Negotiating(Box::new(mm)), quick_modes: BTreeMap::new() },
@@ -660,13 +771,16 @@ impl Endpoint {
                 self.schedule(id);
             }
             Err(f) => {
-                self.stats.refused_no_proposal += 1;
-                warn!(peer = %remote, rule = %rule.name, "Main Mode refused: {}", f.reason);
-                let mut cx = ctx!(self, now);
-                if let Some(n) = f.notify {
+                let full = self.refuse(now, Refusal::NoProposal, remote, || {
+                    format!("Main Mode refused under rule '{}': {}", rule.name, f.reason)
+                });
+                if let Some(n) = f.notify.filter(|_| self.admission.may_notify(now)) {
+                    let mut cx = ctx!(self, now);
                     send_plain_notify(&mut cx, local, remote, hdr.initiator_cookie, cky_r, n);
                 }
-                failed(cx.events, None, Some(rule.name.clone()), remote, "main mode", f.reason);
+                if full {
+                    failed(&mut self.events, None, Some(rule.name.clone()), remote, "main mode", f.reason);
+                }
             }
         }
     }
@@ -710,7 +824,7 @@ impl Endpoint {
 
     fn on_established(&mut self, now: Instant, id: SaId) {
         // By SA rather than by key: a responder that floated to port 4500 no longer has the address of MM1.
-        self.half_open.retain(|_, v| *v != id);
+        self.admission.half_open.remove(id);
         let Some(sa) = self.sas.get_mut(&id) else {
             return;
         };
@@ -859,7 +973,12 @@ impl Endpoint {
         if self.by_cookie.get(&own) == Some(&id) {
             self.by_cookie.remove(&own);
         }
-        self.half_open.retain(|_, v| *v != id);
+        self.admission.half_open.remove(id);
+        self.admission.half_open.shrink();
+        // After a flood the index would keep its peak capacity for good.
+        if self.by_cookie.capacity() > 64 && self.by_cookie.len() * 4 < self.by_cookie.capacity() {
+            self.by_cookie.shrink_to(self.by_cookie.len() * 2);
+        }
         for qm in quick_modes.values() {
             if !self.children.contains_key(&qm.spi_in) {
                 self.reserved_spis.remove(&qm.spi_in);
@@ -1737,6 +1856,11 @@ impl Endpoint {
                         self.delete_child_with_notice(now, spi, "its lifetime expired");
                     }
                 }
+                TimerKey::Refusals => {
+                    if self.refusals_scheduled == Some(t) {
+                        self.refusal_summaries(now);
+                    }
+                }
             }
         }
     }
@@ -1778,8 +1902,27 @@ impl Endpoint {
             sa.core.reply = None;
             if sa.established().is_none() {
                 self.stats.timeouts += 1;
-                let reason = format!("the peer stopped answering during Main Mode (state {})", sa.info(now).state);
-                self.fail_sa(now, id, Failure { reason, notify: None, auth: false });
+                let state = sa.info(now).state;
+                let reason = format!("the peer stopped answering during Main Mode (state {state})");
+                if sa.core.role == Role::Responder
+                    && matches!(&sa.phase1, Phase1::Negotiating(mm) if mm.is_first_reply_sent())
+                {
+                    // Never answered beyond MM1: most likely a forged first message, of which a flood leaves
+                    // thousands; counted and summarised rather than logged and reported one by one.
+                    let peer = sa.core.peer;
+                    self.forget_sa(id);
+                    self.refuse(now, Refusal::HalfOpenExpired, peer, || {
+                        format!(
+                            "gave up a half-open Main Mode with {}: no MM3 came after our MM2 ({reason})",
+                            peer.ip()
+                        )
+                    });
+                } else {
+                    if sa.core.role == Role::Responder {
+                        self.stats.half_open_expired += 1;
+                    }
+                    self.fail_sa(now, id, Failure { reason, notify: None, auth: false });
+                }
                 return;
             }
         }
@@ -1992,8 +2135,32 @@ impl Endpoint {
             sa.core.scheduled = next;
             if let Some(t) = next {
                 self.timers.push(Reverse((t, TimerKey::Sa(id))));
+                self.compact_timers();
             }
         }
+    }
+
+    /// Drops stale entries from the timer queue when they outnumber the live ones. An entry goes stale when its
+    /// SA is removed or rescheduled; it would otherwise stay until its time came, which for an established SA
+    /// (its expiry, hours away) rescheduled by every Quick Mode, or for the SAs of a flood, grows without bound.
+    /// At most one live entry exists per SA, per Quick Mode pair and for the refusal summary, so rebuilding when
+    /// the queue is twice that keeps it linear in live state at an amortised constant cost per push.
+    fn compact_timers(&mut self) {
+        let live = self.sas.len() + self.children.len() + 1;
+        if self.timers.len() <= 2 * live + 64 {
+            return;
+        }
+        let (sas, children, refusals) = (&self.sas, &self.children, self.refusals_scheduled);
+        let entries = std::mem::take(&mut self.timers).into_vec();
+        self.timers = entries
+            .into_iter()
+            .filter(|Reverse((t, key))| match key {
+                TimerKey::Sa(id) => sas.get(id).is_some_and(|sa| sa.core.scheduled == Some(*t)),
+                TimerKey::Child(spi) => children.get(spi).is_some_and(|c| c.expires == *t),
+                TimerKey::Refusals => refusals == Some(*t),
+            })
+            .collect();
+        self.timers.shrink_to(2 * self.timers.len() + 64);
     }
 
     fn fresh_cookie(&mut self) -> [u8; 8] {

@@ -139,6 +139,11 @@ impl MainMode {
         }
     }
 
+    /// Whether this is a responder that answered MM1 and has heard nothing since.
+    pub fn is_first_reply_sent(&self) -> bool {
+        matches!(self, MainMode::R2(_))
+    }
+
     /// The negotiated suite, once chosen.
     pub fn suite(&self) -> Option<MainModeSuite> {
         self.choice().map(|c| c.suite)

@@ -12,9 +12,11 @@
 //! chooses among a peer's; `message.rs` frames, encrypts and decrypts; `fragment.rs` cuts datagrams too large for
 //! the path into IKE fragments and reassembles the peer's; `vendor.rs` holds the vendor IDs; `nat.rs` the NAT
 //! detection of NAT traversal and its setting (docs/nat-traversal.md has the daemon's side); `endpoint.rs`
-//! dispatches; `selector.rs` holds the traffic selectors of Quick Mode SAs and the flow lookups the datapath
+//! dispatches; `admission.rs` bounds the half-open Main Modes a flood of first messages can create and
+//! rate-limits the logging of refusals; `selector.rs` holds the traffic selectors of Quick Mode SAs and the flow lookups the datapath
 //! shares.
 
+mod admission;
 mod dpd;
 mod endpoint;
 mod events;
@@ -32,7 +34,7 @@ mod stats;
 mod vendor;
 
 pub use dpd::DpdInfo;
-pub use endpoint::{Endpoint, InitiateError, Transmit};
+pub use endpoint::{Endpoint, InitiateError, Occupancy, Transmit};
 pub use events::{ChildSaKeys, Event, MainModeSaInfo, NatStatus, QuickModeSaInfo, RequestId, Role, UdpEncapsulation};
 pub use nat::nat_d as nat_d_hash;
 pub use selector::{Flow, Selector};

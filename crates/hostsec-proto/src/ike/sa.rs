@@ -3,7 +3,7 @@
 //! send, report and count.
 
 use super::dpd::Dpd;
-use super::events::{Event, MainModeSaInfo, NatStatus, RequestId, Role};
+use super::events::{MainModeSaInfo, NatStatus, RequestId, Role};
 use super::fragment::Reassembly;
 use super::main_mode::MainMode;
 use super::message::{build_encrypted, build_plain, Crypt};
@@ -27,7 +27,7 @@ use std::time::Instant;
 /// Identifies an ISAKMP SA inside an endpoint.
 pub(crate) type SaId = u64;
 
-/// What every step of an exchange may touch: the clock, randomness, the outbox, the event queue and counters.
+/// What every step of an exchange may touch: the clock, randomness, the outbox and counters.
 pub(crate) struct Ctx<'a> {
     /// Now.
     pub now: Instant,
@@ -35,8 +35,6 @@ pub(crate) struct Ctx<'a> {
     pub rng: &'a mut (dyn CryptoRngCore + Send),
     /// Datagrams to send.
     pub out: &'a mut VecDeque<Transmit>,
-    /// Events for the daemon.
-    pub events: &'a mut VecDeque<Event>,
     /// Counters.
     pub stats: &'a mut Stats,
     /// Timers and bounds.

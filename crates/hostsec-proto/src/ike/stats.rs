@@ -70,4 +70,22 @@ pub struct Stats {
     /// Authenticated INVALID-SPI notifications that made us delete an SA pair the peer no longer knows.
     #[serde(default)]
     pub invalid_spi_honoured: u64,
+    /// First messages (MM1) answered: new half-open responder Main Modes.
+    #[serde(default)]
+    pub responder_main_modes: u64,
+    /// Dropped without state or answer: an MM1 from a peer address that has its share of half-open Main Modes
+    /// (`half_open_main_modes_per_peer`).
+    #[serde(default)]
+    pub refused_half_open_per_peer: u64,
+    /// Dropped without state or answer: an MM1 while the table of half-open Main Modes is full
+    /// (`half_open_main_modes`).
+    #[serde(default)]
+    pub refused_half_open_total: u64,
+    /// Dropped without state or answer: an MM1 beyond the rate of new Main Modes (`new_main_modes_per_second`).
+    #[serde(default)]
+    pub refused_rate: u64,
+    /// Half-open responder Main Modes given up: the peer did not go on within the responder timeout (also
+    /// counted in `timeouts`).
+    #[serde(default)]
+    pub half_open_expired: u64,
 }

@@ -97,6 +97,9 @@ const GLOBAL_KEYS: &[&str] = &[
     "control_socket",
     "key_log",
     "ike_fragment_size",
+    "half_open_main_modes",
+    "half_open_main_modes_per_peer",
+    "new_main_modes_per_second",
 ];
 
 const RULE_KEYS: &[&str] = &[
@@ -333,11 +336,32 @@ fn parse_global(cx: &mut Ctx, t: &Table) -> Global {
                         .into())
                 }
             },
+            "half_open_main_modes" => {
+                bounded(v, 10, 100_000, "an integer from 10 to 100000").map(|n| g.half_open_main_modes = n)
+            }
+            "half_open_main_modes_per_peer" => {
+                bounded(v, 1, 1000, "an integer from 1 to 1000").map(|n| g.half_open_main_modes_per_peer = n)
+            }
+            "new_main_modes_per_second" => {
+                bounded(v, 1, 100_000, "an integer from 1 to 100000").map(|n| g.new_main_modes_per_second = n)
+            }
             _ => Ok(()),
         };
         if let Err(m) = res {
             cx.error(line, None, Some(&field), m);
         }
+    }
+    if g.half_open_main_modes_per_peer > g.half_open_main_modes {
+        let line = value_line(cx, t, "half_open_main_modes_per_peer");
+        cx.error(
+            line,
+            None,
+            Some("global.half_open_main_modes_per_peer"),
+            format!(
+                "{} is more than half_open_main_modes ({}); it must be at most that",
+                g.half_open_main_modes_per_peer, g.half_open_main_modes
+            ),
+        );
     }
     if g.key_log.is_some() {
         let line = value_line(cx, t, "key_log");
@@ -696,6 +720,14 @@ fn nat(s: &str) -> Result<NatTraversal, String> {
     }
 }
 
+/// An integer setting within `min..=max`.
+fn bounded(v: &Value, min: u32, max: u32, allowed: &str) -> Result<u32, String> {
+    match v.as_integer().map(u32::try_from) {
+        Some(Ok(n)) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(format!("must be {allowed}")),
+    }
+}
+
 fn lifetime(v: &Value, min_s: u64, max_s: u64, allowed: &str) -> Result<Duration, String> {
     let s = str_of(v)?;
     let d = parse_duration(s)?;
@@ -964,6 +996,42 @@ auto = "none"
         assert!(r.remote.contains("10.20.2.9".parse().unwrap()));
         assert_eq!(p.rule_for_peer("198.51.100.1".parse().unwrap(), "10.20.1.15".parse().unwrap()), Some(0));
         assert_eq!(p.rule_for_peer("198.51.100.1".parse().unwrap(), "10.20.3.1".parse().unwrap()), None);
+    }
+
+    #[test]
+    fn admission_limits() {
+        let rule = "[[rule]]\nname = \"a\"\nremote = \"192.0.2.1\"\npsk = \"x\"\n";
+        let g = parse_ok(rule).global;
+        assert_eq!(
+            (g.half_open_main_modes, g.half_open_main_modes_per_peer, g.new_main_modes_per_second),
+            (1000, 5, 100)
+        );
+        let p = parse_ok(&format!(
+            "[global]\nhalf_open_main_modes = 10\nhalf_open_main_modes_per_peer = 10\nnew_main_modes_per_second = 100000\n{rule}"
+        ));
+        assert_eq!(p.global.half_open_main_modes, 10);
+        assert_eq!(p.global.half_open_main_modes_per_peer, 10);
+        assert_eq!(p.global.new_main_modes_per_second, 100_000);
+        for (key, bad, allowed) in [
+            ("half_open_main_modes", "9", "an integer from 10 to 100000"),
+            ("half_open_main_modes", "100001", "an integer from 10 to 100000"),
+            ("half_open_main_modes_per_peer", "0", "an integer from 1 to 1000"),
+            ("half_open_main_modes_per_peer", "\"5\"", "an integer from 1 to 1000"),
+            ("new_main_modes_per_second", "0", "an integer from 1 to 100000"),
+            ("new_main_modes_per_second", "-1", "an integer from 1 to 100000"),
+        ] {
+            let all = parse_err(&format!("[global]\n{key} = {bad}\n{rule}")).join("\n");
+            assert!(all.contains(&format!("test.toml:2: field 'global.{key}': must be {allowed}")), "{all}");
+        }
+        let all =
+            parse_err(&format!("[global]\nhalf_open_main_modes = 20\nhalf_open_main_modes_per_peer = 21\n{rule}"))
+                .join("\n");
+        assert!(
+            all.contains(
+                "test.toml:3: field 'global.half_open_main_modes_per_peer': 21 is more than half_open_main_modes (20)"
+            ),
+            "{all}"
+        );
     }
 
     #[test]

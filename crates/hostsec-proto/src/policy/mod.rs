@@ -188,6 +188,14 @@ pub struct Global {
     /// Largest IP datagram (bytes) of an IKE message to a peer that announced IKE fragmentation: larger ones go
     /// as fragments. 0 = 576 over IPv4 and 1280 over IPv6 (the sizes every path must carry).
     pub ike_fragment_size: u16,
+    /// Bound on half-open (not yet authenticated) responder Main Modes in total; first messages beyond it are
+    /// dropped without state (see `ike/admission.rs`).
+    pub half_open_main_modes: u32,
+    /// Bound on half-open responder Main Modes from one peer address.
+    pub half_open_main_modes_per_peer: u32,
+    /// New responder Main Modes started per second at most (a token bucket with one second's worth of burst);
+    /// peers that authenticated before are exempt.
+    pub new_main_modes_per_second: u32,
 }
 
 impl Default for Global {
@@ -204,6 +212,9 @@ impl Default for Global {
             control_socket: PathBuf::from("/run/hostsec/control.sock"),
             key_log: None,
             ike_fragment_size: 0,
+            half_open_main_modes: 1000,
+            half_open_main_modes_per_peer: 5,
+            new_main_modes_per_second: 100,
         }
     }
 }
