@@ -7,6 +7,7 @@ use super::informational::{self, InfoItem};
 use super::main_mode::{Failure, MainMode, Step};
 use super::message::collect;
 use super::quick_mode::{NewChild, QmState, QmStep, QuickMode};
+use super::rekey::{ChildLife, MainModeLife};
 use super::retransmit::request_digest;
 use super::sa::{send_plain_notify, Ctx, IkeSa, Phase1, SaCore, SaId};
 use super::selector::{initiator_selector, main_mode_rule, reload_verdict, Flow, Selector};
@@ -25,6 +26,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 use tracing::{debug, info, warn};
+
+mod renew;
+pub use renew::StateCounts;
 
 /// A datagram to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,12 +74,15 @@ pub enum InitiateError {
 struct Child {
     info: QuickModeSaInfo,
     expires: Instant,
+    life: ChildLife,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum TimerKey {
     Sa(SaId),
     Child(u32),
+    /// The soft deadline of a Main Mode SA, or a check of one being retired.
+    MainModeSoft(SaId),
 }
 
 /// Bound on Quick Modes running at once (not finished) under one ISAKMP SA.
@@ -116,6 +123,8 @@ pub struct Endpoint {
     contacted: HashSet<IpAddr>,
     /// Rekey requests and the inbound SPI of the pair each one replaces.
     rekeying: HashMap<RequestId, u32>,
+    /// Renewal state of Main Mode SAs (rekey.rs).
+    mm_life: HashMap<SaId, MainModeLife>,
     /// Requests of `rule test`, whose failures are reported as a verdict.
     tests: HashSet<RequestId>,
     /// The wall-clock time at an instant, for certificate validity (the sans-IO core reads no clock).
@@ -169,6 +178,7 @@ impl Endpoint {
             next_request: 1,
             contacted: HashSet::new(),
             rekeying: HashMap::new(),
+            mm_life: HashMap::new(),
             tests: HashSet::new(),
             wall_clock: None,
         }
@@ -312,6 +322,7 @@ impl Endpoint {
         if let Event::RequestDone { request, .. } = &e {
             self.tests.remove(request);
         }
+        self.note_event(&e);
         Some(e)
     }
 
@@ -740,6 +751,7 @@ impl Endpoint {
         for (sel, reqs) in groups {
             self.start_quick_mode(now, id, sel, reqs);
         }
+        self.main_mode_up(now, id);
     }
 
     /// The peer restarted: every other SA with it is stale (RFC 2407 §4.6.3.3). They are removed without DELETE:
@@ -828,6 +840,7 @@ impl Endpoint {
     /// Removes an SA from the map and every index.
     fn forget_sa(&mut self, id: SaId) -> Option<IkeSa> {
         let sa = self.sas.remove(&id)?;
+        self.forget_life(id);
         self.unindex(id, &sa.core, &sa.quick_modes);
         Some(sa)
     }
@@ -1124,22 +1137,20 @@ impl Endpoint {
         }
         let expires = now + child.lifetime;
         self.reserved_spis.insert(info.spi_in);
-        self.children.insert(info.spi_in, Child { info: info.clone(), expires });
+        let life = ChildLife::new(now, child.lifetime, info.role, &mut *self.rng);
+        self.children.insert(info.spi_in, Child { info: info.clone(), expires, life });
         self.timers.push(Reverse((expires, TimerKey::Child(info.spi_in))));
+        self.arm_child(info.spi_in);
         self.events.push_back(Event::QuickModeUp(child.keys));
         for request in requests {
             if let Some(old) = self.rekeying.remove(&request) {
                 // The successor is up: the old pair retires after the overlap.
-                if let Some(c) = self.children.get_mut(&old) {
-                    let retire = now + REKEY_OVERLAP;
-                    if retire < c.expires {
-                        c.expires = retire;
-                        self.timers.push(Reverse((retire, TimerKey::Child(old))));
-                    }
-                }
+                self.retire_child(now, old, info.spi_in);
             }
             self.events.push_back(Event::RequestDone { request, info: info.clone(), verdict: verdict.clone() });
         }
+        // The newest pair for some traffic is the one renewed (the peer's rekey, or a collision's later pair).
+        self.supersede_older(info.spi_in);
     }
 
     /// A `rule test` negotiated its Quick Mode: the outcome is reported, and the test SAs are deleted at once
@@ -1516,7 +1527,9 @@ impl Endpoint {
         let carrier = self
             .sas
             .iter()
-            .filter(|(_, sa)| !sa.core.test && sa.core.rule == rule.name && sa.core.peer.ip() == peer.ip())
+            .filter(|(id, sa)| {
+                !sa.core.test && !self.retiring(**id) && sa.core.rule == rule.name && sa.core.peer.ip() == peer.ip()
+            })
             .max_by_key(|(_, sa)| sa.established().is_some())
             .map(|(id, sa)| (*id, sa.established().is_some()));
         match carrier {
@@ -1546,6 +1559,10 @@ impl Endpoint {
     pub fn rekey(&mut self, now: Instant, spi: u32, inbound: bool) -> Option<RequestId> {
         let child =
             self.children.values().find(|c| if inbound { c.info.spi_in == spi } else { c.info.spi_out == spi })?;
+        // The datapath's byte limit and the engine's soft deadline may both ask: one rekey per pair at a time.
+        if let Some(running) = self.rekey_running(child.info.spi_in) {
+            return Some(running);
+        }
         let (rule_name, local, peer, selector) =
             (child.info.rule.clone(), child.info.local, child.info.peer, child.info.selector);
         let rule = self.policy.rule(&rule_name).cloned()?;
@@ -1690,9 +1707,15 @@ impl Endpoint {
                 }
                 TimerKey::Child(spi) => {
                     if self.children.get(&spi).is_some_and(|c| c.expires <= now) {
+                        if self.postpone_retirement(now, spi) {
+                            continue;
+                        }
                         self.delete_child_with_notice(now, spi, "its lifetime expired");
+                    } else {
+                        self.child_soft_deadline(now, spi);
                     }
                 }
+                TimerKey::MainModeSoft(id) => self.main_mode_soft_deadline(now, id),
             }
         }
     }

@@ -23,13 +23,14 @@ mod message;
 mod nat;
 mod proposal;
 mod quick_mode;
+mod rekey;
 mod retransmit;
 mod sa;
 pub mod selector;
 mod stats;
 mod vendor;
 
-pub use endpoint::{Endpoint, InitiateError, Transmit};
+pub use endpoint::{Endpoint, InitiateError, StateCounts, Transmit};
 pub use events::{ChildSaKeys, Event, MainModeSaInfo, NatStatus, QuickModeSaInfo, RequestId, Role, UdpEncapsulation};
 pub use nat::nat_d as nat_d_hash;
 pub use selector::{Flow, Selector};
