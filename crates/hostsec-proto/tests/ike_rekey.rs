@@ -174,3 +174,32 @@ fn simultaneous_rekeys_converge_to_one_pair() {
     assert_eq!(b.len(), 1, "{b:?}");
     assert_eq!((a[0].spi_in, a[0].spi_out), (b[0].spi_out, b[0].spi_in), "the same pair");
 }
+
+/// RFC 2407 §4.6.3.1: a responder with shorter lifetimes announces them in QM2 (RESPONDER-LIFETIME) and the
+/// initiator takes them, so that both sides expire and renew the pair on the same schedule.
+#[test]
+fn the_responders_shorter_lifetime_binds_the_initiator() {
+    let a = lifetimes_policy("198.51.100.2", "480m", "60m");
+    let b = policy(
+        "[global]\nquick_mode_lifetime = \"10m\"\nquick_mode_lifetime_kb = 50000\n\n[[rule]]\nname = \"r\"\n\
+         remote = \"198.51.100.1\"\npsk = \"rekey-test-psk-0123456789\"\nauto = \"none\"\n",
+    );
+    let mut pair = Pair::new(a, b, 6);
+    pair.initiate_a();
+    pair.drive_for(Duration::from_secs(5));
+    let (qa, qb) = (pair.a.quick_mode_sas(pair.now), pair.b.quick_mode_sas(pair.now));
+    assert_eq!(qa.len(), 1);
+    for q in [&qa[0], &qb[0]] {
+        assert!(q.lifetime_left <= Duration::from_secs(600), "{:?}", q.lifetime_left);
+        assert!(q.lifetime_left > Duration::from_secs(590), "{:?}", q.lifetime_left);
+        assert_eq!(q.lifetime_kb, 50_000);
+    }
+    // The other way round nothing is announced, and the initiator's shorter lifetime holds on both sides.
+    let mut pair =
+        Pair::new(lifetimes_policy("198.51.100.2", "480m", "10m"), lifetimes_policy("198.51.100.1", "480m", "60m"), 7);
+    pair.initiate_a();
+    pair.drive_for(Duration::from_secs(5));
+    for q in [&pair.a.quick_mode_sas(pair.now)[0], &pair.b.quick_mode_sas(pair.now)[0]] {
+        assert!(q.lifetime_left <= Duration::from_secs(600) && q.lifetime_left > Duration::from_secs(590));
+    }
+}

@@ -18,6 +18,7 @@ mod endpoint;
 mod events;
 mod fragment;
 mod informational;
+mod lifetime;
 mod main_mode;
 mod message;
 mod nat;
