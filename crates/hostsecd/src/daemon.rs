@@ -375,7 +375,7 @@ impl Daemon {
             Event::QuickModeDown { info, reason } => {
                 self.remove_sa(info.spi_in, info.spi_out, info.local.ip());
                 let auto = self.endpoint.policy().rule(&info.rule).is_some_and(|r| r.auto == AutoStart::Start);
-                if auto && !reason.contains("administrator") {
+                if auto && !reason.contains("administrator") && reason != hostsec_proto::ike::REKEYED {
                     // Bring an always-on rule back (the peer deleted the SA or it expired).
                     self.auto_retry
                         .insert(info.rule.clone(), (Instant::now() + Duration::from_secs(1), AUTO_RETRY_MIN));

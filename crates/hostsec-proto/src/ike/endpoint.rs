@@ -99,6 +99,8 @@ const SEEN_INFORMATIONAL: usize = 64;
 /// How long a rekeyed SA pair lives on beside its successor, for packets still in flight (make-before-break),
 /// before it is deleted (and the peer told).
 const REKEY_OVERLAP: std::time::Duration = std::time::Duration::from_secs(10);
+/// Why a pair replaced by our rekey goes (the daemon reads "rekeyed" as "nothing to bring back").
+pub const REKEYED: &str = "rekeyed: its successor took over";
 /// Why the SAs of a `rule test` go (with "administrator" in it, which the daemon reads as "do not bring back").
 const TEST_OVER: &str = "the administrator's rule test is over";
 
@@ -1710,7 +1712,9 @@ impl Endpoint {
                         if self.postpone_retirement(now, spi) {
                             continue;
                         }
-                        self.delete_child_with_notice(now, spi, "its lifetime expired");
+                        let renewed = self.children.get(&spi).is_some_and(|c| c.life.retire.is_some());
+                        let why = if renewed { REKEYED } else { "its lifetime expired" };
+                        self.delete_child_with_notice(now, spi, why);
                     } else {
                         self.child_soft_deadline(now, spi);
                     }

@@ -31,7 +31,7 @@ pub mod selector;
 mod stats;
 mod vendor;
 
-pub use endpoint::{Endpoint, InitiateError, StateCounts, Transmit};
+pub use endpoint::{Endpoint, InitiateError, StateCounts, Transmit, REKEYED};
 pub use events::{ChildSaKeys, Event, MainModeSaInfo, NatStatus, QuickModeSaInfo, RequestId, Role, UdpEncapsulation};
 pub use nat::nat_d as nat_d_hash;
 pub use selector::{Flow, Selector};
