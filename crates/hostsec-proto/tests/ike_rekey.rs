@@ -203,3 +203,28 @@ fn the_responders_shorter_lifetime_binds_the_initiator() {
         assert!(q.lifetime_left <= Duration::from_secs(600) && q.lifetime_left > Duration::from_secs(590));
     }
 }
+
+/// A Main Mode responder echoes the proposal's lifetime and announces its shorter one in an Informational
+/// exchange (RFC 2407 §4.6.3); the initiator takes it, so both renew and expire the ISAKMP SA alike.
+#[test]
+fn the_responders_shorter_main_mode_lifetime_binds_the_initiator() {
+    let mut pair =
+        Pair::new(lifetimes_policy("198.51.100.2", "480m", "60m"), lifetimes_policy("198.51.100.1", "20m", "60m"), 8);
+    pair.initiate_a();
+    pair.drive_for(Duration::from_secs(5));
+    for e in [&pair.a, &pair.b] {
+        let left = e.main_mode_sas(pair.now)[0].lifetime_left.expect("established");
+        assert!(left <= Duration::from_secs(1200) && left > Duration::from_secs(1190), "{left:?}");
+    }
+    assert_eq!(pair.b.stats().sent, 5, "MM2, MM4, MM6, the Informational with RESPONDER-LIFETIME, QM2");
+    // Not announced when the responder's lifetime is the longer one.
+    let mut pair =
+        Pair::new(lifetimes_policy("198.51.100.2", "20m", "60m"), lifetimes_policy("198.51.100.1", "480m", "60m"), 9);
+    pair.initiate_a();
+    pair.drive_for(Duration::from_secs(5));
+    assert_eq!(pair.b.stats().sent, 4, "MM2, MM4, MM6, QM2: nothing to announce");
+    for e in [&pair.a, &pair.b] {
+        let left = e.main_mode_sas(pair.now)[0].lifetime_left.expect("established");
+        assert!(left <= Duration::from_secs(1200) && left > Duration::from_secs(1190), "{left:?}");
+    }
+}

@@ -27,9 +27,6 @@ use std::sync::Arc;
 use std::time::Instant;
 use tracing::{debug, info, warn};
 
-mod renew;
-pub use renew::StateCounts;
-
 /// A datagram to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transmit {
@@ -149,6 +146,9 @@ macro_rules! ctx {
         }
     };
 }
+
+mod renew;
+pub use renew::StateCounts;
 
 /// The wall-clock time at `now`, from a reference pair (`at` = `time`) the daemon gave.
 fn wall_time_at(at: Instant, time: std::time::SystemTime, now: Instant) -> std::time::SystemTime {
@@ -1343,6 +1343,9 @@ impl Endpoint {
                 }
             }
             InfoItem::RuThereAck(_) => {}
+            InfoItem::ResponderLifetime { protocol, spi, lowered } => {
+                self.honour_responder_lifetime(now, id, protocol, &spi, lowered)
+            }
             InfoItem::Notify { kind, protocol: proto, spi } => {
                 let text = informational::explain_peer_error(kind);
                 info!(peer = %remote, "notification: {text}");

@@ -8,6 +8,11 @@
 //! it by taking the lower values (never a higher one: the notification may lower, not raise).
 //!
 //! When the initiator proposes no lifetime, RFC 2407 §4.5 makes the default 28800 s and no byte limit.
+//!
+//! RFC 2407 §4.6.3 also lets the notification come in a separate Informational exchange after Main Mode or
+//! Quick Mode: for protocol ISAKMP (SPI = the cookies) it lowers the ISAKMP SA's lifetime, for ESP (SPI = the
+//! peer's inbound SPI) the pair's time lifetime. hostsec honours both (counted from their arrival); a byte limit
+//! that comes this way is only logged, as the pair's byte limit is already in the datapath.
 
 use crate::wire::consts::{ipsec_attr, life_type, notify, protocol, DOI_IPSEC};
 use crate::wire::{AttrValue, AttributeIter, AttributeRepr, Emit, NotifyPayload, NotifyRepr};
@@ -39,6 +44,11 @@ impl Lowered {
     /// Whether there is anything to announce.
     pub fn any(&self) -> bool {
         self.seconds.is_some() || self.kilobytes.is_some()
+    }
+
+    /// The notification for an ISAKMP SA (`spi` = its cookies), sent in an Informational exchange.
+    pub fn isakmp_notify(&self, spi: Vec<u8>) -> NotifyRepr {
+        NotifyRepr { protocol_id: protocol::ISAKMP, spi, ..self.notify([0; 4]) }
     }
 
     /// The notification, for the responder's SPI.
@@ -78,9 +88,14 @@ impl Lowered {
         if n.protocol_id != protocol::ESP {
             return Err(format!("RESPONDER-LIFETIME for protocol {} in a Quick Mode of ESP", n.protocol_id));
         }
+        Lowered::read(n.data).map(Some)
+    }
+
+    /// Reads the attributes of a RESPONDER-LIFETIME notification.
+    pub fn read(data: &[u8]) -> Result<Lowered, String> {
         let mut out = Lowered::default();
         let mut kind = None;
-        for a in AttributeIter::over(n.data) {
+        for a in AttributeIter::over(data) {
             let a = a.map_err(|e| format!("RESPONDER-LIFETIME attributes: {e}"))?;
             let value = match a.value {
                 AttrValue::Basic(v) => u64::from(v),
@@ -99,7 +114,7 @@ impl Lowered {
                 k => return Err(format!("RESPONDER-LIFETIME carries attribute type {k}")),
             }
         }
-        Ok(Some(out))
+        Ok(out)
     }
 
     /// Lowers the lifetimes an initiator agreed (`seconds`, `kilobytes`) to these; never raises them.

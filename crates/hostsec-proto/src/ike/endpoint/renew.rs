@@ -2,11 +2,16 @@
 //! successors taking over, and the retirement of what they replace. The policy (margins, jitter, idleness) is in
 //! [`crate::ike::rekey`].
 
-use super::{Endpoint, TimerKey, REKEY_OVERLAP};
+use super::{wall_time_at, Endpoint, TimerKey, REKEY_OVERLAP};
+use crate::ike::events::Role;
 use crate::ike::events::{Event, RequestId};
+use crate::ike::lifetime::Lowered;
 use crate::ike::rekey::{self, MM_RETIRE_CHECK};
 use crate::ike::sa::SaId;
+use crate::ike::sa::{Ctx, Phase1};
+use crate::wire::consts::{payload, protocol};
 use std::cmp::Reverse;
+use std::time::Duration;
 use std::time::Instant;
 use tracing::{debug, info};
 
@@ -131,6 +136,13 @@ impl Endpoint {
         }
         let lifetime = est.expires.saturating_duration_since(now);
         let (role, rule, peer) = (sa.core.role, sa.core.rule.clone(), sa.core.peer.ip());
+        // As responder we must echo the proposal's lifetime unchanged; a shorter one of ours is announced in a
+        // separate Informational exchange (RFC 2407 §4.6.3).
+        if let (Role::Responder, Some(secs)) = (role, est.lowered_to) {
+            let n = Lowered { seconds: Some(secs), kilobytes: None }.isakmp_notify(sa.core.isakmp_spi());
+            let mut cx = ctx!(self, now);
+            let _ = sa.core.send_informational(&mut cx, est, &[(payload::NOTIFY, &n)]);
+        }
         let soft = rekey::soft_deadline(now, lifetime, role, &mut *self.rng);
         let life = self.mm_life.entry(id).or_default();
         life.soft = Some(soft);
@@ -211,6 +223,52 @@ impl Endpoint {
             }
             self.timers.push(Reverse((at, TimerKey::MainModeSoft(id))));
         }
+    }
+
+    /// A RESPONDER-LIFETIME came in an Informational exchange of SA `id` (RFC 2407 §4.6.3): the ISAKMP SA it
+    /// names (by its cookies) or the pair (by the peer's inbound SPI, our outbound one) gets the shorter lifetime,
+    /// counted from now, and a soft deadline within it.
+    pub(super) fn honour_responder_lifetime(
+        &mut self,
+        now: Instant,
+        id: SaId,
+        protocol_id: u8,
+        spi: &[u8],
+        lowered: Lowered,
+    ) {
+        let Some(secs) = lowered.seconds else {
+            debug!("ignored a RESPONDER-LIFETIME without a time lifetime (byte limits are set in Quick Mode)");
+            return;
+        };
+        let until = now + Duration::from_secs(secs.max(60));
+        let Some(sa) = self.sas.get_mut(&id) else { return };
+        let (peer, role) = (sa.core.peer, sa.core.role);
+        if protocol_id == protocol::ISAKMP && spi == [sa.core.cky_i, sa.core.cky_r].concat() {
+            let Phase1::Established(est) = &mut sa.phase1 else { return };
+            if until >= est.expires {
+                return;
+            }
+            est.expires = until;
+            info!(peer = %peer, "the peer lowered the Main Mode SA's lifetime to {secs}s (RESPONDER-LIFETIME)");
+            let soft = rekey::soft_deadline(now, until - now, role, &mut *self.rng);
+            self.mm_life.entry(id).or_default().soft = Some(soft);
+            self.timers.push(Reverse((soft, TimerKey::MainModeSoft(id))));
+            self.schedule(id);
+            return;
+        }
+        let Ok(spi_out) = <[u8; 4]>::try_from(spi).map(u32::from_be_bytes) else {
+            debug!(peer = %peer, "ignored a RESPONDER-LIFETIME for protocol {protocol_id} with a {}-byte SPI", spi.len());
+            return;
+        };
+        let found = self.children.values_mut().find(|c| c.info.spi_out == spi_out && c.info.peer.ip() == peer.ip());
+        let Some(c) = found.filter(|c| protocol_id == protocol::ESP && until < c.expires) else { return };
+        c.expires = until;
+        c.life.lifetime = until - now;
+        c.life.soft = rekey::soft_deadline(now, until - now, c.info.role, &mut *self.rng);
+        let (spi_in, soft) = (c.info.spi_in, c.life.soft);
+        info!(peer = %peer, "the peer lowered the lifetime of Quick Mode SA {spi_in:08x} to {secs}s (RESPONDER-LIFETIME)");
+        self.timers.push(Reverse((until, TimerKey::Child(spi_in))));
+        self.timers.push(Reverse((soft, TimerKey::Child(spi_in))));
     }
 
     /// Whether Main Mode SA `id` is on its way out (replaced by our renewal): no new Quick Mode starts under it.
