@@ -1560,7 +1560,8 @@ impl Endpoint {
     /// `inbound` is false) before it expires: a new Quick Mode for the same traffic under an established Main
     /// Mode SA with the same peer and rule, or a new Main Mode first if there is none. The old pair stays until its
     /// own expiry or a DELETE (make-before-break); the ESP layer switches its outbound traffic to the new pair when
-    /// it comes up.
+    /// it comes up. One rekey per pair at a time: while one runs (started here by the datapath's byte limit, or by
+    /// the engine's soft deadline) this returns its request instead of starting another.
     pub fn rekey(&mut self, now: Instant, spi: u32, inbound: bool) -> Option<RequestId> {
         let child =
             self.children.values().find(|c| if inbound { c.info.spi_in == spi } else { c.info.spi_out == spi })?;

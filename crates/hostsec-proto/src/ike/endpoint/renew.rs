@@ -3,16 +3,13 @@
 //! [`crate::ike::rekey`].
 
 use super::{wall_time_at, Endpoint, TimerKey, REKEY_OVERLAP};
-use crate::ike::events::Role;
-use crate::ike::events::{Event, RequestId};
+use crate::ike::events::{Event, RequestId, Role};
 use crate::ike::lifetime::Lowered;
 use crate::ike::rekey::{self, MM_RETIRE_CHECK};
-use crate::ike::sa::SaId;
-use crate::ike::sa::{Ctx, Phase1};
+use crate::ike::sa::{Ctx, Phase1, SaId};
 use crate::wire::consts::{payload, protocol};
 use std::cmp::Reverse;
-use std::time::Duration;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tracing::{debug, info};
 
 impl Endpoint {
@@ -72,9 +69,9 @@ impl Endpoint {
         }
     }
 
-    /// A new pair came up (not a rekey of ours, which retires its predecessor by request): when the peer made it
-    /// for traffic that an older pair carries, the peer renewed that pair, so we do not renew it ourselves; it
-    /// ends with the peer's DELETE or its hard expiry.
+    /// A new pair came up: the older pairs for the same traffic (rule, peer, selector) are superseded, since only
+    /// the newest is renewed. After the peer's rekey they end with its DELETE or their hard expiry; after ours, by
+    /// retirement ([`Endpoint::retire_child`]); after a collision the duplicate ages out (docs/lifecycle.md).
     pub(super) fn supersede_older(&mut self, spi_in: u32) {
         let Some(new) = self.children.get(&spi_in) else { return };
         let (rule, peer, selector) = (new.info.rule.clone(), new.info.peer.ip(), new.info.selector);
