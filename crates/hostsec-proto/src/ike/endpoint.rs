@@ -1146,7 +1146,7 @@ impl Endpoint {
         self.events.push_back(Event::QuickModeUp(child.keys));
         for request in requests {
             if let Some(old) = self.rekeying.remove(&request) {
-                // The successor is up: the old pair retires after the overlap.
+                // The successor is up: the old pair retires after the overlap, once the peer used the successor.
                 self.retire_child(now, old, info.spi_in);
             }
             self.events.push_back(Event::RequestDone { request, info: info.clone(), verdict: verdict.clone() });
