@@ -32,7 +32,7 @@ LAB_DIR=$REPO/tests/lab
 # shellcheck source=tests/lab/lib.sh
 . "$LAB_DIR/lib.sh"
 
-ONLY='' KEEP=no DURATION_S=200
+ONLY='' KEEP=no DURATION_S=150
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case $1 in
@@ -52,8 +52,8 @@ R=$LAB_DIR/results/strongswan-rekey
 IKE=aes128-sha256-ecp256 ESP=aes128gcm16
 # strongSwan's schedule: CHILD_SA rekey after REKEY_S (+- 5 s), IKE SA after IKE_REKEY_S; hostsec floors a
 # proposed lifetime at 60 s, so the hard lifetimes stay above that.
-REKEY_S=55 IKE_REKEY_S=120
-QM_REKEYS=$(( DURATION_S / (REKEY_S + 10) )) MM_REKEYS=$(( DURATION_S >= IKE_REKEY_S + 20 ? 1 : 0 ))
+REKEY_S=40 IKE_REKEY_S=100
+QM_REKEYS=$(( DURATION_S / (REKEY_S + 10) ))   # 3 for the default 150 s MM_REKEYS=$(( DURATION_S >= IKE_REKEY_S + 20 ? 1 : 0 ))
 
 for b in "$HOSTSECD" "$HOSTSEC"; do
   [ -x "$b" ] || { echo "ERROR: $b not found or not executable. Build first (cargo build --release) or set HOSTSEC_BIN_DIR." >&2; exit 2; }

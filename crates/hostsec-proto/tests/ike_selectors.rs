@@ -190,6 +190,11 @@ fn sas_for_different_ports_and_rules_coexist_and_rekey_one_by_one() {
     // Rekeying the 9100 SA replaces that one only.
     let old = pair.a.quick_mode_sas(pair.now).into_iter().find(|q| q.selector == sel(6, 0, 9100)).unwrap();
     pair.a.rekey(pair.now, old.spi_in, true).expect("rekey");
+    pair.drive_for(Duration::from_secs(1));
+    // The peer's first packets on the successor (the daemon's usage poll) let the old pair retire after the overlap.
+    let successor =
+        pair.a.quick_mode_sas(pair.now).into_iter().find(|q| q.selector == sel(6, 0, 9100) && q.spi_in != old.spi_in);
+    assert!(pair.a.child_used(pair.now, successor.expect("the successor is up").spi_in, true));
     pair.drive_for(Duration::from_secs(30));
     let now_a = pair.a.quick_mode_sas(pair.now);
     assert_eq!(selectors(&now_a), want_a, "the successor has the same selector, the others are untouched");

@@ -12,7 +12,7 @@ use crate::{load_policy, netaddr, Options};
 use hostsec_proto::control::{
     CertsView, MainModeEntry, QuickModeEntry, Request, Response, RuleEntry, SasView, StatsView, StatusView,
 };
-use hostsec_proto::esp::{DropReason, InboundSa, LifetimeLimits, OutboundSa, SaConfig, SaCounters};
+use hostsec_proto::esp::{DropReason, InboundSa, LifetimeLimits, OutboundSa, SaConfig, SaCounters, TAKEOVER_WAIT};
 use hostsec_proto::ike::{Endpoint, Event, RequestId, Timing};
 use hostsec_proto::policy::{Action, AutoStart, HostFacts, Policy};
 use rand_chacha::rand_core::SeedableRng;
@@ -29,8 +29,6 @@ use tracing::{debug, info, warn};
 /// First retry of a failed `auto = "start"` rule; doubles up to `AUTO_RETRY_MAX`.
 const AUTO_RETRY_MIN: Duration = Duration::from_secs(15);
 const AUTO_RETRY_MAX: Duration = Duration::from_secs(300);
-/// Longest wait of a new outbound SA of ours for the peer to use the pair before it takes over (rekeying).
-const TAKEOVER_WAIT: Duration = Duration::from_secs(2);
 /// A `request` peer that has not answered IKE after this long gets cleartext (as Windows' fast fallback does),
 /// while IKE goes on in the background.
 const REQUEST_FALLBACK_AFTER: Duration = Duration::from_secs(3);
@@ -50,7 +48,14 @@ struct PairCounters {
     spi_out: u32,
     /// The inbound packet count last reported to the engine as the peer's liveness.
     reported_in: u64,
+    /// Packets both ways at the last usage poll.
+    seen: u64,
+    /// Packets received at the last usage poll.
+    seen_in: u64,
 }
+
+/// How often the engine is told which SA pairs carried traffic (it renews only pairs in use; rekey.rs).
+const USAGE_POLL: Duration = Duration::from_secs(10);
 
 /// Forks into the background. The parent waits until the child reports that it is ready (then exits 0) or
 /// dies first (then exits 1), so that the caller's exit code tells whether the daemon started.
@@ -111,6 +116,8 @@ struct Daemon {
     pending: HashMap<RequestId, oneshot::Sender<Response>>,
     auto_requests: HashMap<RequestId, String>,
     auto_retry: HashMap<String, (Instant, Duration)>,
+    /// When the SA pairs' counters are next read for [`Endpoint::child_used`].
+    usage_poll_at: Instant,
     net_rx: mpsc::Receiver<Datagram>,
     ctl_rx: mpsc::Receiver<ControlRequest>,
     plumbing: Option<Plumbing>,
@@ -224,6 +231,7 @@ impl Daemon {
             pending: HashMap::new(),
             auto_requests: HashMap::new(),
             auto_retry: HashMap::new(),
+            usage_poll_at: Instant::now() + USAGE_POLL,
             net_rx,
             ctl_rx,
             plumbing,
@@ -291,6 +299,7 @@ impl Daemon {
                 self.endpoint.poll_timeout(),
                 self.auto_retry.values().map(|(t, _)| *t).min(),
                 self.fallback_at.values().map(|(t, _)| *t).min(),
+                Some(self.usage_poll_at),
             ]
             .into_iter()
             .flatten()
@@ -312,6 +321,7 @@ impl Daemon {
                     self.endpoint.handle_timeout(now);
                     self.retry_auto_rules(now);
                     self.request_fallbacks(now);
+                    self.poll_usage(now);
                 }
             }
             self.flush().await;
@@ -368,7 +378,7 @@ impl Daemon {
             Event::QuickModeDown { info, reason } => {
                 self.remove_sa(info.spi_in, info.spi_out, info.local.ip());
                 let auto = self.endpoint.policy().rule(&info.rule).is_some_and(|r| r.auto == AutoStart::Start);
-                if auto && !reason.contains("administrator") {
+                if auto && !reason.contains("administrator") && reason != hostsec_proto::ike::REKEYED {
                     // Bring an always-on rule back (the peer deleted the SA or it expired).
                     self.auto_retry
                         .insert(info.rule.clone(), (Instant::now() + Duration::from_secs(1), AUTO_RETRY_MIN));
@@ -427,11 +437,30 @@ impl Daemon {
         }
     }
 
+    /// Tells the engine which SA pairs carried packets since the last poll, from the datapath's counters.
+    fn poll_usage(&mut self, now: Instant) {
+        if now < self.usage_poll_at {
+            return;
+        }
+        self.usage_poll_at = now + USAGE_POLL;
+        for (spi_in, pc) in self.pairs.iter_mut() {
+            let received = pc.inbound.packets();
+            let total = received.saturating_add(pc.outbound.packets());
+            if total != pc.seen {
+                pc.seen = total;
+                self.endpoint.child_used(now, *spi_in, received != pc.seen_in);
+                pc.seen_in = received;
+            }
+        }
+    }
+
     /// Hands a new SA pair to the datapath (inbound first, so that the peer's first ESP packets find it).
     fn install_sa(&mut self, keys: &hostsec_proto::ike::ChildSaKeys) {
         let Some(p) = &self.plumbing else { return };
         let info = &keys.info;
-        let limits = LifetimeLimits::from_negotiated(Instant::now(), info.lifetime_left, info.lifetime_kb);
+        let mut limits = LifetimeLimits::from_negotiated(Instant::now(), info.lifetime_left, info.lifetime_kb);
+        // The engine renews pairs in use at its own jittered soft deadline; the datapath flags only the byte limit.
+        limits.soft_time = None;
         let (cfg_in, cfg_out) = SaConfig::from_child_keys(keys, limits);
         let made = InboundSa::new(&cfg_in).and_then(|i| OutboundSa::new(&cfg_out, &mut self.rng).map(|o| (i, o)));
         match made {
@@ -443,6 +472,8 @@ impl Daemon {
                         outbound: cfg_out.counters.clone(),
                         spi_out: info.spi_out,
                         reported_in: 0,
+                        seen: 0,
+                        seen_in: 0,
                     },
                 );
                 let (udp_in, udp_out) = match &info.encapsulation {

@@ -82,7 +82,7 @@ pub use replay::ReplayWindow;
 pub use sa::{
     EspPayload, InboundSa, LifetimeLimits, Opened, OutboundSa, SaConfig, SaError, Sealed, SealedEsp, SEQ_SOFT_MARGIN,
 };
-pub use table::{InboundTable, OutboundTable, TakeoverGate, MAX_OUTBOUND_PER_PEER};
+pub use table::{InboundTable, OutboundTable, TakeoverGate, MAX_OUTBOUND_PER_PEER, TAKEOVER_WAIT};
 
 use std::fmt;
 

@@ -110,6 +110,14 @@ impl InboundTable {
 /// they are removed): a bound on the per-packet scan, far above what a rule set produces.
 pub const MAX_OUTBOUND_PER_PEER: usize = 64;
 
+/// How long a new outbound SA of the Quick Mode's initiator waits for the peer to use the pair before it takes
+/// over anyway. The responder installs the pair only on QM3; when QM3 is lost it gets it again through its QM2
+/// retransmissions (after 2, 4, 8, 16 s...), so a short wait would switch one-way traffic to a pair the peer does
+/// not have yet. The old pair stays meanwhile: the engine deletes it only once the peer used the new one, or after
+/// a cap (`RETIRE_CAP` in ike/rekey.rs, 60 s), when it also decides whether the peer lacks the new pair (then the new
+/// one goes instead); this wait is longer than that cap so that the datapath never switches before that decision.
+pub const TAKEOVER_WAIT: std::time::Duration = std::time::Duration::from_secs(70);
+
 /// An outbound SA with the traffic it carries.
 #[derive(Debug)]
 struct OutboundEntry {

@@ -9,6 +9,7 @@ use super::informational::{self, InfoItem};
 use super::main_mode::{Failure, MainMode, Step};
 use super::message::collect;
 use super::quick_mode::{NewChild, QmState, QmStep, QuickMode};
+use super::rekey::{ChildLife, MainModeLife};
 use super::retransmit::request_digest;
 use super::sa::{send_plain_notify, Ctx, IkeSa, Phase1, SaCore, SaId};
 use super::selector::{initiator_selector, main_mode_rule, reload_verdict, Flow, Selector};
@@ -72,6 +73,7 @@ pub enum InitiateError {
 struct Child {
     info: QuickModeSaInfo,
     expires: Instant,
+    life: ChildLife,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -80,6 +82,8 @@ enum TimerKey {
     Child(u32),
     /// The summary of refusals counted without a log line.
     Refusals,
+    /// The soft deadline of a Main Mode SA, or a check of one being retired.
+    MainModeSoft(SaId),
 }
 
 /// What the endpoint holds, for `hostsec stats` and the tests that check it stays bounded under a flood.
@@ -119,6 +123,8 @@ const INVALID_SPI_PEERS: usize = 256;
 /// transform of `standard` offered for two authentication methods) is about 2.9 KB; other implementations send
 /// far fewer proposals.
 const MAX_FIRST_MESSAGE: usize = 8192;
+/// Why a pair replaced by our rekey goes (the daemon reads "rekeyed" as "nothing to bring back").
+pub const REKEYED: &str = "rekeyed: its successor took over";
 /// Why the SAs of a `rule test` go (with "administrator" in it, which the daemon reads as "do not bring back").
 const TEST_OVER: &str = "the administrator's rule test is over";
 
@@ -148,6 +154,8 @@ pub struct Endpoint {
     contacted: HashSet<IpAddr>,
     /// Rekey requests and the inbound SPI of the pair each one replaces.
     rekeying: HashMap<RequestId, u32>,
+    /// Renewal state of Main Mode SAs (rekey.rs).
+    mm_life: HashMap<SaId, MainModeLife>,
     /// Requests of `rule test`, whose failures are reported as a verdict.
     tests: HashSet<RequestId>,
     /// The wall-clock time at an instant, for certificate validity (the sans-IO core reads no clock).
@@ -171,6 +179,9 @@ macro_rules! ctx {
         }
     };
 }
+
+mod renew;
+pub use renew::StateCounts;
 
 /// The wall-clock time at `now`, from a reference pair (`at` = `time`) the daemon gave.
 fn wall_time_at(at: Instant, time: std::time::SystemTime, now: Instant) -> std::time::SystemTime {
@@ -204,6 +215,7 @@ impl Endpoint {
             next_request: 1,
             contacted: HashSet::new(),
             rekeying: HashMap::new(),
+            mm_life: HashMap::new(),
             tests: HashSet::new(),
             wall_clock: None,
             invalid_spi_sent: HashMap::new(),
@@ -400,6 +412,7 @@ impl Endpoint {
         if let Event::RequestDone { request, .. } = &e {
             self.tests.remove(request);
         }
+        self.note_event(&e);
         Some(e)
     }
 
@@ -871,6 +884,7 @@ impl Endpoint {
         for (sel, reqs) in groups {
             self.start_quick_mode(now, id, sel, reqs);
         }
+        self.main_mode_up(now, id);
     }
 
     /// The peer restarted: every other SA with it is stale (RFC 2407 §4.6.3.3). They are removed without DELETE:
@@ -959,6 +973,7 @@ impl Endpoint {
     /// Removes an SA from the map and every index.
     fn forget_sa(&mut self, id: SaId) -> Option<IkeSa> {
         let sa = self.sas.remove(&id)?;
+        self.forget_life(id);
         self.unindex(id, &sa.core, &sa.quick_modes);
         Some(sa)
     }
@@ -1262,22 +1277,20 @@ impl Endpoint {
         }
         let expires = now + child.lifetime;
         self.reserved_spis.insert(info.spi_in);
-        self.children.insert(info.spi_in, Child { info: info.clone(), expires });
+        let life = ChildLife::new(now, child.lifetime, info.role, &mut *self.rng);
+        self.children.insert(info.spi_in, Child { info: info.clone(), expires, life });
         self.timers.push(Reverse((expires, TimerKey::Child(info.spi_in))));
+        self.arm_child(info.spi_in);
         self.events.push_back(Event::QuickModeUp(child.keys));
         for request in requests {
             if let Some(old) = self.rekeying.remove(&request) {
-                // The successor is up: the old pair retires after the overlap.
-                if let Some(c) = self.children.get_mut(&old) {
-                    let retire = now + REKEY_OVERLAP;
-                    if retire < c.expires {
-                        c.expires = retire;
-                        self.timers.push(Reverse((retire, TimerKey::Child(old))));
-                    }
-                }
+                // The successor is up: the old pair retires after the overlap, once the peer used the successor.
+                self.retire_child(now, old, info.spi_in);
             }
             self.events.push_back(Event::RequestDone { request, info: info.clone(), verdict: verdict.clone() });
         }
+        // The newest pair for some traffic is the one renewed (the peer's rekey, or a collision's later pair).
+        self.supersede_older(info.spi_in);
     }
 
     /// A `rule test` negotiated its Quick Mode: the outcome is reported, and the test SAs are deleted at once
@@ -1494,6 +1507,9 @@ impl Endpoint {
                     }
                 }
             }
+            InfoItem::ResponderLifetime { protocol, spi, lowered } => {
+                self.honour_responder_lifetime(now, id, protocol, &spi, lowered)
+            }
             InfoItem::Notify { kind, protocol: proto, spi } => {
                 let text = informational::explain_peer_error(kind);
                 info!(peer = %remote, "notification: {text}");
@@ -1680,7 +1696,9 @@ impl Endpoint {
         let carrier = self
             .sas
             .iter()
-            .filter(|(_, sa)| !sa.core.test && sa.core.rule == rule.name && sa.core.peer.ip() == peer.ip())
+            .filter(|(id, sa)| {
+                !sa.core.test && !self.retiring(**id) && sa.core.rule == rule.name && sa.core.peer.ip() == peer.ip()
+            })
             .max_by_key(|(_, sa)| sa.established().is_some())
             .map(|(id, sa)| (*id, sa.established().is_some()));
         match carrier {
@@ -1706,10 +1724,15 @@ impl Endpoint {
     /// `inbound` is false) before it expires: a new Quick Mode for the same traffic under an established Main
     /// Mode SA with the same peer and rule, or a new Main Mode first if there is none. The old pair stays until its
     /// own expiry or a DELETE (make-before-break); the ESP layer switches its outbound traffic to the new pair when
-    /// it comes up.
+    /// it comes up. One rekey per pair at a time: while one runs (started here by the datapath's byte limit, or by
+    /// the engine's soft deadline) this returns its request instead of starting another.
     pub fn rekey(&mut self, now: Instant, spi: u32, inbound: bool) -> Option<RequestId> {
         let child =
             self.children.values().find(|c| if inbound { c.info.spi_in == spi } else { c.info.spi_out == spi })?;
+        // The datapath's byte limit and the engine's soft deadline may both ask: one rekey per pair at a time.
+        if let Some(running) = self.rekey_running(child.info.spi_in) {
+            return Some(running);
+        }
         let (rule_name, local, peer, selector) =
             (child.info.rule.clone(), child.info.local, child.info.peer, child.info.selector);
         let rule = self.policy.rule(&rule_name).cloned()?;
@@ -1853,7 +1876,14 @@ impl Endpoint {
                 }
                 TimerKey::Child(spi) => {
                     if self.children.get(&spi).is_some_and(|c| c.expires <= now) {
-                        self.delete_child_with_notice(now, spi, "its lifetime expired");
+                        if self.postpone_retirement(now, spi) {
+                            continue;
+                        }
+                        let renewed = self.children.get(&spi).is_some_and(|c| c.life.retire.is_some());
+                        let why = if renewed { REKEYED } else { "its lifetime expired" };
+                        self.delete_child_with_notice(now, spi, why);
+                    } else {
+                        self.child_soft_deadline(now, spi);
                     }
                 }
                 TimerKey::Refusals => {
@@ -1861,6 +1891,7 @@ impl Endpoint {
                         self.refusal_summaries(now);
                     }
                 }
+                TimerKey::MainModeSoft(id) => self.main_mode_soft_deadline(now, id),
             }
         }
     }
@@ -2143,10 +2174,11 @@ impl Endpoint {
     /// Drops stale entries from the timer queue when they outnumber the live ones. An entry goes stale when its
     /// SA is removed or rescheduled; it would otherwise stay until its time came, which for an established SA
     /// (its expiry, hours away) rescheduled by every Quick Mode, or for the SAs of a flood, grows without bound.
-    /// At most one live entry exists per SA, per Quick Mode pair and for the refusal summary, so rebuilding when
-    /// the queue is twice that keeps it linear in live state at an amortised constant cost per push.
+    /// Few live entries exist per SA (its own and its renewal check) and per Quick Mode pair (expiry, soft
+    /// deadline, retirement check), and one for the refusal summary, so rebuilding when the queue is twice that
+    /// keeps it linear in live state at an amortised constant cost per push.
     fn compact_timers(&mut self) {
-        let live = self.sas.len() + self.children.len() + 1;
+        let live = 2 * self.sas.len() + 3 * self.children.len() + 1;
         if self.timers.len() <= 2 * live + 64 {
             return;
         }
@@ -2156,8 +2188,12 @@ impl Endpoint {
             .into_iter()
             .filter(|Reverse((t, key))| match key {
                 TimerKey::Sa(id) => sas.get(id).is_some_and(|sa| sa.core.scheduled == Some(*t)),
-                TimerKey::Child(spi) => children.get(spi).is_some_and(|c| c.expires == *t),
+                // A pair's timers are its expiry, its soft deadline and the checks of a retirement: the handler
+                // checks which is due, so an entry is live while its pair exists.
+                TimerKey::Child(spi) => children.contains_key(spi),
                 TimerKey::Refusals => refusals == Some(*t),
+                // The handler checks the renewal state; an entry is live while its SA exists.
+                TimerKey::MainModeSoft(id) => sas.contains_key(id),
             })
             .collect();
         self.timers.shrink_to(2 * self.timers.len() + 64);

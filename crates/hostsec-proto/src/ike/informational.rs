@@ -23,6 +23,15 @@ pub(crate) enum InfoItem {
     RuThere(u32),
     /// A DPD answer.
     RuThereAck(u32),
+    /// RESPONDER-LIFETIME (RFC 2407 §4.6.3.1) for the SA named by protocol and SPI: the peer's shorter lifetime.
+    ResponderLifetime {
+        /// Protocol ID (ISAKMP or ESP).
+        protocol: u8,
+        /// SPI: the cookies for ISAKMP, the peer's inbound SPI for ESP.
+        spi: Vec<u8>,
+        /// The lifetimes announced.
+        lowered: super::lifetime::Lowered,
+    },
     /// Any other notification: its type, protocol and SPI.
     Notify {
         /// Notify message type.
@@ -76,6 +85,10 @@ pub(crate) fn read_encrypted(k: InfoKeys<'_>, hdr: &Header, datagram: &[u8]) -> 
             notify::R_U_THERE_ACK => match seq() {
                 Some(s) => InfoItem::RuThereAck(s),
                 None => continue,
+            },
+            notify::RESPONDER_LIFETIME => match super::lifetime::Lowered::read(n.data) {
+                Ok(lowered) => InfoItem::ResponderLifetime { protocol: n.protocol_id, spi: n.spi.to_vec(), lowered },
+                Err(_) => continue,
             },
             t => InfoItem::Notify { kind: t, protocol: n.protocol_id, spi: n.spi.to_vec() },
         });

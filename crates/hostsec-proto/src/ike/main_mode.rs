@@ -579,12 +579,15 @@ fn established(
     // The lifetime is the shorter of the peer's proposal and ours (RFC 2407 §4.5 lets the responder lower it).
     let ours = rule.main_mode_lifetime;
     let lifetime = choice.lifetime_s.map_or(ours, |s| ours.min(Duration::from_secs(s.max(60))));
+    // RFC 2407 §4.5: a proposal without a lifetime means 8 hours.
+    let lowered_to = (ours.as_secs() < choice.lifetime_s.unwrap_or(28800)).then_some(ours.as_secs());
     Established {
         suite: choice.suite,
         auth: choice.auth,
         keys,
         last_block,
         expires: cx.now + lifetime,
+        lowered_to,
         peer_id,
         peer_cert,
     }

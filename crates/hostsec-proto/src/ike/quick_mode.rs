@@ -16,6 +16,7 @@
 //! its TCP and UDP checksums cover; with a NAT, the peer's IDs may name the address its NAT-OA names.
 
 use super::events::{ChildSaKeys, QuickModeSaInfo, RequestId, Role, UdpEncapsulation};
+use super::lifetime::Lowered;
 use super::message::{
     after_first_hash, build_encrypted, check_nonce, collect, decrypt_body, emit_vec, Collected, Crypt,
 };
@@ -294,6 +295,17 @@ impl QuickMode {
             payloads.push((payload::ID, ci));
             payloads.push((payload::ID, cr));
         }
+        // A lifetime of ours shorter than the proposal is announced: the echoed transform must stay unchanged.
+        let lowered = Lowered::against(
+            sel.choice.lifetime_s,
+            sel.choice.lifetime_kb,
+            rule.quick_mode_lifetime,
+            rule.quick_mode_lifetime_kb,
+        );
+        let responder_lifetime = lowered.any().then(|| lowered.notify(spi_in));
+        if let Some(n) = &responder_lifetime {
+            payloads.push((payload::NOTIFY, n));
+        }
         let oa = [NatOaRepr { address: sa.peer.ip() }, NatOaRepr { address: sa.local.ip() }];
         if let Some(v) = natt {
             payloads.extend(oa.iter().map(|a| (v.nat_oa_payload(), a as &dyn Emit)));
@@ -391,7 +403,7 @@ impl QuickMode {
             Ok(oa) => oa,
             Err(r) => return QmStep::Failed(r, Some(notify::PAYLOAD_MALFORMED)),
         };
-        let (choice, spi_out) = match accept_quick_mode_reply(sa_body, &w.offer) {
+        let (mut choice, spi_out) = match accept_quick_mode_reply(sa_body, &w.offer) {
             Ok(x) => x,
             Err(e) => {
                 return QmStep::Failed(
@@ -417,6 +429,23 @@ impl QuickMode {
                     Some(notify::INVALID_ID_INFORMATION),
                 );
             }
+        }
+        // RFC 2407 §4.6.3.1: the responder's shorter lifetime binds us too.
+        match Lowered::from_notifies(&c.notify) {
+            Ok(Some(l)) => {
+                tracing::info!(
+                    peer = %sa.peer,
+                    "the peer lowered the Quick Mode lifetime (RESPONDER-LIFETIME): {}",
+                    [l.seconds.map(|s| format!("{s}s")), l.kilobytes.map(|k| format!("{k}KB"))]
+                        .into_iter()
+                        .flatten()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                l.apply(&mut choice.lifetime_s, &mut choice.lifetime_kb);
+            }
+            Ok(None) => {}
+            Err(e) => tracing::debug!(peer = %sa.peer, "ignored a RESPONDER-LIFETIME notification: {e}"),
         }
         let g_qm = match (&w.dh, c.ke.as_slice()) {
             (Some(dh), [ke]) => match dh.agree(ke) {

@@ -77,6 +77,9 @@ pub(crate) struct Established {
     pub last_block: [u8; 16],
     /// When it expires.
     pub expires: Instant,
+    /// Our lifetime in seconds, when as responder we chose it below the peer's proposal (announced with
+    /// RESPONDER-LIFETIME once established).
+    pub lowered_to: Option<u64>,
     /// The peer's authenticated identity, as text.
     pub peer_id: String,
     /// Subject and issuer of the peer's certificate (certificate authentication).

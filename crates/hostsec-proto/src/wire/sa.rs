@@ -277,6 +277,14 @@ pub struct AttributeIter<'a> {
     done: bool,
 }
 
+impl<'a> AttributeIter<'a> {
+    /// The data attributes packed in `data` outside a transform, as the RESPONDER-LIFETIME notification carries
+    /// them (RFC 2407 §4.6.3.1); bounded like a transform's.
+    pub fn over(data: &'a [u8]) -> Self {
+        AttributeIter { rest: data, count: 0, done: false }
+    }
+}
+
 impl<'a> Iterator for AttributeIter<'a> {
     type Item = Result<Attribute<'a>, WireError>;
 

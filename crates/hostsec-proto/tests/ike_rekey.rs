@@ -1,0 +1,279 @@
+//! Renewal by the engine's own soft deadlines, on two endpoints in memory with a virtual clock: pairs in use are
+//! renewed (by the initiator of the pair first), idle ones expire; the daemon's rekey and the timer's are one;
+//! a Main Mode SA is renewed without touching the Quick Mode SA pairs; simultaneous rekeys converge.
+
+mod support;
+
+use hostsec_proto::ike::{Endpoint, Event, Role};
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+use support::{policy, Fate, Pair};
+
+fn lifetimes_policy(peer: &str, mm: &str, qm: &str) -> hostsec_proto::policy::Policy {
+    policy(&format!(
+        "[global]\nmain_mode_lifetime = \"{mm}\"\nquick_mode_lifetime = \"{qm}\"\n\n[[rule]]\nname = \"r\"\n\
+         remote = \"{peer}\"\npsk = \"rekey-test-psk-0123456789\"\nauto = \"none\"\n"
+    ))
+}
+
+fn pair_with(mm: &str, qm: &str, seed: u64) -> Pair {
+    Pair::new(lifetimes_policy("198.51.100.2", mm, qm), lifetimes_policy("198.51.100.1", mm, qm), seed)
+}
+
+/// Reports traffic both ways on every pair of both sides, as the daemon's usage poll would.
+fn use_all(e: &mut Endpoint, now: Instant) {
+    for q in e.quick_mode_sas(now) {
+        assert!(e.child_used(now, q.spi_in, true));
+    }
+}
+
+/// Drives the pair for `total`, reporting traffic every 10 s.
+fn run_with_traffic(pair: &mut Pair, total: Duration) {
+    let end = pair.now + total;
+    while pair.now < end {
+        pair.drive_for(Duration::from_secs(10));
+        let now = pair.now;
+        use_all(&mut pair.a, now);
+        use_all(&mut pair.b, now);
+    }
+}
+
+fn ups(ev: &[Event]) -> Vec<(Role, u32)> {
+    ev.iter()
+        .filter_map(|e| match e {
+            Event::QuickModeUp(k) => Some((k.info.role, k.info.spi_in)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn count<F: Fn(&Event) -> bool>(ev: &[Event], f: F) -> usize {
+    ev.iter().filter(|e| f(e)).count()
+}
+
+#[test]
+fn a_pair_in_use_is_renewed_by_its_initiator_before_it_expires() {
+    let mut pair = pair_with("480m", "10m", 1);
+    pair.initiate_a();
+    pair.drive_for(Duration::from_secs(5));
+    let start = pair.now;
+    assert_eq!(ups(&pair.events_a).len(), 1);
+    // Until 60 % of the lifetime nothing happens; by 70 % a (the initiator) has renewed the pair.
+    run_with_traffic(&mut pair, Duration::from_secs(350));
+    assert_eq!(ups(&pair.events_a).len(), 1, "no renewal before 60 % of the lifetime");
+    run_with_traffic(&mut pair, Duration::from_secs(420 - 350 + 10));
+    let a = ups(&pair.events_a);
+    assert_eq!(a.len(), 2, "renewed once: {a:?}");
+    assert_eq!(a[1].0, Role::Initiator, "by the initiator of the old pair");
+    assert!(pair.now - start < Duration::from_secs(600));
+    // The old pair goes (make-before-break): the peer used the new one, the overlap passed.
+    run_with_traffic(&mut pair, Duration::from_secs(30));
+    assert_eq!(pair.a.quick_mode_sas(pair.now).len(), 1);
+    assert_eq!(pair.b.quick_mode_sas(pair.now).len(), 1);
+    assert_eq!(pair.a.quick_mode_sas(pair.now)[0].spi_in, a[1].1);
+    assert!(!pair.events_a.iter().chain(&pair.events_b).any(|e| matches!(e, Event::NegotiationFailed { .. })));
+}
+
+#[test]
+fn an_idle_pair_is_not_renewed_and_its_main_mode_ends_too() {
+    let mut pair = pair_with("20m", "5m", 2);
+    pair.initiate_a();
+    pair.settle();
+    pair.drive_for(Duration::from_secs(30 * 60));
+    assert_eq!(ups(&pair.events_a).len(), 1, "never renewed");
+    assert_eq!(count(&pair.events_a, |e| matches!(e, Event::MainModeUp { .. })), 1, "no Main Mode renewal");
+    assert!(pair.a.quick_mode_sas(pair.now).is_empty() && pair.b.quick_mode_sas(pair.now).is_empty());
+    assert!(pair.a.main_mode_sas(pair.now).is_empty() && pair.b.main_mode_sas(pair.now).is_empty());
+    let c = pair.a.state_counts();
+    assert_eq!((c.rekeying, c.reserved_spis, c.renewal_states, c.timers), (0, 0, 0, 0), "{c:?}");
+}
+
+#[test]
+fn the_daemons_rekey_and_the_soft_deadline_start_one_rekey() {
+    let mut pair = pair_with("480m", "10m", 3);
+    pair.initiate_a();
+    pair.drive_for(Duration::from_secs(5));
+    let q = pair.a.quick_mode_sas(pair.now)[0].clone();
+    // The datapath asks (byte limit) by inbound and by outbound SPI; the same request answers both.
+    let r1 = pair.a.rekey(pair.now, q.spi_in, true).expect("rekey starts");
+    let r2 = pair.a.rekey(pair.now, q.spi_out, false).expect("the running rekey");
+    assert_eq!(r1, r2);
+    assert_eq!(pair.a.state_counts().rekeying, 1);
+    pair.drive_for(Duration::from_secs(5));
+    assert_eq!(ups(&pair.events_a).len(), 2, "one new pair");
+    assert_eq!(pair.a.state_counts().rekeying, 0);
+
+    // The soft deadline of the new pair starts a rekey while the network is down; the datapath's request for
+    // the same pair then joins it.
+    let down = Rc::new(Cell::new(false));
+    let d = down.clone();
+    pair.fate = Box::new(move |_, _| if d.get() { Fate::Drop } else { Fate::Deliver });
+    let newest = pair.a.quick_mode_sas(pair.now).into_iter().max_by_key(|q| q.lifetime_left).unwrap();
+    down.set(true);
+    let end = pair.now + Duration::from_secs(500);
+    while pair.a.state_counts().rekeying == 0 && pair.now < end {
+        pair.drive_for(Duration::from_secs(1));
+        let now = pair.now;
+        use_all(&mut pair.a, now);
+        use_all(&mut pair.b, now);
+    }
+    assert_eq!(pair.a.state_counts().rekeying, 1, "the timer started a rekey");
+    pair.a.rekey(pair.now, newest.spi_in, true).expect("joins the running rekey");
+    assert_eq!(pair.a.state_counts().rekeying, 1);
+    down.set(false);
+    pair.drive_for(Duration::from_secs(60));
+    assert_eq!(ups(&pair.events_a).len(), 3, "one more pair, not two");
+    assert_eq!(pair.a.state_counts().rekeying, 0);
+}
+
+#[test]
+fn a_main_mode_sa_is_renewed_without_touching_the_pairs() {
+    let mut pair = pair_with("10m", "60m", 4);
+    pair.initiate_a();
+    pair.drive_for(Duration::from_secs(5));
+    let cookies = pair.a.main_mode_sas(pair.now)[0].cookie_i;
+    let child = pair.a.quick_mode_sas(pair.now)[0].spi_in;
+    run_with_traffic(&mut pair, Duration::from_secs(10 * 60 + 30));
+    let mm_ups = |ev: &[Event]| count(ev, |e| matches!(e, Event::MainModeUp { .. }));
+    assert_eq!(mm_ups(&pair.events_a), 2, "renewed once");
+    assert_eq!(mm_ups(&pair.events_b), 2);
+    for e in [&pair.a, &pair.b] {
+        let mms = e.main_mode_sas(pair.now);
+        assert_eq!(mms.len(), 1, "the old Main Mode SA is gone: {mms:?}");
+        assert_ne!(mms[0].cookie_i, cookies);
+    }
+    let down = |ev: &[Event]| count(ev, |e| matches!(e, Event::MainModeDown { .. }));
+    assert_eq!((down(&pair.events_a), down(&pair.events_b)), (1, 1), "deleted, the peer told");
+    assert_eq!(count(&pair.events_a, |e| matches!(e, Event::QuickModeDown { .. })), 0, "pairs untouched");
+    assert_eq!(pair.a.quick_mode_sas(pair.now)[0].spi_in, child);
+    // The renewed Main Mode SA carries the next Quick Mode.
+    let spi = pair.a.quick_mode_sas(pair.now)[0].spi_in;
+    pair.a.rekey(pair.now, spi, true).expect("rekey");
+    pair.settle();
+    assert_eq!(ups(&pair.events_a).len(), 2);
+    assert!(!pair.events_a.iter().chain(&pair.events_b).any(|e| matches!(e, Event::NegotiationFailed { .. })));
+}
+
+#[test]
+fn simultaneous_rekeys_converge_to_one_pair() {
+    let mut pair = pair_with("480m", "5m", 5);
+    pair.initiate_a();
+    pair.settle();
+    let q = pair.a.quick_mode_sas(pair.now)[0].clone();
+    // Both sides rekey the same pair at once (both datapaths hit the byte limit).
+    pair.a.rekey(pair.now, q.spi_in, true).expect("a rekeys");
+    pair.b.rekey(pair.now, q.spi_out, true).expect("b rekeys");
+    pair.drive_for(Duration::from_secs(5));
+    assert_eq!(ups(&pair.events_a).len(), 3, "both rekeys completed");
+    assert_eq!(ups(&pair.events_b).len(), 3);
+    // Within one lifetime of traffic, one lineage is renewed and the rest ends.
+    run_with_traffic(&mut pair, Duration::from_secs(2 * 300));
+    let (a, b) = (pair.a.quick_mode_sas(pair.now), pair.b.quick_mode_sas(pair.now));
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert_eq!(b.len(), 1, "{b:?}");
+    assert_eq!((a[0].spi_in, a[0].spi_out), (b[0].spi_out, b[0].spi_in), "the same pair");
+}
+
+/// RFC 2407 §4.6.3.1: a responder with shorter lifetimes announces them in QM2 (RESPONDER-LIFETIME) and the
+/// initiator takes them, so that both sides expire and renew the pair on the same schedule.
+#[test]
+fn the_responders_shorter_lifetime_binds_the_initiator() {
+    let a = lifetimes_policy("198.51.100.2", "480m", "60m");
+    let b = policy(
+        "[global]\nquick_mode_lifetime = \"10m\"\nquick_mode_lifetime_kb = 50000\n\n[[rule]]\nname = \"r\"\n\
+         remote = \"198.51.100.1\"\npsk = \"rekey-test-psk-0123456789\"\nauto = \"none\"\n",
+    );
+    let mut pair = Pair::new(a, b, 6);
+    pair.initiate_a();
+    pair.drive_for(Duration::from_secs(5));
+    let (qa, qb) = (pair.a.quick_mode_sas(pair.now), pair.b.quick_mode_sas(pair.now));
+    assert_eq!(qa.len(), 1);
+    for q in [&qa[0], &qb[0]] {
+        assert!(q.lifetime_left <= Duration::from_secs(600), "{:?}", q.lifetime_left);
+        assert!(q.lifetime_left > Duration::from_secs(590), "{:?}", q.lifetime_left);
+        assert_eq!(q.lifetime_kb, 50_000);
+    }
+    // The other way round nothing is announced, and the initiator's shorter lifetime holds on both sides.
+    let mut pair =
+        Pair::new(lifetimes_policy("198.51.100.2", "480m", "10m"), lifetimes_policy("198.51.100.1", "480m", "60m"), 7);
+    pair.initiate_a();
+    pair.drive_for(Duration::from_secs(5));
+    for q in [&pair.a.quick_mode_sas(pair.now)[0], &pair.b.quick_mode_sas(pair.now)[0]] {
+        assert!(q.lifetime_left <= Duration::from_secs(600) && q.lifetime_left > Duration::from_secs(590));
+    }
+}
+
+/// A Main Mode responder echoes the proposal's lifetime and announces its shorter one in an Informational
+/// exchange (RFC 2407 §4.6.3); the initiator takes it, so both renew and expire the ISAKMP SA alike.
+#[test]
+fn the_responders_shorter_main_mode_lifetime_binds_the_initiator() {
+    let mut pair =
+        Pair::new(lifetimes_policy("198.51.100.2", "480m", "60m"), lifetimes_policy("198.51.100.1", "20m", "60m"), 8);
+    pair.initiate_a();
+    pair.drive_for(Duration::from_secs(5));
+    for e in [&pair.a, &pair.b] {
+        let left = e.main_mode_sas(pair.now)[0].lifetime_left.expect("established");
+        assert!(left <= Duration::from_secs(1200) && left > Duration::from_secs(1190), "{left:?}");
+    }
+    assert_eq!(pair.b.stats().sent, 5, "MM2, MM4, MM6, the Informational with RESPONDER-LIFETIME, QM2");
+    // Not announced when the responder's lifetime is the longer one.
+    let mut pair =
+        Pair::new(lifetimes_policy("198.51.100.2", "20m", "60m"), lifetimes_policy("198.51.100.1", "480m", "60m"), 9);
+    pair.initiate_a();
+    pair.drive_for(Duration::from_secs(5));
+    assert_eq!(pair.b.stats().sent, 4, "MM2, MM4, MM6, QM2: nothing to announce");
+    for e in [&pair.a, &pair.b] {
+        let left = e.main_mode_sas(pair.now)[0].lifetime_left.expect("established");
+        assert!(left <= Duration::from_secs(1200) && left > Duration::from_secs(1190), "{left:?}");
+    }
+}
+
+#[test]
+fn a_successor_the_peer_never_completed_goes_and_the_old_pair_is_rekeyed_again() {
+    let mut pair = pair_with("480m", "60m", 9);
+    pair.initiate_a();
+    pair.drive_for(Duration::from_secs(5));
+    let old = pair.a.quick_mode_sas(pair.now)[0].clone();
+    let b_old = pair.b.quick_mode_sas(pair.now)[0].spi_in;
+    // `a` rekeys; everything from `a` after its QM1 is lost (its QM3 and the answers to `b`'s QM2 retransmissions):
+    // `a` has the new pair after QM2, `b` never completes the Quick Mode.
+    let drop_from_a = Rc::new(Cell::new(false));
+    let d = drop_from_a.clone();
+    pair.fate = Box::new(move |_, f| if f.from_a && d.get() { Fate::Drop } else { Fate::Deliver });
+    pair.a.rekey(pair.now, old.spi_in, true).expect("rekey starts");
+    pair.step(); // QM1 to `b`
+    drop_from_a.set(true);
+    pair.drive_for(Duration::from_secs(1));
+    let new = ups(&pair.events_a).last().copied().expect("a has the new pair").1;
+    assert_ne!(new, old.spi_in);
+    assert_eq!(pair.b.quick_mode_sas(pair.now).len(), 1, "b has only the old pair");
+    // `b` keeps sending on the old pair (all it has); nothing arrives on the new one. IKE heals after 30 s.
+    let end = pair.now + Duration::from_secs(75);
+    while pair.now < end {
+        pair.drive_for(Duration::from_secs(5));
+        let now = pair.now;
+        if now >= end - Duration::from_secs(45) {
+            drop_from_a.set(false);
+        }
+        pair.a.child_used(now, old.spi_in, true);
+        pair.b.child_used(now, b_old, true);
+    }
+    // At the cap `a` gave the new pair up (not the old one), told `b`, and rekeyed the old pair again.
+    assert!(
+        pair.events_a.iter().any(|e| matches!(e, Event::QuickModeDown { info, reason }
+            if info.spi_in == new && reason.contains("never used"))),
+        "{:#?}",
+        pair.events_a
+    );
+    assert!(
+        !pair.events_a.iter().any(|e| matches!(e, Event::QuickModeDown { info, .. } if info.spi_in == old.spi_in)),
+        "the old pair stayed until its successor was proven"
+    );
+    let a_now: Vec<u32> = pair.a.quick_mode_sas(pair.now).iter().map(|q| q.spi_in).collect();
+    let b_now: Vec<u32> = pair.b.quick_mode_sas(pair.now).iter().map(|q| q.spi_out).collect();
+    assert!(
+        a_now.iter().any(|s| *s != old.spi_in && *s != new && b_now.contains(s)),
+        "a fresh pair both sides hold: a {a_now:x?} b {b_now:x?}"
+    );
+}
