@@ -51,9 +51,10 @@ PSK=$LAB_PSK_DEFAULT
 R=$LAB_DIR/results/strongswan-rekey
 IKE=aes128-sha256-ecp256 ESP=aes128gcm16
 # strongSwan's schedule: CHILD_SA rekey after REKEY_S (+- 5 s), IKE SA after IKE_REKEY_S; hostsec floors a
-# proposed lifetime at 60 s, so the hard lifetimes stay above that.
+# proposed lifetime at 60 s, so the hard lifetimes stay above that. The default 150 s hold 3 Quick Mode rekeys and 1
+# Main Mode rekey.
 REKEY_S=40 IKE_REKEY_S=100
-QM_REKEYS=$(( DURATION_S / (REKEY_S + 10) ))   # 3 for the default 150 s MM_REKEYS=$(( DURATION_S >= IKE_REKEY_S + 20 ? 1 : 0 ))
+QM_REKEYS=$(( DURATION_S / (REKEY_S + 10) )) MM_REKEYS=$(( DURATION_S >= IKE_REKEY_S + 20 ? 1 : 0 ))
 
 for b in "$HOSTSECD" "$HOSTSEC"; do
   [ -x "$b" ] || { echo "ERROR: $b not found or not executable. Build first (cargo build --release) or set HOSTSEC_BIN_DIR." >&2; exit 2; }

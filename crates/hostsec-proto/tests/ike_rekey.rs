@@ -21,10 +21,12 @@ fn pair_with(mm: &str, qm: &str, seed: u64) -> Pair {
     Pair::new(lifetimes_policy("198.51.100.2", mm, qm), lifetimes_policy("198.51.100.1", mm, qm), seed)
 }
 
-/// Reports traffic both ways on every pair of both sides, as the daemon's usage poll would.
+/// Reports traffic both ways on every pair of both sides, as the daemon's usage poll would (and its per-wake-up
+/// report of inbound ESP, which dead peer detection takes as the peer's liveness).
 fn use_all(e: &mut Endpoint, now: Instant) {
     for q in e.quick_mode_sas(now) {
         assert!(e.child_used(now, q.spi_in, true));
+        e.esp_received(now, q.spi_in);
     }
 }
 

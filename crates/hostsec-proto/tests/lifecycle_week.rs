@@ -152,6 +152,7 @@ fn offer(
             assert_eq!(o.packet[o.packet.len() - 8..], n.to_be_bytes(), "the packet's own payload");
             fig.delivered += 1;
             rx_engine.child_used(now, spi, true);
+            rx_engine.esp_received(now, spi);
         }
         Err(e) => {
             if std::env::var("WEEK_DEBUG").is_ok() {

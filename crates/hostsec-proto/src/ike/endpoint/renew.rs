@@ -16,8 +16,9 @@ impl Endpoint {
     /// The daemon saw traffic on the Quick Mode SA pair named by our inbound SPI since its last report:
     /// the pair counts as in use, and its soft deadline renews it. `received` says that some of it came from the
     /// peer (the inbound SA counted packets), which proves that the peer has the pair: a pair our rekey replaced
-    /// is deleted only after that proof (or a cap), so that the peer never loses the pair it still sends on, and
-    /// it is also the peer's liveness for dead peer detection (as [`Endpoint::esp_received`]).
+    /// is deleted only after that proof (or a cap), so that the peer never loses the pair it still sends on. (Dead
+    /// peer detection takes the peer's liveness from [`Endpoint::esp_received`], reported at every wake-up: this
+    /// poll's time is up to its period later than the packets.)
     /// Cheap (a map lookup); meant for the daemon's periodic poll of the datapath's per-SA counters, for the pairs
     /// whose packet counters moved. Returns whether the pair is known.
     pub fn child_used(&mut self, now: Instant, spi_in: u32, received: bool) -> bool {
@@ -26,8 +27,6 @@ impl Endpoint {
         c.life.peer_sent |= received;
         if received {
             c.life.peer_sent_at = Some(now);
-            let peer = c.info.peer.ip();
-            self.heard_from(now, peer);
         }
         true
     }
