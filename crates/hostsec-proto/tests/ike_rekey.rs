@@ -279,3 +279,40 @@ fn a_successor_the_peer_never_completed_goes_and_the_old_pair_is_rekeyed_again()
         "a fresh pair both sides hold: a {a_now:x?} b {b_now:x?}"
     );
 }
+
+#[test]
+fn the_responder_announces_its_inbound_sa_at_qm2_before_the_pair_is_up() {
+    let mut pair = pair_with("480m", "60m", 11);
+    pair.initiate_a();
+    // QM1 reaches `b`, which answers with QM2: its inbound SA may be installed now, before QM3.
+    let mut inbound = None;
+    for _ in 0..64 {
+        if !pair.step() {
+            break;
+        }
+        inbound = pair.events_b.iter().find_map(|e| match e {
+            Event::QuickModeInbound(k) => Some(k.clone()),
+            _ => None,
+        });
+        if inbound.is_some() {
+            break;
+        }
+    }
+    let inbound = inbound.expect("b announced its inbound SA");
+    assert!(ups(&pair.events_b).is_empty(), "announced before the pair is up (QM3 not read yet)");
+    pair.drive_for(Duration::from_secs(1));
+    let up = pair
+        .events_b
+        .iter()
+        .find_map(|e| match e {
+            Event::QuickModeUp(k) => Some(k.clone()),
+            _ => None,
+        })
+        .expect("b's pair is up after QM3");
+    assert_eq!(up.info.spi_in, inbound.info.spi_in);
+    assert_eq!(up.info.role, Role::Responder);
+    assert_eq!(up.encryption_key_in.expose(), inbound.encryption_key_in.expose(), "the same inbound keys");
+    assert_eq!(up.integrity_key_in.expose(), inbound.integrity_key_in.expose());
+    // The initiator installs its pair at QM2 (QuickModeUp); it announces nothing early.
+    assert!(!pair.events_a.iter().any(|e| matches!(e, Event::QuickModeInbound(_))));
+}

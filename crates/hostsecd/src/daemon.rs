@@ -41,6 +41,39 @@ struct Plumbing {
     locals: Vec<IpAddr>,
 }
 
+/// How long an inbound SA installed at QM2 waits for its Quick Mode to complete before it is removed (the engine
+/// gives a responder's Quick Mode up after its QM2 retransmissions, well before).
+const EARLY_INBOUND_MAX: Duration = Duration::from_secs(180);
+
+/// An inbound SA installed when our QM2 went out, before its Quick Mode completed.
+struct EarlyInbound {
+    since: Instant,
+    counters: Arc<SaCounters>,
+    local: IpAddr,
+}
+
+/// The lifetime limits of a new SA in the datapath. The engine renews pairs in use at its own jittered soft
+/// deadline; the datapath flags only the byte limit.
+fn sa_limits(info: &hostsec_proto::ike::QuickModeSaInfo) -> LifetimeLimits {
+    let mut limits = LifetimeLimits::from_negotiated(Instant::now(), info.lifetime_left, info.lifetime_kb);
+    limits.soft_time = None;
+    limits
+}
+
+/// The UDP encapsulation of a new SA pair (NAT traversal), inbound and outbound.
+fn udp_ends(info: &hostsec_proto::ike::QuickModeSaInfo) -> (Option<UdpIn>, Option<UdpOut>) {
+    match &info.encapsulation {
+        Some(e) => {
+            let remote = SocketAddr::new(info.peer.ip(), e.remote_port);
+            (
+                Some(UdpIn { remote, peer_original: e.peer_original, local_as_seen_by_peer: e.local_as_seen_by_peer }),
+                Some(UdpOut { local_port: e.local_port, remote }),
+            )
+        }
+        None => (None, None),
+    }
+}
+
 /// The ESP counters of a Quick Mode SA pair (shared with the datapath threads), and its outbound SPI.
 struct PairCounters {
     inbound: Arc<SaCounters>,
@@ -123,6 +156,8 @@ struct Daemon {
     plumbing: Option<Plumbing>,
     dp_rx: mpsc::UnboundedReceiver<DpEvent>,
     pairs: HashMap<u32, PairCounters>,
+    /// Inbound SAs installed at QM2, by SPI, until their Quick Mode completes.
+    early_inbound: HashMap<u32, EarlyInbound>,
     acquires: HashMap<RequestId, (IpAddr, Action, String)>,
     fallback_at: HashMap<IpAddr, (Instant, String)>,
     rng: rand_chacha::ChaCha20Rng,
@@ -237,6 +272,7 @@ impl Daemon {
             plumbing,
             dp_rx,
             pairs: HashMap::new(),
+            early_inbound: HashMap::new(),
             acquires: HashMap::new(),
             fallback_at: HashMap::new(),
             rng: rand_chacha::ChaCha20Rng::from_entropy(),
@@ -339,9 +375,15 @@ impl Daemon {
         Ok(())
     }
 
-    /// Sends what the engine queued and acts on its events.
+    /// Acts on the engine's events, then sends what it queued. Events first: an SA that a message we are about to
+    /// send lets the peer use (our QM2 as responder, our QM3 as initiator) is installed before the peer can send on
+    /// it.
     async fn flush(&mut self) {
-        while let Some(t) = self.endpoint.poll_transmit() {
+        loop {
+            while let Some(e) = self.endpoint.poll_event() {
+                self.on_event(e);
+            }
+            let Some(t) = self.endpoint.poll_transmit() else { break };
             match self.sockets.for_local(t.local) {
                 Some(s) => {
                     if let Err(e) = s.send_to(&t.payload, t.remote).await {
@@ -350,9 +392,6 @@ impl Daemon {
                 }
                 None => warn!(peer = %t.remote, "no IKE socket for local address {}", t.local),
             }
-        }
-        while let Some(e) = self.endpoint.poll_event() {
-            self.on_event(e);
         }
     }
 
@@ -375,6 +414,7 @@ impl Daemon {
                 self.fallback_at.remove(&keys.info.peer.ip());
                 self.install_sa(&keys);
             }
+            Event::QuickModeInbound(keys) => self.install_inbound_early(&keys),
             Event::QuickModeDown { info, reason } => {
                 self.remove_sa(info.spi_in, info.spi_out, info.local.ip());
                 let auto = self.endpoint.policy().rule(&info.rule).is_some_and(|r| r.auto == AutoStart::Start);
@@ -443,6 +483,7 @@ impl Daemon {
             return;
         }
         self.usage_poll_at = now + USAGE_POLL;
+        self.sweep_early_inbound(now);
         for (spi_in, pc) in self.pairs.iter_mut() {
             let received = pc.inbound.packets();
             let total = received.saturating_add(pc.outbound.packets());
@@ -454,21 +495,25 @@ impl Daemon {
         }
     }
 
-    /// Hands a new SA pair to the datapath (inbound first, so that the peer's first ESP packets find it).
+    /// Hands a new SA pair to the datapath (inbound first, so that the peer's first ESP packets find it; as the
+    /// Quick Mode's responder the inbound SA is usually there already, since QM2: `install_inbound_early`).
     fn install_sa(&mut self, keys: &hostsec_proto::ike::ChildSaKeys) {
         let Some(p) = &self.plumbing else { return };
         let info = &keys.info;
-        let mut limits = LifetimeLimits::from_negotiated(Instant::now(), info.lifetime_left, info.lifetime_kb);
-        // The engine renews pairs in use at its own jittered soft deadline; the datapath flags only the byte limit.
-        limits.soft_time = None;
-        let (cfg_in, cfg_out) = SaConfig::from_child_keys(keys, limits);
-        let made = InboundSa::new(&cfg_in).and_then(|i| OutboundSa::new(&cfg_out, &mut self.rng).map(|o| (i, o)));
+        let (cfg_in, cfg_out) = SaConfig::from_child_keys(keys, sa_limits(info));
+        let early = self.early_inbound.remove(&info.spi_in);
+        let inbound_counters = early.as_ref().map_or_else(|| cfg_in.counters.clone(), |e| e.counters.clone());
+        let made_in = match early {
+            Some(_) => Ok(None),
+            None => InboundSa::new(&cfg_in).map(Some),
+        };
+        let made = made_in.and_then(|i| OutboundSa::new(&cfg_out, &mut self.rng).map(|o| (i, o)));
         match made {
             Ok((i, o)) => {
                 self.pairs.insert(
                     info.spi_in,
                     PairCounters {
-                        inbound: cfg_in.counters.clone(),
+                        inbound: inbound_counters.clone(),
                         outbound: cfg_out.counters.clone(),
                         spi_out: info.spi_out,
                         reported_in: 0,
@@ -476,32 +521,60 @@ impl Daemon {
                         seen_in: 0,
                     },
                 );
-                let (udp_in, udp_out) = match &info.encapsulation {
-                    Some(e) => {
-                        let remote = SocketAddr::new(info.peer.ip(), e.remote_port);
-                        (
-                            Some(UdpIn {
-                                remote,
-                                peer_original: e.peer_original,
-                                local_as_seen_by_peer: e.local_as_seen_by_peer,
-                            }),
-                            Some(UdpOut { local_port: e.local_port, remote }),
-                        )
-                    }
-                    None => (None, None),
-                };
-                p.datapath.inbound(InCmd::Add(Box::new(i), info.rule.clone(), info.selector, udp_in));
+                let (udp_in, udp_out) = udp_ends(info);
+                if let Some(i) = i {
+                    p.datapath.inbound(InCmd::Add(Box::new(i), info.rule.clone(), info.selector, udp_in));
+                }
                 // As the Quick Mode's initiator we have the pair before the peer does (it installs on QM3): the
-                // new outbound SA waits for the peer's first packet on it (or 2 s) before taking over.
+                // new outbound SA waits for the peer's first packet on it (or TAKEOVER_WAIT) before taking over.
                 let gate =
                     (info.role == hostsec_proto::ike::Role::Initiator).then(|| hostsec_proto::esp::TakeoverGate {
-                        peer_uses: cfg_in.counters.clone(),
+                        peer_uses: inbound_counters.clone(),
                         until: Instant::now() + TAKEOVER_WAIT,
                     });
                 p.datapath.outbound(OutCmd::Add(Box::new(o), info.rule.clone(), info.selector, gate, udp_out));
             }
             Err(e) => {
                 warn!(peer = %info.peer, rule = %info.rule, "cannot install ESP SA pair {:08x}/{:08x}: {e}", info.spi_in, info.spi_out)
+            }
+        }
+    }
+
+    /// The inbound SA of a Quick Mode we answer, installed when QM2 goes out ([`Event::QuickModeInbound`]): the
+    /// initiator may send on the pair right after its QM3, before we have read QM3. Removed again by
+    /// `sweep_early_inbound` when QM3 never comes.
+    fn install_inbound_early(&mut self, keys: &hostsec_proto::ike::ChildSaKeys) {
+        let Some(p) = &self.plumbing else { return };
+        let info = &keys.info;
+        let (cfg_in, _) = SaConfig::from_child_keys(keys, sa_limits(info));
+        match InboundSa::new(&cfg_in) {
+            Ok(i) => {
+                let (udp_in, _) = udp_ends(info);
+                p.datapath.inbound(InCmd::Add(Box::new(i), info.rule.clone(), info.selector, udp_in));
+                let early =
+                    EarlyInbound { since: Instant::now(), counters: cfg_in.counters.clone(), local: info.local.ip() };
+                self.early_inbound.insert(info.spi_in, early);
+            }
+            Err(e) => {
+                warn!(peer = %info.peer, rule = %info.rule, "cannot install inbound ESP SA {:08x}: {e}", info.spi_in)
+            }
+        }
+    }
+
+    /// Removes inbound SAs installed at QM2 whose Quick Mode never completed (the engine gives a Quick Mode up
+    /// well within `EARLY_INBOUND_MAX`).
+    fn sweep_early_inbound(&mut self, now: Instant) {
+        let stale: Vec<(u32, IpAddr)> = self
+            .early_inbound
+            .iter()
+            .filter(|(_, e)| now.saturating_duration_since(e.since) > EARLY_INBOUND_MAX)
+            .map(|(spi, e)| (*spi, e.local))
+            .collect();
+        for (spi, local) in stale {
+            self.early_inbound.remove(&spi);
+            debug!("inbound ESP SA {spi:08x} removed: its Quick Mode never completed");
+            if let Some(p) = &self.plumbing {
+                p.datapath.inbound(InCmd::Remove(spi, local));
             }
         }
     }

@@ -1169,6 +1169,10 @@ impl Endpoint {
         match result {
             Ok(qm) => {
                 self.reserved_spis.insert(spi);
+                // A `rule test` never reaches the ESP layer.
+                if let (QmState::WaitCommit(child), false) = (&qm.state, sa.core.test) {
+                    self.events.push_back(Event::QuickModeInbound(child.keys.clone()));
+                }
                 sa.quick_modes.insert(hdr.message_id, qm);
                 true
             }

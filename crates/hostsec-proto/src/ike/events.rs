@@ -198,6 +198,13 @@ pub enum Event {
     },
     /// A Quick Mode SA pair was established.
     QuickModeUp(ChildSaKeys),
+    /// A Quick Mode we answer sent QM2: the pair's keys are known, and its *inbound* SA may be installed now. The
+    /// initiator has the pair once it reads QM2 and may send on it right after its QM3, before this host has
+    /// processed QM3; installing the inbound SA only at [`Event::QuickModeUp`] would drop those first packets.
+    /// The outbound SA waits for `QuickModeUp` (QM3 proves the initiator has the pair). Should QM3 never come, no
+    /// event follows: the inbound SA carries nothing the initiator did not key, and the daemon removes it after a
+    /// while.
+    QuickModeInbound(ChildSaKeys),
     /// A Quick Mode SA pair ended.
     QuickModeDown {
         /// The SA pair.
