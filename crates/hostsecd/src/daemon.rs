@@ -53,10 +53,16 @@ struct EarlyInbound {
 }
 
 /// The lifetime limits of a new SA in the datapath. The engine renews pairs in use at its own jittered soft
-/// deadline; the datapath flags only the byte limit.
+/// deadline; the datapath flags only the byte limit: at 90 % on the side that initiated the pair, at 95 % on the
+/// other. Both count the same bytes (one side's outbound SA is the other's inbound), so without the difference
+/// both would start a rekey at once, every time, and each collision leaves a duplicate pair that lives until its
+/// time expiry.
 fn sa_limits(info: &hostsec_proto::ike::QuickModeSaInfo) -> LifetimeLimits {
     let mut limits = LifetimeLimits::from_negotiated(Instant::now(), info.lifetime_left, info.lifetime_kb);
     limits.soft_time = None;
+    if info.role == hostsec_proto::ike::Role::Responder && limits.hard_bytes != u64::MAX {
+        limits.soft_bytes = limits.hard_bytes / 20 * 19;
+    }
     limits
 }
 
