@@ -7,7 +7,8 @@ mod esp_util;
 use esp_util::*;
 use hostsec_proto::crypto::{EspCipher, EspIntegrity, EspTransform, Secret};
 use hostsec_proto::esp::{
-    DropReason, InboundSa, LifetimeLimits, OutboundSa, SaError, MAX_OVERHEAD, PROTO_IPV4, PROTO_IPV6, PROTO_NONE,
+    ByteRateMargin, DropReason, InboundSa, LifetimeLimits, OutboundSa, SaError, MAX_OVERHEAD, PROTO_IPV4, PROTO_IPV6,
+    PROTO_NONE,
 };
 use std::time::{Duration, Instant};
 
@@ -369,6 +370,29 @@ fn soft_and_hard_byte_and_packet_limits() {
         assert_eq!(open_err(&mut i, &outer), DropReason::Expired);
         assert_eq!(o.counters().drops(DropReason::Expired), 2);
     }
+}
+
+/// The soft byte limit comes early at a high rate (the rest of the bytes would not last `keep`), never before
+/// `from_bytes`, and stays at its fixed place at a low rate.
+#[test]
+fn the_soft_byte_limit_comes_early_at_a_high_rate() {
+    let t = transforms()[1];
+    let inner = ipv4(A, B, 6, &[], &payload(100, 0)); // 100 payload bytes per packet
+    let start = Instant::now();
+    let margin = ByteRateMargin { since: start, keep: Duration::from_secs(10), from_bytes: 5_000 };
+    let limits = LifetimeLimits { soft_bytes_by_rate: Some(margin), ..limited(9_000, 10_000, u64::MAX, u64::MAX) };
+    // Packet n goes at n × `gap`: returns the first packet flagged for rekeying.
+    let first_soon = |gap: Duration| {
+        let (mut o, _) = pair_with(t, A, B, |c| c.limits = limits);
+        let mut buf = vec![0u8; 300];
+        (1..=100u32).find(|n| o.seal(start + gap * *n, &inner, &mut buf).unwrap().rekey_soon)
+    };
+    // 100 bytes every 10 ms (10 kB/s): the rest lasts under 10 s from the start, but not before 5,000 bytes.
+    assert_eq!(first_soon(Duration::from_millis(10)), Some(50));
+    // 100 bytes every 300 ms: after packet n the rest lasts 0.3 × (100 − n) s, under 10 s from packet 67 on.
+    assert_eq!(first_soon(Duration::from_millis(300)), Some(67));
+    // 100 bytes every second: the fixed soft limit (9,000).
+    assert_eq!(first_soon(Duration::from_secs(1)), Some(90));
 }
 
 #[test]

@@ -169,12 +169,28 @@ fn simultaneous_rekeys_converge_to_one_pair() {
     pair.drive_for(Duration::from_secs(5));
     assert_eq!(ups(&pair.events_a).len(), 3, "both rekeys completed");
     assert_eq!(ups(&pair.events_b).len(), 3);
-    // Within one lifetime of traffic, one lineage is renewed and the rest ends.
-    run_with_traffic(&mut pair, Duration::from_secs(2 * 300));
-    let (a, b) = (pair.a.quick_mode_sas(pair.now), pair.b.quick_mode_sas(pair.now));
-    assert_eq!(a.len(), 1, "{a:?}");
-    assert_eq!(b.len(), 1, "{b:?}");
-    assert_eq!((a[0].spi_in, a[0].spi_out), (b[0].spi_out, b[0].spi_in), "the same pair");
+    // A collision: both sides keep the same one of the two new pairs (the winner by SPIs), and the other goes
+    // within seconds, with the old pair.
+    run_with_traffic(&mut pair, Duration::from_secs(20));
+    let same = |pair: &Pair| {
+        let (a, b) = (pair.a.quick_mode_sas(pair.now), pair.b.quick_mode_sas(pair.now));
+        let mut a: Vec<(u32, u32)> = a.iter().map(|q| (q.spi_in, q.spi_out)).collect();
+        let mut b: Vec<(u32, u32)> = b.iter().map(|q| (q.spi_out, q.spi_in)).collect();
+        a.sort();
+        b.sort();
+        assert_eq!(a, b, "both sides hold the same pairs");
+        a.len()
+    };
+    assert_eq!(same(&pair), 1);
+    let gone = |ev: &[Event]| count(ev, |e| matches!(e, Event::QuickModeDown { .. }));
+    assert_eq!(gone(&pair.events_a), 2, "the old pair and the loser: {:#?}", pair.events_a);
+    assert_eq!(gone(&pair.events_b), 2);
+    // Then one lineage is renewed; pairs overlap only for the moments of a rekey.
+    for _ in 0..60 {
+        run_with_traffic(&mut pair, Duration::from_secs(10));
+        assert!(same(&pair) <= 2);
+    }
+    assert!(ups(&pair.events_a).len() >= 5, "renewed every 180-210 s");
 }
 
 /// RFC 2407 §4.6.3.1: a responder with shorter lifetimes announces them in QM2 (RESPONDER-LIFETIME) and the
@@ -315,4 +331,85 @@ fn the_responder_announces_its_inbound_sa_at_qm2_before_the_pair_is_up() {
     assert_eq!(up.integrity_key_in.expose(), inbound.integrity_key_in.expose());
     // The initiator installs its pair at QM2 (QuickModeUp); it announces nothing early.
     assert!(!pair.events_a.iter().any(|e| matches!(e, Event::QuickModeInbound(_))));
+}
+
+/// The pair (by our inbound SPI) a side's datapath sends on: its newest, as the ESP layer picks it.
+fn newest(e: &Endpoint, events: &[Event], now: Instant) -> Option<(u32, u32)> {
+    let live: Vec<(u32, u32)> = e.quick_mode_sas(now).iter().map(|q| (q.spi_in, q.spi_out)).collect();
+    ups(events).iter().rev().find_map(|(_, spi)| live.iter().find(|(i, _)| i == spi).copied())
+}
+
+/// Traffic both ways for `total`, each side sending on its newest pair only, reported every `step` as the
+/// daemon does: the sender's pair counts as used, the receiver's matching inbound SA as used by the peer.
+fn run_on_newest(pair: &mut Pair, total: Duration, step: Duration) {
+    let end = pair.now + total;
+    while pair.now < end {
+        pair.drive_for(step);
+        let now = pair.now;
+        if let Some((a_in, a_out)) = newest(&pair.a, &pair.events_a, now) {
+            pair.a.child_used(now, a_in, false);
+            pair.b.child_used(now, a_out, true);
+            pair.b.esp_received(now, a_out);
+        }
+        if let Some((b_in, b_out)) = newest(&pair.b, &pair.events_b, now) {
+            pair.b.child_used(now, b_in, false);
+            pair.a.child_used(now, b_out, true);
+            pair.a.esp_received(now, b_out);
+        }
+    }
+}
+
+/// The pairs both sides hold, as (a's inbound SPI, a's outbound SPI), checked to be the same on both.
+fn agreed_pairs(pair: &Pair) -> Vec<(u32, u32)> {
+    let mut a: Vec<(u32, u32)> = pair.a.quick_mode_sas(pair.now).iter().map(|q| (q.spi_in, q.spi_out)).collect();
+    let mut b: Vec<(u32, u32)> = pair.b.quick_mode_sas(pair.now).iter().map(|q| (q.spi_out, q.spi_in)).collect();
+    a.sort();
+    b.sort();
+    assert_eq!(a, b, "both sides hold the same pairs");
+    a
+}
+
+/// Both sides negotiate the same traffic at once (each one's packet triggered its own Main Mode and Quick Mode,
+/// as after a peer restarted): two pairs come up, and both sides keep the same one within seconds, whichever
+/// each of them sends on, so nothing lingers until the pairs' expiry.
+#[test]
+fn both_sides_negotiating_at_once_keep_the_same_one_pair() {
+    for seed in 20..30 {
+        let mut pair = pair_with("480m", "60m", seed);
+        pair.initiate_a();
+        pair.b.initiate(pair.now, "r", None, Pair::addr_b()).expect("b initiates");
+        pair.drive_for(Duration::from_secs(1));
+        assert_eq!(ups(&pair.events_a).len(), 2, "seed {seed}: two pairs came up");
+        assert_eq!(pair.a.main_mode_sas(pair.now).len(), 2, "seed {seed}: from two Main Modes");
+        run_on_newest(&mut pair, Duration::from_secs(10), Duration::from_secs(1));
+        let kept = agreed_pairs(&pair);
+        assert_eq!(kept.len(), 1, "seed {seed}: {kept:x?}");
+        assert!(!pair.events_a.iter().chain(&pair.events_b).any(|e| matches!(e, Event::NegotiationFailed { .. })));
+        // Traffic goes on, and the pair is renewed as any other.
+        run_on_newest(&mut pair, Duration::from_secs(3600), Duration::from_secs(10));
+        assert!(ups(&pair.events_a).len() >= 3, "seed {seed}: renewed");
+        assert!(agreed_pairs(&pair).len() <= 2);
+    }
+}
+
+/// The peer rekeyed a pair and its DELETE for the old one was lost: once the peer has moved to the new pair and
+/// sent nothing on the old one for a minute, the old one goes (the peer told), instead of living on until its
+/// expiry.
+#[test]
+fn a_pair_whose_delete_was_lost_goes_once_the_peer_moved_on() {
+    let mut pair = pair_with("480m", "60m", 31);
+    pair.initiate_a();
+    pair.drive_for(Duration::from_secs(1));
+    let old = agreed_pairs(&pair)[0];
+    // Every Informational exchange from `a` is lost (exchange type 5, after the cookies and two bytes).
+    pair.fate = Box::new(|_, f| if f.from_a && f.t.payload.get(18) == Some(&5) { Fate::Drop } else { Fate::Deliver });
+    pair.a.rekey(pair.now, old.0, true).expect("a rekeys");
+    run_on_newest(&mut pair, Duration::from_secs(30), Duration::from_secs(1));
+    assert!(pair.a.quick_mode_sas(pair.now).iter().all(|q| q.spi_in != old.0), "a retired the old pair");
+    let b_has_old = |pair: &Pair| pair.b.quick_mode_sas(pair.now).iter().any(|q| q.spi_in == old.1);
+    assert!(b_has_old(&pair), "b never got the DELETE; a minute of quiet is not over");
+    run_on_newest(&mut pair, Duration::from_secs(60), Duration::from_secs(1));
+    assert!(!b_has_old(&pair), "b deleted it itself");
+    assert_eq!(agreed_pairs(&pair).len(), 1);
+    assert!(pair.events_b.iter().any(|e| matches!(e, Event::QuickModeDown { info, .. } if info.spi_in == old.1)));
 }

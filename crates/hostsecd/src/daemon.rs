@@ -12,7 +12,9 @@ use crate::{load_policy, netaddr, Options};
 use hostsec_proto::control::{
     CertsView, MainModeEntry, QuickModeEntry, Request, Response, RuleEntry, SasView, StatsView, StatusView,
 };
-use hostsec_proto::esp::{DropReason, InboundSa, LifetimeLimits, OutboundSa, SaConfig, SaCounters, TAKEOVER_WAIT};
+use hostsec_proto::esp::{
+    ByteRateMargin, DropReason, InboundSa, LifetimeLimits, OutboundSa, SaConfig, SaCounters, TAKEOVER_WAIT,
+};
 use hostsec_proto::ike::{Endpoint, Event, RequestId, Timing};
 use hostsec_proto::policy::{Action, AutoStart, HostFacts, Policy};
 use rand_chacha::rand_core::SeedableRng;
@@ -44,6 +46,9 @@ struct Plumbing {
 /// How long an inbound SA installed at QM2 waits for its Quick Mode to complete before it is removed (the engine
 /// gives a responder's Quick Mode up after its QM2 retransmissions, well before).
 const EARLY_INBOUND_MAX: Duration = Duration::from_secs(180);
+/// How long the inbound SA of a pair we retired (rekeyed, or a collision's loser) outlives it: the peer may
+/// still send on it until our DELETE arrives, and those packets are not lost.
+const INBOUND_DRAIN: Duration = Duration::from_secs(2);
 
 /// An inbound SA installed when our QM2 went out, before its Quick Mode completed.
 struct EarlyInbound {
@@ -54,17 +59,32 @@ struct EarlyInbound {
 
 /// The lifetime limits of a new SA in the datapath. The engine renews pairs in use at its own jittered soft
 /// deadline; the datapath flags only the byte limit: at 90 % on the side that initiated the pair, at 95 % on the
-/// other. Both count the same bytes (one side's outbound SA is the other's inbound), so without the difference
-/// both would start a rekey at once, every time, and each collision leaves a duplicate pair that lives until its
-/// time expiry.
+/// other, or earlier at a high rate, when the rest of the bytes would last less than 10 s (from half the bytes
+/// on) on the initiator's side, 5 s (from 60 %) on the other. Both count the same bytes (one side's outbound SA is
+/// the other's inbound), so without the difference both would start a rekey at once, every time (a collision,
+/// which costs a second Quick Mode). The rate rule is what leaves a rekey time for IKE retransmissions: at
+/// 20 Mbit/s the last 10 % of 20,480 KB go in 0.8 s.
 fn sa_limits(info: &hostsec_proto::ike::QuickModeSaInfo) -> LifetimeLimits {
-    let mut limits = LifetimeLimits::from_negotiated(Instant::now(), info.lifetime_left, info.lifetime_kb);
+    let now = Instant::now();
+    let mut limits = LifetimeLimits::from_negotiated(now, info.lifetime_left, info.lifetime_kb);
     limits.soft_time = None;
-    if info.role == hostsec_proto::ike::Role::Responder && limits.hard_bytes != u64::MAX {
-        limits.soft_bytes = limits.hard_bytes / 20 * 19;
+    if limits.hard_bytes == u64::MAX {
+        return limits;
     }
+    let (keep, from_bytes) = if info.role == hostsec_proto::ike::Role::Responder {
+        limits.soft_bytes = limits.hard_bytes / 20 * 19;
+        (RATE_MARGIN_OTHER, limits.hard_bytes / 10 * 6)
+    } else {
+        (RATE_MARGIN_INITIATOR, limits.hard_bytes / 2)
+    };
+    limits.soft_bytes_by_rate = Some(ByteRateMargin { since: now, keep, from_bytes });
     limits
 }
+
+/// At a high rate, the initiator of a pair rekeys it when its bytes would last less than this.
+const RATE_MARGIN_INITIATOR: Duration = Duration::from_secs(10);
+/// The other side, which rekeys only when the initiator did not, when they would last less than this.
+const RATE_MARGIN_OTHER: Duration = Duration::from_secs(5);
 
 /// The UDP encapsulation of a new SA pair (NAT traversal), inbound and outbound.
 fn udp_ends(info: &hostsec_proto::ike::QuickModeSaInfo) -> (Option<UdpIn>, Option<UdpOut>) {
@@ -164,6 +184,8 @@ struct Daemon {
     pairs: HashMap<u32, PairCounters>,
     /// Inbound SAs installed at QM2, by SPI, until their Quick Mode completes.
     early_inbound: HashMap<u32, EarlyInbound>,
+    /// Inbound SAs of retired pairs, kept until the given time for packets in flight ([`INBOUND_DRAIN`]).
+    draining_inbound: Vec<(Instant, u32, IpAddr)>,
     acquires: HashMap<RequestId, (IpAddr, Action, String)>,
     fallback_at: HashMap<IpAddr, (Instant, String)>,
     rng: rand_chacha::ChaCha20Rng,
@@ -279,6 +301,7 @@ impl Daemon {
             dp_rx,
             pairs: HashMap::new(),
             early_inbound: HashMap::new(),
+            draining_inbound: Vec::new(),
             acquires: HashMap::new(),
             fallback_at: HashMap::new(),
             rng: rand_chacha::ChaCha20Rng::from_entropy(),
@@ -341,6 +364,7 @@ impl Daemon {
                 self.endpoint.poll_timeout(),
                 self.auto_retry.values().map(|(t, _)| *t).min(),
                 self.fallback_at.values().map(|(t, _)| *t).min(),
+                self.draining_inbound.iter().map(|(t, _, _)| *t).min(),
                 Some(self.usage_poll_at),
             ]
             .into_iter()
@@ -364,6 +388,7 @@ impl Daemon {
                     self.retry_auto_rules(now);
                     self.request_fallbacks(now);
                     self.poll_usage(now);
+                    self.end_draining_inbound(now);
                 }
             }
             self.flush().await;
@@ -422,7 +447,12 @@ impl Daemon {
             }
             Event::QuickModeInbound(keys) => self.install_inbound_early(&keys),
             Event::QuickModeDown { info, reason } => {
-                self.remove_sa(info.spi_in, info.spi_out, info.local.ip());
+                if reason == hostsec_proto::ike::REKEYED {
+                    // Ours to retire: the peer learns it from our DELETE, and may send on it until then.
+                    self.remove_sa_draining(info.spi_in, info.spi_out, info.local.ip());
+                } else {
+                    self.remove_sa(info.spi_in, info.spi_out, info.local.ip());
+                }
                 let auto = self.endpoint.policy().rule(&info.rule).is_some_and(|r| r.auto == AutoStart::Start);
                 if auto && !reason.contains("administrator") && reason != hostsec_proto::ike::REKEYED {
                     // Bring an always-on rule back (the peer deleted the SA or it expired).
@@ -507,6 +537,8 @@ impl Daemon {
         let Some(p) = &self.plumbing else { return };
         let info = &keys.info;
         let (cfg_in, cfg_out) = SaConfig::from_child_keys(keys, sa_limits(info));
+        // A draining SA with the same (random, since freed) SPI must not take the new one with it.
+        self.draining_inbound.retain(|(_, spi, _)| *spi != info.spi_in);
         let early = self.early_inbound.remove(&info.spi_in);
         let inbound_counters = early.as_ref().map_or_else(|| cfg_in.counters.clone(), |e| e.counters.clone());
         let made_in = match early {
@@ -553,6 +585,7 @@ impl Daemon {
         let Some(p) = &self.plumbing else { return };
         let info = &keys.info;
         let (cfg_in, _) = SaConfig::from_child_keys(keys, sa_limits(info));
+        self.draining_inbound.retain(|(_, spi, _)| *spi != info.spi_in);
         match InboundSa::new(&cfg_in) {
             Ok(i) => {
                 let (udp_in, _) = udp_ends(info);
@@ -596,6 +629,27 @@ impl Daemon {
                 self.endpoint.esp_received(now, *spi_in);
             }
         }
+    }
+
+    /// Removes a retired pair's outbound SA now and its inbound SA after [`INBOUND_DRAIN`].
+    fn remove_sa_draining(&mut self, spi_in: u32, spi_out: u32, local: IpAddr) {
+        self.pairs.remove(&spi_in);
+        if let Some(p) = &self.plumbing {
+            p.datapath.outbound(OutCmd::Remove(spi_out));
+            self.draining_inbound.push((Instant::now() + INBOUND_DRAIN, spi_in, local));
+        }
+    }
+
+    /// Removes the inbound SAs of retired pairs whose drain time is over.
+    fn end_draining_inbound(&mut self, now: Instant) {
+        let Some(p) = &self.plumbing else { return };
+        self.draining_inbound.retain(|&(until, spi_in, local)| {
+            if until > now {
+                return true;
+            }
+            p.datapath.inbound(InCmd::Remove(spi_in, local));
+            false
+        });
     }
 
     fn remove_sa(&mut self, spi_in: u32, spi_out: u32, local: IpAddr) {

@@ -80,7 +80,8 @@ pub use flow::PacketFlow;
 pub use keys::{parse_trailer, OpeningKeys};
 pub use replay::ReplayWindow;
 pub use sa::{
-    EspPayload, InboundSa, LifetimeLimits, Opened, OutboundSa, SaConfig, SaError, Sealed, SealedEsp, SEQ_SOFT_MARGIN,
+    ByteRateMargin, EspPayload, InboundSa, LifetimeLimits, Opened, OutboundSa, SaConfig, SaError, Sealed, SealedEsp,
+    SEQ_SOFT_MARGIN,
 };
 pub use table::{InboundTable, OutboundTable, TakeoverGate, MAX_OUTBOUND_PER_PEER, TAKEOVER_WAIT};
 

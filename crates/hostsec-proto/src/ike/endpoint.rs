@@ -766,6 +766,7 @@ impl Endpoint {
         let id = self.next_sa;
         self.next_sa += 1;
         let mut core = SaCore::new(&rule.name, Role::Responder, local, remote, hdr.initiator_cookie, cky_r);
+        core.started = Some(now);
         core.peer_vendors = PeerVendors::from_payloads(&c.vid);
         let result = {
             let mut cx = ctx!(self, now);
@@ -842,6 +843,7 @@ impl Endpoint {
             return;
         };
         sa.core.retransmit = None;
+        sa.core.up = Some(now);
         if sa.core.nat.local_behind() && !self.timing.nat_keepalive.is_zero() {
             sa.core.keepalive_at = Some(now + self.timing.nat_keepalive);
         }
@@ -870,8 +872,9 @@ impl Endpoint {
         let initial_contact = sa.core.peer_initial_contact;
         let waiting = std::mem::take(&mut sa.core.waiting);
         self.contacted.insert(peer_ip);
+        let mut waiting = waiting;
         if initial_contact {
-            self.honour_initial_contact(now, id, peer_ip);
+            waiting.extend(self.honour_initial_contact(now, id, peer_ip));
         }
         // One Quick Mode per distinct traffic selector, serving every request that asked for it.
         let mut groups: Vec<(Selector, Vec<RequestId>)> = Vec::new();
@@ -887,19 +890,46 @@ impl Endpoint {
         self.main_mode_up(now, id);
     }
 
-    /// The peer restarted: every other SA with it is stale (RFC 2407 §4.6.3.3). They are removed without DELETE:
-    /// the peer no longer knows them.
-    fn honour_initial_contact(&mut self, now: Instant, keep: SaId, peer_ip: IpAddr) {
-        let stale: Vec<SaId> =
-            self.sas.iter().filter(|(i, sa)| **i != keep && sa.core.peer.ip() == peer_ip).map(|(i, _)| *i).collect();
+    /// The peer restarted: every other SA with it that came up before `keep` began is stale (RFC 2407
+    /// §4.6.3.3). They are removed without DELETE: the peer no longer knows them. Our requests that were running
+    /// on them are returned, for the SA `keep` to carry.
+    fn honour_initial_contact(&mut self, now: Instant, keep: SaId, peer_ip: IpAddr) -> Vec<(RequestId, Selector)> {
+        // What came up while `keep` was negotiated is not stale: both sides may have started a Main Mode at once,
+        // each with INITIAL-CONTACT, and each must keep the other's.
+        let since = self.sas.get(&keep).and_then(|sa| sa.core.started).unwrap_or(now);
+        let stale: Vec<SaId> = self
+            .sas
+            .iter()
+            .filter(|(i, sa)| **i != keep && sa.core.peer.ip() == peer_ip && sa.core.up.is_some_and(|t| t < since))
+            .map(|(i, _)| *i)
+            .collect();
+        let keep_rule = self.sas.get(&keep).filter(|sa| !sa.core.test).map(|sa| sa.core.rule.clone());
+        let mut rescued = Vec::new();
         for id in stale {
+            if let Some(sa) =
+                self.sas.get_mut(&id).filter(|sa| !sa.core.test && Some(&sa.core.rule) == keep_rule.as_ref())
+            {
+                rescued.append(&mut sa.core.waiting);
+                for q in sa.quick_modes.values_mut().filter(|q| !matches!(q.state, QmState::Done)) {
+                    let selector = q.selector;
+                    rescued.extend(q.requests.drain(..).map(|r| (r, selector)));
+                }
+            }
             self.remove_sa(now, id, "the peer restarted (INITIAL-CONTACT)");
         }
-        let kids: Vec<u32> =
-            self.children.iter().filter(|(_, c)| c.info.peer.ip() == peer_ip).map(|(s, _)| *s).collect();
+        if !rescued.is_empty() {
+            debug!(peer = %peer_ip, "{} request(s) of the stale SAs go on under the new Main Mode SA", rescued.len());
+        }
+        let kids: Vec<u32> = self
+            .children
+            .iter()
+            .filter(|(_, c)| c.info.peer.ip() == peer_ip && c.life.up < since)
+            .map(|(s, _)| *s)
+            .collect();
         for spi in kids {
             self.remove_child(spi, "the peer restarted (INITIAL-CONTACT)");
         }
+        rescued
     }
 
     fn fail_sa(&mut self, now: Instant, id: SaId, f: Failure) {
@@ -1105,9 +1135,10 @@ impl Endpoint {
             QmStep::Continue => self.heard_from(now, remote.ip()),
             QmStep::ChildUp(child) => {
                 let requests = std::mem::take(&mut qm.requests);
+                let started = qm.started;
                 self.follow_peer(id, local, remote);
                 self.heard_from(now, remote.ip());
-                self.install_child(now, id, *child, requests);
+                self.install_child(now, id, *child, requests, started);
             }
             QmStep::Failed(reason, n) => {
                 let requests = std::mem::take(&mut qm.requests);
@@ -1250,7 +1281,14 @@ impl Endpoint {
         true
     }
 
-    fn install_child(&mut self, now: Instant, id: SaId, mut child: NewChild, requests: Vec<RequestId>) {
+    fn install_child(
+        &mut self,
+        now: Instant,
+        id: SaId,
+        mut child: NewChild,
+        requests: Vec<RequestId>,
+        started: Instant,
+    ) {
         // Where the SA is now: the peer's NAT may have moved it while the Quick Mode ran.
         if let Some(sa) = self.sas.get(&id) {
             let i = &mut child.keys.info;
@@ -1281,7 +1319,8 @@ impl Endpoint {
         }
         let expires = now + child.lifetime;
         self.reserved_spis.insert(info.spi_in);
-        let life = ChildLife::new(now, child.lifetime, info.role, &mut *self.rng);
+        let mut life = ChildLife::new(now, child.lifetime, info.role, &mut *self.rng);
+        life.started = started;
         self.children.insert(info.spi_in, Child { info: info.clone(), expires, life });
         self.timers.push(Reverse((expires, TimerKey::Child(info.spi_in))));
         self.arm_child(info.spi_in);
@@ -1294,7 +1333,7 @@ impl Endpoint {
             self.events.push_back(Event::RequestDone { request, info: info.clone(), verdict: verdict.clone() });
         }
         // The newest pair for some traffic is the one renewed (the peer's rekey, or a collision's later pair).
-        self.supersede_older(info.spi_in);
+        self.supersede_older(now, info.spi_in);
     }
 
     /// A `rule test` negotiated its Quick Mode: the outcome is reported, and the test SAs are deleted at once
@@ -1476,7 +1515,17 @@ impl Endpoint {
                     }
                 }
             }
-            InfoItem::InitialContact => self.honour_initial_contact(now, id, peer_ip),
+            InfoItem::InitialContact => {
+                let rescued = self.honour_initial_contact(now, id, peer_ip);
+                let carrier = self.sas.get(&id).map(|sa| (sa.core.rule.clone(), sa.core.local, sa.core.peer));
+                if let Some((rule, local, peer)) = carrier {
+                    if let Some(rule) = self.policy.rule(&rule).cloned() {
+                        for (request, selector) in rescued {
+                            self.carry(now, &rule, local, peer, request, selector);
+                        }
+                    }
+                }
+            }
             InfoItem::RuThere(seq) => {
                 if let Phase1::Established(est) = &sa.phase1 {
                     let ack = dpd::notification(notify::R_U_THERE_ACK, sa.core.isakmp_spi(), seq);
@@ -1707,8 +1756,12 @@ impl Endpoint {
             .map(|(id, sa)| (*id, sa.established().is_some()));
         match carrier {
             Some((id, true)) => {
+                // The peer's Quick Mode for the same traffic, answered and waiting for its QM3, serves as well:
+                // the peer may send on the pair before we read QM3, and our reply must not start a second one.
                 let running = self.sas.get_mut(&id).and_then(|sa| {
-                    sa.quick_modes.values_mut().find(|q| q.is_waiting_for_reply() && q.selector == selector)
+                    sa.quick_modes
+                        .values_mut()
+                        .find(|q| (q.is_waiting_for_reply() || q.is_waiting_for_commit()) && q.selector == selector)
                 });
                 match running {
                     Some(qm) => qm.requests.push(request),
@@ -1729,13 +1782,20 @@ impl Endpoint {
     /// Mode SA with the same peer and rule, or a new Main Mode first if there is none. The old pair stays until its
     /// own expiry or a DELETE (make-before-break); the ESP layer switches its outbound traffic to the new pair when
     /// it comes up. One rekey per pair at a time: while one runs (started here by the datapath's byte limit, or by
-    /// the engine's soft deadline) this returns its request instead of starting another.
+    /// the engine's soft deadline) this returns its request instead of starting another. `None` for an unknown
+    /// pair, or one that already has a successor.
     pub fn rekey(&mut self, now: Instant, spi: u32, inbound: bool) -> Option<RequestId> {
         let child =
             self.children.values().find(|c| if inbound { c.info.spi_in == spi } else { c.info.spi_out == spi })?;
         // The datapath's byte limit and the engine's soft deadline may both ask: one rekey per pair at a time.
         if let Some(running) = self.rekey_running(child.info.spi_in) {
             return Some(running);
+        }
+        // A pair with a successor is not renewed (its inbound SA may cross a byte limit while the peer still
+        // sends on it): a second successor would only be a duplicate.
+        if child.life.superseded {
+            debug!(peer = %child.info.peer, "Quick Mode SA {:08x} already has a successor: not rekeyed", child.info.spi_in);
+            return None;
         }
         let (rule_name, local, peer, selector) =
             (child.info.rule.clone(), child.info.local, child.info.peer, child.info.selector);
@@ -1778,6 +1838,7 @@ impl Endpoint {
         self.next_sa += 1;
         let cky_i = self.fresh_cookie();
         let mut core = SaCore::new(&rule.name, Role::Initiator, local, peer, cky_i, [0; 8]);
+        core.started = Some(now);
         let requests: Vec<RequestId> = waiting.iter().map(|(r, _)| *r).collect();
         core.waiting = waiting;
         core.test = test;
@@ -2052,10 +2113,14 @@ impl Endpoint {
     }
 
     /// The ESP layer received packets on inbound SA `spi_in` since it last said so: the peer is alive, and dead
-    /// peer detection leaves it alone for another `dpd_interval`. The daemon reports each SA pair whose inbound
-    /// packet counter moved, once per wake-up of its loop, not per packet.
+    /// peer detection leaves it alone for another `dpd_interval`; the peer has the pair, which a retiring
+    /// predecessor or a collision's loser waits for. The daemon reports each SA pair whose inbound packet counter
+    /// moved, once per wake-up of its loop, not per packet.
     pub fn esp_received(&mut self, now: Instant, spi_in: u32) {
-        if let Some(peer) = self.children.get(&spi_in).map(|c| c.info.peer.ip()) {
+        if let Some(c) = self.children.get_mut(&spi_in) {
+            c.life.peer_sent = true;
+            c.life.peer_sent_at = Some(now);
+            let peer = c.info.peer.ip();
             self.heard_from(now, peer);
         }
     }

@@ -54,6 +54,9 @@ pub(crate) struct QuickMode {
     pub forget_at: Option<Instant>,
     /// Our inbound SPI while the exchange runs (reserved so that no other exchange picks it).
     pub spi_in: u32,
+    /// When it began (QM1 sent or received): a pair for the same traffic that came up after this moment was
+    /// negotiated at the same time (a collision), not before it.
+    pub started: Instant,
 }
 
 /// Quick Mode state.
@@ -121,6 +124,11 @@ impl QuickMode {
     /// Whether we started this exchange and wait for the peer's answer.
     pub fn is_waiting_for_reply(&self) -> bool {
         matches!(self.state, QmState::WaitReply(_))
+    }
+
+    /// Whether it is the responder's, QM2 sent and QM3 not yet read.
+    pub fn is_waiting_for_commit(&self) -> bool {
+        matches!(self.state, QmState::WaitCommit(_))
     }
 
     /// Starts a Quick Mode as initiator: sends QM1 offering the rule's ESP transforms with our inbound SPI, and
@@ -203,6 +211,7 @@ impl QuickMode {
             selector,
             forget_at: None,
             spi_in: u32::from_be_bytes(spi_in),
+            started: cx.now,
         })
     }
 
@@ -335,6 +344,7 @@ impl QuickMode {
             selector,
             forget_at: None,
             spi_in: u32::from_be_bytes(spi_in),
+            started: cx.now,
         })
     }
 

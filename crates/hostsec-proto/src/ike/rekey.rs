@@ -14,9 +14,11 @@
 //! a responder that gets QM3 only from a retransmitted QM2. The gap between the two windows (10 % of the lifetime,
 //! 30 s for 5 min) makes simultaneous rekeys (collisions) rare; it is the same idea as strongSwan's `margintime` with
 //! `rekeyfuzz`, but with the roles kept apart, since two hostsec peers would otherwise draw from the same
-//! window. A collision that happens anyway (the initiator's rekey delayed by loss) leaves two pairs: each side
-//! marks the pair its peer made as the newest, stops renewing the older ones, and lets them end by the peer's
-//! DELETE or their hard expiry; outbound traffic always uses the newest pair, so there is no gap.
+//! window. A collision that happens anyway (the initiator's rekey delayed by loss, or both sides' traffic asking
+//! for a pair at once) leaves two pairs that came up while each other's Quick Mode ran: both sides keep the same
+//! one, chosen by the pairs' SPIs ([`duplicate_winner`]), and delete the other within seconds (make-before-break:
+//! once the peer surely has the winner). An older pair the peer rekeyed ends with the peer's DELETE, or, should
+//! that be lost, once the peer has sent on the successor and nothing on it for [`STALE_IDLE`].
 //!
 //! An idle SA is not renewed: a Quick Mode SA pair is rekeyed only when the daemon reported traffic on it
 //! ([`crate::ike::Endpoint::child_used`]) within [`idle_window`] of the soft deadline, and a Main Mode SA only while
@@ -87,14 +89,57 @@ pub(crate) struct ChildLife {
     pub peer_sent: bool,
     /// The last time the daemon reported packets from the peer on it.
     pub peer_sent_at: Option<Instant>,
-    /// When it came up, and its hard expiry as negotiated (a retirement moves `Child::expires` earlier).
+    /// When its Quick Mode began.
+    pub started: Instant,
+    /// When it came up.
     pub up: Instant,
     /// Its hard expiry as negotiated.
     pub hard: Instant,
-    /// Replaced by our own rekey: the successor's inbound SPI, and the latest time the retirement waits for the
-    /// peer to use the successor.
-    pub retire: Option<(u32, Instant)>,
+    /// On its way out, for a successor: when and why it goes (see [`Retire`]).
+    pub retire: Option<Retire>,
 }
+
+/// Why a Quick Mode SA pair retires, which decides when it is deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RetireKind {
+    /// Our own rekey replaced it: deleted after the overlap once the peer used the successor; at the cap, a
+    /// successor the peer never used is taken for one it does not have (see `postpone_retirement`).
+    Rekeyed,
+    /// It lost a collision: two pairs for the same traffic came up at about the same time (both sides
+    /// negotiated at once), and both sides keep the same one ([`duplicate_winner`]). Deleted at once when the
+    /// peer surely has the winner (we answered its Quick Mode, or the peer sent on it), else at the cap.
+    Duplicate,
+    /// The peer's rekey replaced it and the peer normally deletes it: deleted by us only once the peer sends on
+    /// the successor and has sent nothing on this pair for [`STALE_IDLE`] (its DELETE was lost).
+    PeerRekeyed,
+}
+
+/// A pair's retirement ([`ChildLife::retire`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Retire {
+    /// The successor's inbound SPI.
+    pub successor: u32,
+    /// The latest time the retirement waits for proof that the peer has the successor.
+    pub cap: Instant,
+    /// Why it retires.
+    pub kind: RetireKind,
+}
+
+/// Of duplicate pairs, given as (inbound SPI, outbound SPI), the one both sides keep: the pair's two SPIs are
+/// the same set on both sides, whichever side made them, so the pair with the greatest smaller SPI (then
+/// greater SPI) wins on both. Returns its index.
+pub(crate) fn duplicate_winner(pairs: &[(u32, u32)]) -> Option<usize> {
+    let key = |&(a, b): &(u32, u32)| (a.min(b), a.max(b));
+    (0..pairs.len()).max_by_key(|&i| pairs.get(i).map(key))
+}
+
+/// How long a pair the peer rekeyed must have gone without packets from the peer, the peer sending on its
+/// successor meanwhile, before we delete it ourselves: the peer's DELETE for it was lost.
+pub(crate) const STALE_IDLE: Duration = Duration::from_secs(60);
+/// How often such a pair is looked at.
+pub(crate) const STALE_CHECK: Duration = Duration::from_secs(10);
+/// How long a pair that lost a collision stays once the peer surely has the winner, for its packets in flight.
+pub(crate) const DUPLICATE_OVERLAP: Duration = Duration::from_secs(2);
 
 impl ChildLife {
     /// A new pair's renewal state.
@@ -106,6 +151,7 @@ impl ChildLife {
             superseded: false,
             peer_sent: false,
             peer_sent_at: None,
+            started: now,
             up: now,
             hard: now + lifetime,
             retire: None,
@@ -183,5 +229,16 @@ mod tests {
         assert_eq!(recheck(now, now + Duration::from_secs(9)), None);
         assert_eq!(recheck(now, now + Duration::from_secs(60)), Some(now + Duration::from_secs(30)));
         assert_eq!(recheck(now, now + Duration::from_secs(11)), Some(now + Duration::from_millis(5500)));
+    }
+
+    #[test]
+    fn both_sides_pick_the_same_duplicate() {
+        let ours = [(0x1000_0000, 0x9000_0000), (0x2000_0000, 0x0500_0000), (0x0800_0000, 0x7000_0000)];
+        let theirs: Vec<(u32, u32)> = ours.iter().rev().map(|&(i, o)| (o, i)).collect();
+        let w = duplicate_winner(&ours).expect("a winner");
+        let v = duplicate_winner(&theirs).expect("a winner");
+        assert_eq!(ours[w], (0x1000_0000, 0x9000_0000));
+        assert_eq!(theirs[v], (0x9000_0000, 0x1000_0000), "the same pair seen from the other side");
+        assert_eq!(duplicate_winner(&[]), None);
     }
 }

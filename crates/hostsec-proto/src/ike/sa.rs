@@ -125,6 +125,11 @@ pub(crate) struct SaCore {
     pub send_initial_contact: bool,
     /// Whether the peer sent INITIAL-CONTACT during Main Mode (in MM5 or MM6).
     pub peer_initial_contact: bool,
+    /// When its Main Mode began (MM1 sent or received): the SAs with the peer that came up before it are what a
+    /// restart of the peer (its INITIAL-CONTACT) makes stale, not those negotiated at the same time.
+    pub started: Option<Instant>,
+    /// When it was established.
+    pub up: Option<Instant>,
     /// Whether this Main Mode offers the pre-shared key only: the fallback of a `certificate-then-psk` rule after
     /// certificate authentication did not succeed (SPEC §5).
     pub psk_only: bool,
@@ -163,6 +168,8 @@ impl SaCore {
             retired_quick_modes: VecDeque::new(),
             send_initial_contact: false,
             peer_initial_contact: false,
+            started: None,
+            up: None,
             psk_only: false,
             scheduled: None,
             test: false,

@@ -406,8 +406,10 @@ impl Spd {
 
 struct Builder<'p> {
     spd: Spd,
-    /// Distinct candidate lists (as ranks, as the sweep collected them) to their id.
-    seen: HashMap<Box<[u32]>, u32>,
+    /// Distinct candidate lists (as ranks, as the sweep collected them, and whether those are all the rules of the
+    /// segment) to their id: the same ranks cut short by the long-list limit elsewhere need the overflow scan,
+    /// so they are another list.
+    seen: HashMap<(Box<[u32]>, bool), u32>,
     /// Distinct stored slices (as rule indexes) to their place in the pool.
     seen_sub: HashMap<Box<[u32]>, (u32, u32)>,
     ranked: Vec<Ranked<'p>>,
@@ -477,9 +479,10 @@ impl Builder<'_> {
     /// The id of the list of these ranks, storing it (and its port index) the first time. `whole`: the ranks
     /// are all the rules that can govern the segment.
     fn intern(&mut self, ranks: &[u32], whole: bool) -> u32 {
-        if let Some(id) = self.seen.get(ranks) {
+        if let Some(id) = self.seen.get(&(ranks.into(), whole)) {
             return *id;
         }
+        let whole_ranks = whole;
         let keep = if ranks.len() <= self.limits.short {
             ranks.len()
         } else if ranks.len() <= self.budget {
@@ -501,7 +504,7 @@ impl Builder<'_> {
         });
         let id = self.spd.lists.len() as u32;
         self.spd.lists.push(ListRef { start, len, terminal, overflow_after, port_index });
-        self.seen.insert(ranks.into(), id);
+        self.seen.insert((ranks.into(), whole_ranks), id);
         id
     }
 

@@ -244,7 +244,7 @@ impl Outbound {
                 Decision::Block => bump(&self.stats.dropped_blocked),
                 Decision::Seal(i) => {
                     let rule = snap.policy.rules.get(i).map(|r| r.name.as_str());
-                    self.seal_and_send(now, &p, out, rule, &flow);
+                    self.seal_and_send(now, &p, out, rule);
                 }
                 Decision::Queue(i) => {
                     if failed.is_some_and(|f| snap.policy.rules.get(i).is_some_and(|r| r.name == f)) {
@@ -304,10 +304,10 @@ impl Outbound {
             Decision::Seal(i) => {
                 let rule = snap.policy.rules.get(i).map(|r| r.name.as_str());
                 if packet.len() + MAX_OVERHEAD + super::encap::UDP_HDR <= slot.len() {
-                    return self.seal(now, packet, slot, rule, &flow);
+                    return self.seal(now, packet, slot, rule);
                 }
                 let mut big = std::mem::take(&mut self.scratch);
-                self.seal_and_send(now, packet, &mut big, rule, &flow);
+                self.seal_and_send(now, packet, &mut big, rule);
                 self.scratch = big;
             }
             Decision::Queue(i) => self.queue(now, &snap, i, &flow, packet),
@@ -316,19 +316,12 @@ impl Outbound {
     }
 
     /// Seals a packet into `out` with the SA of `rule` that covers its flow; returns the sealed length.
-    fn seal(
-        &mut self,
-        now: Instant,
-        packet: &[u8],
-        out: &mut [u8],
-        rule: Option<&str>,
-        flow: &PacketFlow,
-    ) -> Option<usize> {
+    fn seal(&mut self, now: Instant, packet: &[u8], out: &mut [u8], rule: Option<&str>) -> Option<usize> {
         match self.sas.seal_for(now, packet, out, rule) {
             Ok(sealed) => {
                 let len = sealed.packet.len();
                 if sealed.rekey_soon {
-                    self.ask_rekey(flow, rule);
+                    self.ask_rekey(sealed.spi);
                 }
                 self.udp_encapsulate(out, len)
             }
@@ -367,18 +360,17 @@ impl Outbound {
         }
     }
 
-    fn ask_rekey(&mut self, flow: &PacketFlow, rule: Option<&str>) {
-        if let Some(sa) = self.sas.find(flow, rule) {
-            let spi = sa.spi();
-            if self.rekey_asked.insert(spi) {
-                let _ = self.events.send(DpEvent::RekeySoon { spi, inbound: false });
-            }
+    /// Asks IKE once for a successor of the outbound SA `spi`, which crossed a soft limit. (By the SPI that
+    /// sealed: looking the flow up again could name a newer SA that took over meanwhile, and rekey that one.)
+    fn ask_rekey(&mut self, spi: u32) {
+        if self.rekey_asked.insert(spi) {
+            let _ = self.events.send(DpEvent::RekeySoon { spi, inbound: false });
         }
     }
 
     /// Seals one packet into `out` and sends it at once (queued packets, oversized packets).
-    fn seal_and_send(&mut self, now: Instant, packet: &[u8], out: &mut [u8], rule: Option<&str>, flow: &PacketFlow) {
-        if let Some(len) = self.seal(now, packet, out, rule, flow) {
+    fn seal_and_send(&mut self, now: Instant, packet: &[u8], out: &mut [u8], rule: Option<&str>) {
+        if let Some(len) = self.seal(now, packet, out, rule) {
             match self.sockets.send(&out[..len]) {
                 Ok(()) => bump(&self.stats.esp_sent),
                 Err(e) => {

@@ -5,7 +5,7 @@
 use super::{wall_time_at, Endpoint, TimerKey, REKEY_OVERLAP};
 use crate::ike::events::{Event, RequestId, Role};
 use crate::ike::lifetime::Lowered;
-use crate::ike::rekey::{self, MM_RETIRE_CHECK};
+use crate::ike::rekey::{self, Retire, RetireKind, MM_RETIRE_CHECK};
 use crate::ike::sa::{Ctx, Phase1, SaId};
 use crate::wire::consts::{payload, protocol};
 use std::cmp::Reverse;
@@ -31,16 +31,91 @@ impl Endpoint {
         true
     }
 
-    /// The expiry of the pair `spi_in` came, which our rekey set: it waits while the peer has not used the
-    /// successor yet, up to the cap. Returns whether the deletion is postponed.
+    /// The expiry of the pair `spi_in` came, which a retirement set (see [`RetireKind`]): returns whether the
+    /// deletion is postponed (or called off).
+    pub(super) fn postpone_retirement(&mut self, now: Instant, spi_in: u32) -> bool {
+        let Some(r) = self.children.get(&spi_in).and_then(|c| c.life.retire) else {
+            return false;
+        };
+        match r.kind {
+            _ if !self.children.contains_key(&r.successor) => self.keep_without_successor(now, spi_in),
+            RetireKind::Rekeyed => self.postpone_rekeyed(now, spi_in, r),
+            RetireKind::Duplicate => {
+                let sure =
+                    self.children.get(&r.successor).is_none_or(|s| s.life.peer_sent || s.info.role == Role::Responder);
+                if sure || now >= r.cap {
+                    info!("Quick Mode SA {spi_in:08x} lost a collision to {:08x} (both negotiated the same traffic at once): deleted", r.successor);
+                    return false;
+                }
+                self.recheck_retirement(now, spi_in, (now + rekey::RETIRE_CHECK).min(r.cap));
+                true
+            }
+            RetireKind::PeerRekeyed => {
+                let Some(c) = self.children.get(&spi_in) else { return false };
+                let hard = c.life.hard;
+                if now >= hard {
+                    return false;
+                }
+                let successor_used = self.children.get(&r.successor).and_then(|s| s.life.peer_sent_at);
+                let Some(used) = successor_used else {
+                    self.recheck_retirement(now, spi_in, (now + rekey::STALE_CHECK).min(hard));
+                    return true;
+                };
+                let quiet_since = c.life.peer_sent_at.map_or(c.life.up, |t| t.max(c.life.up));
+                if used > quiet_since && now >= quiet_since + rekey::STALE_IDLE {
+                    info!("Quick Mode SA {spi_in:08x} was rekeyed by the peer, which sends on {:08x} and nothing on this one: its DELETE must have been lost; deleted", r.successor);
+                    return false;
+                }
+                self.recheck_retirement(now, spi_in, (now + rekey::STALE_CHECK).min(hard));
+                true
+            }
+        }
+    }
+
+    /// The successor of the retiring pair `spi_in` is gone (the peer deleted it, say, having kept this one in a
+    /// collision it judged otherwise). Returns `true` when no other pair carries the same traffic: this one does
+    /// again, renewed as any (now, if it is past its soft deadline and in use); `false` when another does, and
+    /// this one can go.
+    fn keep_without_successor(&mut self, now: Instant, spi_in: u32) -> bool {
+        let Some(c) = self.children.get(&spi_in) else { return false };
+        let (rule, peer, selector, hard) = (c.info.rule.clone(), c.info.peer.ip(), c.info.selector, c.life.hard);
+        let other = self.children.iter().any(|(spi, o)| {
+            *spi != spi_in
+                && !o.life.superseded
+                && o.info.rule == rule
+                && o.info.peer.ip() == peer
+                && o.info.selector == selector
+        });
+        if other || hard <= now {
+            return false;
+        }
+        info!(peer = %peer, rule = %rule, "Quick Mode SA {spi_in:08x} stays: the pair meant to replace it is gone");
+        if let Some(c) = self.children.get_mut(&spi_in) {
+            c.life.retire = None;
+            c.life.superseded = false;
+            c.life.soft = c.life.soft.min(now);
+            c.expires = hard;
+        }
+        self.timers.push(Reverse((hard, TimerKey::Child(spi_in))));
+        self.timers.push(Reverse((now, TimerKey::Child(spi_in))));
+        true
+    }
+
+    /// Looks at the retiring pair `spi_in` again at `at`.
+    fn recheck_retirement(&mut self, _now: Instant, spi_in: u32, at: Instant) {
+        if let Some(c) = self.children.get_mut(&spi_in) {
+            c.expires = at;
+        }
+        self.timers.push(Reverse((at, TimerKey::Child(spi_in))));
+    }
+
+    /// [`RetireKind::Rekeyed`]: the pair waits while the peer has not used the successor yet, up to the cap.
     /// At the cap, a successor the peer never used while it went on sending on this pair is taken for one the
     /// peer does not have (its QM2 retransmissions lost, so it never got our QM3): the successor is deleted (the
     /// peer told, should it have it after all), this pair stays until its own expiry, and its rekey starts again.
-    pub(super) fn postpone_retirement(&mut self, now: Instant, spi_in: u32) -> bool {
-        let Some((successor, cap)) = self.children.get(&spi_in).and_then(|c| c.life.retire) else {
-            return false;
-        };
-        let proven = self.children.get(&successor).is_none_or(|s| s.life.peer_sent);
+    fn postpone_rekeyed(&mut self, now: Instant, spi_in: u32, r: Retire) -> bool {
+        let (successor, cap) = (r.successor, r.cap);
+        let proven = self.children.get(&successor).is_some_and(|s| s.life.peer_sent);
         if proven {
             return false;
         }
@@ -71,11 +146,7 @@ impl Endpoint {
             }
             return true;
         }
-        let at = (now + rekey::RETIRE_CHECK).min(cap);
-        if let Some(c) = self.children.get_mut(&spi_in) {
-            c.expires = at;
-        }
-        self.timers.push(Reverse((at, TimerKey::Child(spi_in))));
+        self.recheck_retirement(now, spi_in, (now + rekey::RETIRE_CHECK).min(cap));
         true
     }
 
@@ -100,37 +171,80 @@ impl Endpoint {
         }
     }
 
-    /// A new pair came up: the older pairs for the same traffic (rule, peer, selector) are superseded, since only
-    /// the newest is renewed. After the peer's rekey they end with its DELETE or their hard expiry; after ours, by
-    /// retirement ([`Endpoint::retire_child`]); after a collision the duplicate ages out (docs/lifecycle.md).
-    pub(super) fn supersede_older(&mut self, spi_in: u32) {
+    /// A new pair came up. Other pairs for the same traffic (rule, peer, selector) that came up moments before
+    /// are duplicates from a collision (both sides negotiated at once): both sides keep the same one and retire
+    /// the others ([`RetireKind::Duplicate`]). Older ones are superseded, since only the newest is renewed: after
+    /// the peer's rekey they end with its DELETE, or, if that was lost, once the peer has moved to the new pair
+    /// ([`RetireKind::PeerRekeyed`]); after ours, by retirement ([`Endpoint::retire_child`]).
+    pub(super) fn supersede_older(&mut self, now: Instant, spi_in: u32) {
         let Some(new) = self.children.get(&spi_in) else { return };
         let (rule, peer, selector) = (new.info.rule.clone(), new.info.peer.ip(), new.info.selector);
-        for (spi, c) in self.children.iter_mut() {
-            if *spi != spi_in
-                && !c.life.superseded
-                && c.info.rule == rule
-                && c.info.peer.ip() == peer
-                && c.info.selector == selector
-            {
-                c.life.superseded = true;
-                debug!(peer = %peer, rule = %rule, "Quick Mode SA {spi:08x} has a successor ({spi_in:08x}): not renewed by us");
+        let started = new.life.started;
+        let same: Vec<(u32, bool)> = self
+            .children
+            .iter()
+            .filter(|(spi, c)| {
+                **spi != spi_in
+                    && !c.life.superseded
+                    && c.info.rule == rule
+                    && c.info.peer.ip() == peer
+                    && c.info.selector == selector
+            })
+            .map(|(spi, c)| {
+                // It came up while the new pair was being negotiated: a collision, not a predecessor.
+                let duplicate = c.life.retire.is_none() && c.life.up >= started;
+                (*spi, duplicate)
+            })
+            .collect();
+        let mut duplicates: Vec<(u32, u32)> = same
+            .iter()
+            .filter(|(_, d)| *d)
+            .filter_map(|(spi, _)| self.children.get(spi).map(|c| (c.info.spi_in, c.info.spi_out)))
+            .collect();
+        let mut newest = spi_in;
+        if !duplicates.is_empty() {
+            duplicates.extend(self.children.get(&spi_in).map(|c| (c.info.spi_in, c.info.spi_out)));
+            let winner = rekey::duplicate_winner(&duplicates).and_then(|i| duplicates.get(i)).map(|d| d.0);
+            let Some(winner) = winner else { return };
+            newest = winner;
+            for &(loser, _) in duplicates.iter().filter(|d| d.0 != winner) {
+                info!(peer = %peer, rule = %rule, "Quick Mode SA {loser:08x} and {winner:08x} carry the same traffic (a collision): {winner:08x} stays on both sides");
+                self.retire_as(now, loser, winner, RetireKind::Duplicate);
             }
+        }
+        for (spi, duplicate) in same {
+            if duplicate {
+                continue;
+            }
+            debug!(peer = %peer, rule = %rule, "Quick Mode SA {spi:08x} has a successor ({newest:08x}): not renewed by us");
+            if self.children.get(&spi).is_some_and(|c| c.life.retire.is_none()) {
+                self.retire_as(now, spi, newest, RetireKind::PeerRekeyed);
+            } else if let Some(c) = self.children.get_mut(&spi) {
+                c.life.superseded = true;
+            }
+        }
+    }
+
+    /// Marks the pair `old` as superseded by `successor` and sets its retirement of `kind`.
+    fn retire_as(&mut self, now: Instant, old: u32, successor: u32, kind: RetireKind) {
+        let Some(c) = self.children.get_mut(&old) else { return };
+        c.life.superseded = true;
+        let (first_look, cap) = match kind {
+            RetireKind::Rekeyed => (now + REKEY_OVERLAP, now + rekey::RETIRE_CAP),
+            RetireKind::Duplicate => (now + rekey::DUPLICATE_OVERLAP, now + rekey::RETIRE_CAP),
+            RetireKind::PeerRekeyed => (now + rekey::STALE_CHECK, c.life.hard),
+        };
+        if first_look < c.expires {
+            c.life.retire = Some(Retire { successor, cap: cap.min(c.expires), kind });
+            c.expires = first_look;
+            self.timers.push(Reverse((first_look, TimerKey::Child(old))));
         }
     }
 
     /// Our rekey of `old` is done (its successor is `new`): `old` retires after the overlap (make-before-break),
     /// or later when the peer has not used `new` by then (see [`Endpoint::child_used`]).
     pub(super) fn retire_child(&mut self, now: Instant, old: u32, new: u32) {
-        if let Some(c) = self.children.get_mut(&old) {
-            c.life.superseded = true;
-            let retire = now + REKEY_OVERLAP;
-            if retire < c.expires {
-                c.life.retire = Some((new, (now + rekey::RETIRE_CAP).min(c.expires)));
-                c.expires = retire;
-                self.timers.push(Reverse((retire, TimerKey::Child(old))));
-            }
-        }
+        self.retire_as(now, old, new, RetireKind::Rekeyed);
     }
 
     /// The soft deadline (or a later check) of the pair `spi_in` passed, short of its expiry.
@@ -291,6 +405,7 @@ impl Endpoint {
         let found = self.children.values_mut().find(|c| c.info.spi_out == spi_out && c.info.peer.ip() == peer.ip());
         let Some(c) = found.filter(|c| protocol_id == protocol::ESP && until < c.expires) else { return };
         c.expires = until;
+        c.life.hard = until;
         c.life.lifetime = until - now;
         c.life.soft = rekey::soft_deadline(now, until - now, c.info.role, &mut *self.rng);
         let (spi_in, soft) = (c.info.spi_in, c.life.soft);
