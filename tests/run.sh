@@ -2,7 +2,7 @@
 # The whole hostsec test suite, as CI runs it (bash .ci/run calls this). As root on Debian 12:
 #   1. formatting and lints (cargo fmt --check, cargo clippy -D warnings)
 #   2. unit, property, known-answer, capture and in-memory pair tests (cargo test); every fuzz target for a fixed
-#      budget (tests/fuzz.sh, HOSTSEC_FUZZ_SECONDS per target, default 12)
+#      budget (tests/fuzz.sh, HOSTSEC_FUZZ_SECONDS per target, default 10)
 #   3. hostsecd + hostsec end to end in network namespaces (tests/e2e/hostsec-pair.sh, datapath.sh, keywords.sh,
 #      selectors.sh, reload.sh, certs.sh, natt.sh, dpd.sh, rekey-loss.sh, flood.sh)
 #   4. interop with strongSwan in a QEMU guest with kernel ESP: IKE (tests/interop/strongswan-ike.sh) and protected
@@ -54,7 +54,7 @@ step "cargo test"
 cargo test --workspace
 
 step "fuzzing: every cargo-fuzz target for a fixed budget (tests/fuzz.sh)"
-bash tests/fuzz.sh --seconds "${HOSTSEC_FUZZ_SECONDS:-12}"
+bash tests/fuzz.sh --seconds "${HOSTSEC_FUZZ_SECONDS:-10}"
 
 step "release build"
 cargo build --release -p hostsecd -p hostsec
@@ -84,7 +84,7 @@ step "end to end: restarts and dead peer detection (kill -9 mid-transfer and res
 bash tests/e2e/dpd.sh
 
 step "end to end: rekeying over a lossy link (5 % IKE loss and duplication, byte and Main Mode rekeys under ping + iperf3: 0 lost)"
-bash tests/e2e/rekey-loss.sh
+SECONDS_RUN=90 bash tests/e2e/rekey-loss.sh
 
 step "end to end: a flood of 100,000 forged Main Mode first messages (memory bound, established SA keeps its traffic)"
 bash tests/e2e/flood.sh

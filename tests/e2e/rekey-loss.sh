@@ -47,7 +47,7 @@ for h in $NA $NB; do
   ip -n $h link set lo up
   ip -n $h addr add 198.51.100.$i/24 dev eth0
   ip -n $h link set eth0 up
-  # IKE to the peer: 5 % lost, 2 % sent twice
+  # IKE to the peer: every 20th datagram lost, every 19th of the others sent twice
   peer=198.51.100.$((3 - i))
   ip netns exec $h nft -f - <<EOF
 table ip rk-impair {
