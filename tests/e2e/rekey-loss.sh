@@ -14,12 +14,16 @@
 # were dropped and duplicated (nft counters), no ping lost, no 1 s iperf3 interval without data, at the end the
 # newest pair is on both sides and few pairs are left (replaced ones and collisions' losers go; a pair whose
 # DELETE the link dropped goes once the peer has sent on its successor and nothing on it for a minute), no panic.
+# --wire: the hosts are joined by tests/e2e/wire.py instead of a bridge, a user-space netem: every frame delayed
+# by 10-20 ms (so frames overtake each other), IKE lost 5 % and duplicated 2 % at random, both ways; by hand.
 # Needs root. Binaries from $HOSTSEC_BIN_DIR (default target/release). Prints PASS/FAIL per check and the figures;
 # exit 0 only if all passed.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${HOSTSEC_BIN_DIR:-$ROOT/target/release}
 SECONDS_RUN=${SECONDS_RUN:-120}
+WIRE=no
+[ "${1:-}" = --wire ] && WIRE=yes
 W=$(mktemp -d /tmp/hostsec-rekey-loss.XXXXXX)
 NA=rk-a NB=rk-b NS=rk-sw
 PIDS=()
@@ -37,16 +41,18 @@ for p in nftables:nft iperf3:iperf3 iputils-ping:ping; do
   command -v "${p#*:}" >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${p%%:*}"; }
 done
 # --- a switch and two hosts, IKE impaired on each host's way out ------------------------------------------------
-ip netns add $NS; ip -n $NS link add br0 type bridge; ip -n $NS link set br0 up
+ip netns add $NS
+[ $WIRE = no ] && { ip -n $NS link add br0 type bridge; ip -n $NS link set br0 up; }
 i=0
 for h in $NA $NB; do
   i=$((i + 1))
   ip netns add $h
   ip link add eth0 netns $h type veth peer name p$i netns $NS
-  ip -n $NS link set p$i master br0 up
+  if [ $WIRE = no ]; then ip -n $NS link set p$i master br0 up; else ip -n $NS link set p$i up; fi
   ip -n $h link set lo up
   ip -n $h addr add 198.51.100.$i/24 dev eth0
   ip -n $h link set eth0 up
+  [ $WIRE = yes ] && continue
   # IKE to the peer: every 20th datagram lost, every 19th of the others sent twice
   peer=198.51.100.$((3 - i))
   ip netns exec $h nft -f - <<EOF
@@ -61,6 +67,10 @@ table ip rk-impair {
 }
 EOF
 done
+if [ $WIRE = yes ]; then
+  ip netns exec $NS python3 "$ROOT/tests/e2e/wire.py" p1 p2 --delay-ms 10 --jitter-ms 10 --ike-loss 0.05 \
+    --ike-dup 0.02 --seed "$RANDOM" --stats "$W/wire.json" & WIRE_PID=$!; PIDS+=($WIRE_PID)
+fi
 
 conf() { # name me peer
   printf '[global]\nlisten = ["%s"]\ncontrol_socket = "%s/%s.sock"\nmain_mode_lifetime = "1m"\nquick_mode_lifetime_kb = 20480\n' "$2" "$W" "$1"
@@ -90,9 +100,15 @@ wait $IPERF; wait $PING
 qm=$(( $(stat_ a quick_mode_established) + $(stat_ b quick_mode_established) - qm0 ))
 mm=$(( $(stat_ a main_mode_established) + $(stat_ b main_mode_established) - mm0 ))
 retx=$(( $(stat_ a retransmitted) + $(stat_ b retransmitted) ))
-nft_count() { ip netns exec "$1" nft list counter ip rk-impair "$2" | sed -n 's/.*packets \([0-9]*\).*/\1/p'; }
-dropped=$(( $(nft_count $NA ike_dropped) + $(nft_count $NB ike_dropped) ))
-duplicated=$(( $(nft_count $NA ike_duplicated) + $(nft_count $NB ike_duplicated) ))
+if [ $WIRE = yes ]; then
+  kill -TERM "$WIRE_PID"; wait "$WIRE_PID"
+  dropped=$(jq_ "d['ike_dropped']" < "$W/wire.json") duplicated=$(jq_ "d['ike_duplicated']" < "$W/wire.json")
+  echo "figures: the wire forwarded $(jq_ "d['frames']" < "$W/wire.json") frames, $(jq_ "d['reordered']" < "$W/wire.json") of them overtaken, $(jq_ "d['send_errors']" < "$W/wire.json") send errors"
+else
+  nft_count() { ip netns exec "$1" nft list counter ip rk-impair "$2" | sed -n 's/.*packets \([0-9]*\).*/\1/p'; }
+  dropped=$(( $(nft_count $NA ike_dropped) + $(nft_count $NB ike_dropped) ))
+  duplicated=$(( $(nft_count $NA ike_duplicated) + $(nft_count $NB ike_duplicated) ))
+fi
 echo "figures: ${SECONDS_RUN}s: $((qm / 2)) Quick Mode rekeys and $((mm / 2)) Main Mode renewals (counted on both sides: $qm, $mm); IKE datagrams dropped $dropped, duplicated $duplicated, retransmitted $retx"
 check "the link dropped and duplicated IKE datagrams ($dropped, $duplicated)" test "$dropped" -gt 0 -a "$duplicated" -gt 0
 check "Quick Mode SAs rekeyed by bytes (>= 5) and the Main Mode SA renewed (>= 1)" test $((qm / 2)) -ge 5 -a $((mm / 2)) -ge 1
