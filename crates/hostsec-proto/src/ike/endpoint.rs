@@ -1518,10 +1518,15 @@ impl Endpoint {
             InfoItem::InitialContact => {
                 let rescued = self.honour_initial_contact(now, id, peer_ip);
                 let carrier = self.sas.get(&id).map(|sa| (sa.core.rule.clone(), sa.core.local, sa.core.peer));
-                if let Some((rule, local, peer)) = carrier {
-                    if let Some(rule) = self.policy.rule(&rule).cloned() {
-                        for (request, selector) in rescued {
-                            self.carry(now, &rule, local, peer, request, selector);
+                if let Some((name, local, peer)) = carrier {
+                    let rule = self.policy.rule(&name).cloned();
+                    for (request, selector) in rescued {
+                        match &rule {
+                            Some(rule) => self.carry(now, rule, local, peer, request, selector),
+                            None => {
+                                let why = format!("the peer restarted, and rule '{name}' is no longer configured");
+                                failed(&mut self.events, Some(request), Some(name.clone()), peer, "quick mode", why);
+                            }
                         }
                     }
                 }

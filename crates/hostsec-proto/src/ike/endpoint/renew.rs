@@ -47,7 +47,7 @@ impl Endpoint {
                     info!("Quick Mode SA {spi_in:08x} lost a collision to {:08x} (both negotiated the same traffic at once): deleted", r.successor);
                     return false;
                 }
-                self.recheck_retirement(now, spi_in, (now + rekey::RETIRE_CHECK).min(r.cap));
+                self.recheck_retirement(spi_in, (now + rekey::RETIRE_CHECK).min(r.cap));
                 true
             }
             RetireKind::PeerRekeyed => {
@@ -58,7 +58,7 @@ impl Endpoint {
                 }
                 let successor_used = self.children.get(&r.successor).and_then(|s| s.life.peer_sent_at);
                 let Some(used) = successor_used else {
-                    self.recheck_retirement(now, spi_in, (now + rekey::STALE_CHECK).min(hard));
+                    self.recheck_retirement(spi_in, (now + rekey::STALE_CHECK).min(hard));
                     return true;
                 };
                 let quiet_since = c.life.peer_sent_at.map_or(c.life.up, |t| t.max(c.life.up));
@@ -66,7 +66,7 @@ impl Endpoint {
                     info!("Quick Mode SA {spi_in:08x} was rekeyed by the peer, which sends on {:08x} and nothing on this one: its DELETE must have been lost; deleted", r.successor);
                     return false;
                 }
-                self.recheck_retirement(now, spi_in, (now + rekey::STALE_CHECK).min(hard));
+                self.recheck_retirement(spi_in, (now + rekey::STALE_CHECK).min(hard));
                 true
             }
         }
@@ -78,15 +78,8 @@ impl Endpoint {
     /// this one can go.
     fn keep_without_successor(&mut self, now: Instant, spi_in: u32) -> bool {
         let Some(c) = self.children.get(&spi_in) else { return false };
-        let (rule, peer, selector, hard) = (c.info.rule.clone(), c.info.peer.ip(), c.info.selector, c.life.hard);
-        let other = self.children.iter().any(|(spi, o)| {
-            *spi != spi_in
-                && !o.life.superseded
-                && o.info.rule == rule
-                && o.info.peer.ip() == peer
-                && o.info.selector == selector
-        });
-        if other || hard <= now {
+        let (rule, peer, hard) = (c.info.rule.clone(), c.info.peer.ip(), c.life.hard);
+        if !self.live_pairs_beside(spi_in).is_empty() || hard <= now {
             return false;
         }
         info!(peer = %peer, rule = %rule, "Quick Mode SA {spi_in:08x} stays: the pair meant to replace it is gone");
@@ -101,8 +94,25 @@ impl Endpoint {
         true
     }
 
+    /// The pairs other than `spi_in` that carry its traffic (rule, peer, selector) and are not superseded.
+    fn live_pairs_beside(&self, spi_in: u32) -> Vec<u32> {
+        let Some(c) = self.children.get(&spi_in) else { return Vec::new() };
+        let (rule, peer, selector) = (&c.info.rule, c.info.peer.ip(), c.info.selector);
+        self.children
+            .iter()
+            .filter(|(spi, o)| {
+                **spi != spi_in
+                    && !o.life.superseded
+                    && o.info.rule == *rule
+                    && o.info.peer.ip() == peer
+                    && o.info.selector == selector
+            })
+            .map(|(spi, _)| *spi)
+            .collect()
+    }
+
     /// Looks at the retiring pair `spi_in` again at `at`.
-    fn recheck_retirement(&mut self, _now: Instant, spi_in: u32, at: Instant) {
+    fn recheck_retirement(&mut self, spi_in: u32, at: Instant) {
         if let Some(c) = self.children.get_mut(&spi_in) {
             c.expires = at;
         }
@@ -146,7 +156,7 @@ impl Endpoint {
             }
             return true;
         }
-        self.recheck_retirement(now, spi_in, (now + rekey::RETIRE_CHECK).min(cap));
+        self.recheck_retirement(spi_in, (now + rekey::RETIRE_CHECK).min(cap));
         true
     }
 
@@ -178,22 +188,16 @@ impl Endpoint {
     /// ([`RetireKind::PeerRekeyed`]); after ours, by retirement ([`Endpoint::retire_child`]).
     pub(super) fn supersede_older(&mut self, now: Instant, spi_in: u32) {
         let Some(new) = self.children.get(&spi_in) else { return };
-        let (rule, peer, selector) = (new.info.rule.clone(), new.info.peer.ip(), new.info.selector);
+        let (rule, peer) = (new.info.rule.clone(), new.info.peer.ip());
         let started = new.life.started;
         let same: Vec<(u32, bool)> = self
-            .children
-            .iter()
-            .filter(|(spi, c)| {
-                **spi != spi_in
-                    && !c.life.superseded
-                    && c.info.rule == rule
-                    && c.info.peer.ip() == peer
-                    && c.info.selector == selector
-            })
+            .live_pairs_beside(spi_in)
+            .into_iter()
+            .filter_map(|spi| self.children.get(&spi).map(|c| (spi, c)))
             .map(|(spi, c)| {
                 // It came up while the new pair was being negotiated: a collision, not a predecessor.
                 let duplicate = c.life.retire.is_none() && c.life.up >= started;
-                (*spi, duplicate)
+                (spi, duplicate)
             })
             .collect();
         let mut duplicates: Vec<(u32, u32)> = same
