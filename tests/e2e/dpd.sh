@@ -33,17 +33,7 @@ for p in nftables:nft iperf3:iperf3 iputils-ping:ping; do
 done
 
 # --- a switch and two hosts (IPv4 only) -------------------------------------------------------------------------
-ip netns add $NS; ip -n $NS link add br0 type bridge; ip -n $NS link set br0 up
-i=0
-for h in $NA $NB; do
-  i=$((i + 1))
-  ip netns add $h
-  ip link add eth0 netns $h type veth peer name p$i netns $NS
-  ip -n $NS link set p$i master br0 up
-  ip -n $h link set lo up
-  ip -n $h addr add 198.51.100.$i/24 dev eth0
-  ip -n $h link set eth0 up
-done
+two_hosts $NS $NA $NB
 snapshot() { # namespace -> the host state a daemon must leave as it found it
   { ip -n "$1" rule; ip -n "$1" -6 rule; ip -n "$1" route show table all; ip -n "$1" -6 route show table all
     ip netns exec "$1" nft list ruleset; ip -n "$1" -br link; } 2>&1 | grep -v "^$"
