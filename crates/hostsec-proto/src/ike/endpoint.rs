@@ -180,6 +180,7 @@ macro_rules! ctx {
     };
 }
 
+mod hold;
 mod renew;
 pub use renew::StateCounts;
 
@@ -868,13 +869,22 @@ impl Endpoint {
             est.expires.saturating_duration_since(now).as_secs(),
         );
         self.events.push_back(Event::MainModeUp { info, encryption_key: est.keys.ka.clone() });
-        let peer_ip = sa.core.peer.ip();
+        let (peer_ip, role) = (sa.core.peer.ip(), sa.core.role);
         let initial_contact = sa.core.peer_initial_contact;
         let waiting = std::mem::take(&mut sa.core.waiting);
         self.contacted.insert(peer_ip);
         let mut waiting = waiting;
         if initial_contact {
             waiting.extend(self.honour_initial_contact(now, id, peer_ip));
+        }
+        if role == Role::Responder && !waiting.is_empty() {
+            // The initiator may not have read our MM6 yet: our Quick Modes wait a moment (see `hold`).
+            if let Some(sa) = self.sas.get_mut(&id) {
+                sa.core.waiting = waiting;
+                sa.core.hold_quick_until = Some(now + hold::AFTER_ANSWERED_MAIN_MODE);
+            }
+            self.schedule(id);
+            waiting = Vec::new();
         }
         // One Quick Mode per distinct traffic selector, serving every request that asked for it.
         let mut groups: Vec<(Selector, Vec<RequestId>)> = Vec::new();
@@ -888,6 +898,7 @@ impl Endpoint {
             self.start_quick_mode(now, id, sel, reqs);
         }
         self.main_mode_up(now, id);
+        self.release_for_new_main_mode(now, id);
     }
 
     /// The peer restarted: every other SA with it that came up before `keep` began is stale (RFC 2407
@@ -1033,7 +1044,9 @@ impl Endpoint {
 
     /// Removes an ISAKMP SA with an event (and fails the requests waiting on it).
     fn remove_sa(&mut self, now: Instant, id: SaId, reason: &str) {
-        let Some(sa) = self.forget_sa(id) else { return };
+        let Some(mut sa) = self.forget_sa(id) else { return };
+        // Requests held on an established SA (see `hold`) go on under another SA with the peer.
+        let held = if sa.established().is_some() { std::mem::take(&mut sa.core.waiting) } else { Vec::new() };
         let c = &sa.core;
         info!(peer = %c.peer, rule = %c.rule, "Main Mode SA deleted: {reason}");
         let mut requests: Vec<RequestId> = c.waiting.iter().map(|(r, _)| *r).collect();
@@ -1048,6 +1061,9 @@ impl Endpoint {
             failed(&mut self.events, Some(request), Some(c.rule.clone()), c.peer, "main mode", why);
         }
         self.events.push_back(Event::MainModeDown { info: sa.info(now), reason: reason.to_string() });
+        if !held.is_empty() {
+            self.carry_held(now, &sa.core.rule, sa.core.local, sa.core.peer, held, true);
+        }
     }
 
     fn remove_child(&mut self, spi_in: u32, reason: &str) {
@@ -1377,12 +1393,12 @@ impl Endpoint {
         )
     }
 
-    /// The ESP layer used up an SA pair (its byte or packet lifetime, or its sequence numbers): it is deleted and
+    /// The ESP layer used up an SA pair (its byte, packet or time limit, or its sequence numbers): it is deleted and
     /// the peer told. `spi` is our inbound SPI, or our outbound SPI when `inbound` is false.
     pub fn expire_child(&mut self, now: Instant, spi: u32, inbound: bool) {
         let found = self.children.values().find(|c| if inbound { c.info.spi_in == spi } else { c.info.spi_out == spi });
         if let Some(spi_in) = found.map(|c| c.info.spi_in) {
-            self.delete_child_with_notice(now, spi_in, "its byte lifetime ran out");
+            self.delete_child_with_notice(now, spi_in, "the ESP layer used it up (its byte, packet or time limit)");
         }
     }
 
@@ -1751,13 +1767,28 @@ impl Endpoint {
         request: RequestId,
         selector: Selector,
     ) {
+        self.carry_or_hold(now, rule, local, peer, (request, selector), true);
+    }
+
+    /// [`Endpoint::carry`]; `wait_for_peer` lets the request wait for a Main Mode the peer is negotiating
+    /// (false for requests that already waited for one: a forged MM1 must not hold them again).
+    fn carry_or_hold(
+        &mut self,
+        now: Instant,
+        rule: &Rule,
+        local: SocketAddr,
+        peer: SocketAddr,
+        (request, selector): (RequestId, Selector),
+        wait_for_peer: bool,
+    ) {
+        // The newest established SA: after the peer's reauthentication the older ones are on their way out.
         let carrier = self
             .sas
             .iter()
             .filter(|(id, sa)| {
                 !sa.core.test && !self.retiring(**id) && sa.core.rule == rule.name && sa.core.peer.ip() == peer.ip()
             })
-            .max_by_key(|(_, sa)| sa.established().is_some())
+            .max_by_key(|(_, sa)| (sa.established().is_some(), sa.core.up))
             .map(|(id, sa)| (*id, sa.established().is_some()));
         match carrier {
             Some((id, true)) => {
@@ -1770,7 +1801,10 @@ impl Endpoint {
                 });
                 match running {
                     Some(qm) => qm.requests.push(request),
-                    None => self.start_quick_mode(now, id, selector, vec![request]),
+                    None => match self.quick_mode_hold(now, id, wait_for_peer) {
+                        Some(until) => self.hold(now, id, until, request, selector),
+                        None => self.start_quick_mode(now, id, selector, vec![request]),
+                    },
                 }
             }
             Some((id, false)) => {
@@ -1941,6 +1975,7 @@ impl Endpoint {
                         .is_some();
                     if due {
                         self.sa_timers(now, id);
+                        self.release_if_due(now, id);
                         self.schedule(id);
                     }
                 }

@@ -115,8 +115,11 @@ pub(crate) struct SaCore {
     pub reply: Option<StoredReply>,
     /// When the stored reply is dropped, or a half-open responder SA given up.
     pub idle_deadline: Option<Instant>,
-    /// Requests waiting for this SA to carry a Quick Mode, with the traffic each asks for.
+    /// Requests waiting for this SA to carry a Quick Mode, with the traffic each asks for: while it negotiates,
+    /// or, established, while its Quick Modes are held (`hold_quick_until`).
     pub waiting: Vec<(RequestId, Selector)>,
+    /// Until when the Quick Modes we start under this established SA are held back (see `endpoint/hold.rs`).
+    pub hold_quick_until: Option<Instant>,
     /// Message IDs of Informational exchanges already processed (bounded), so a replayed one is ignored.
     pub seen_informational: VecDeque<u32>,
     /// Message IDs of forgotten Quick Modes (bounded, oldest first), never to be taken for new exchanges.
@@ -164,6 +167,7 @@ impl SaCore {
             reply: None,
             idle_deadline: None,
             waiting: Vec::new(),
+            hold_quick_until: None,
             seen_informational: VecDeque::new(),
             retired_quick_modes: VecDeque::new(),
             send_initial_contact: false,
@@ -296,6 +300,7 @@ impl IkeSa {
             self.core.reassembly.as_ref().map(|r| r.deadline),
             self.core.keepalive_at,
             self.core.dpd.as_ref().and_then(Dpd::due),
+            self.core.hold_quick_until,
         ];
         own.into_iter().flatten().chain(self.quick_modes.values().filter_map(QuickMode::next_deadline)).min()
     }
