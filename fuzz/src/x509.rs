@@ -143,10 +143,33 @@ fn dn_text(peer: &ValidatedPeer, der: &[u8], text: &str) {
         assert!(dn_matches_text(der, own), "{shown} does not match its own text");
     }
     if dn_matches_text(&peer.subject_der, text) {
-        // Values compare without case; whatever matches the subject names the host and its organisation.
-        let lower = text.to_lowercase();
+        // Values compare without case and with escapes resolved (`\l`, `\6c`: both an `l`); whatever matches the
+        // subject names the host and its organisation.
+        let lower = unescape(text).to_lowercase();
         assert!(lower.contains("host.fuzz.example") && lower.contains("hostsec fuzz"), "{text:?}");
     }
+}
+
+/// The text with DN escapes resolved as identity matching reads them (RFC 4514 `\` + hex pair, or `\` + any
+/// character for itself).
+fn unescape(text: &str) -> String {
+    let (bytes, mut out, mut i) = (text.as_bytes(), Vec::new(), 0);
+    while let Some(&b) = bytes.get(i) {
+        i += 1;
+        if b != b'\\' {
+            out.push(b);
+            continue;
+        }
+        let pair = bytes.get(i..i + 2).filter(|h| h.iter().all(u8::is_ascii_hexdigit)).and_then(|h| std::str::from_utf8(h).ok());
+        if let Some(byte) = pair.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+            out.push(byte);
+            i += 2;
+        } else if let Some(&next) = bytes.get(i) {
+            out.push(next);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `TrustStore::validate_chain` on the fixed store. The first byte picks the mode (low 2 bits) and the time

@@ -125,7 +125,10 @@ fn normalize_dn(text: &str) -> Vec<(String, String)> {
         let target = if in_value { &mut value } else { &mut key };
         match b {
             b'\\' => {
-                let pair = bytes.get(i..i + 2).and_then(|h| std::str::from_utf8(h).ok());
+                let pair = bytes
+                    .get(i..i + 2)
+                    .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+                    .and_then(|h| std::str::from_utf8(h).ok());
                 if let Some(byte) = pair.and_then(|h| u8::from_str_radix(h, 16).ok()) {
                     target.push(byte);
                     i += 2;
@@ -200,5 +203,15 @@ mod tests {
         let shown = PeerId::Dn(der.clone()).to_string();
         assert_eq!(shown, "dn:CN=\\#lead, O=a\\;b\\\\c\\\"d\\<e\\>");
         assert!(dn_matches_text(&der, &shown[3..]));
+    }
+
+    /// RFC 4514: a backslash and two hex digits is one byte, a backslash and anything else that character; `\+5`
+    /// is a plus and a 5 (Rust's radix parser would take "+5" for the number 5).
+    #[test]
+    fn escapes_resolve_as_rfc_4514_reads_them() {
+        let der = name(&[(CN, b"host.example"), (O, b"a+5")]);
+        assert!(dn_matches_text(&der, r"CN=host.ex\61mple, O=a\+5"));
+        assert!(dn_matches_text(&der, r"CN=h\ost.example, O=a\2B5"));
+        assert!(!dn_matches_text(&der, r"CN=host.example, O=a\05"));
     }
 }
