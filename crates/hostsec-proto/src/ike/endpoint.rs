@@ -1514,6 +1514,7 @@ impl Endpoint {
                 self.remove_sa(now, id, "the peer deleted it")
             }
             InfoItem::DeleteIsakmp(..) => {
+                self.stats.ignored_deletes += 1;
                 debug!(peer = %remote, "ignored a DELETE for another ISAKMP SA")
             }
             InfoItem::DeleteEsp(spis) => {
@@ -1526,6 +1527,7 @@ impl Endpoint {
                     match found {
                         Some(spi_in) => self.remove_child(spi_in, "the peer deleted it"),
                         None => {
+                            self.stats.ignored_deletes += 1;
                             debug!(peer = %remote, "ignored a DELETE for unknown ESP SPI {spi_out:08x}")
                         }
                     }

@@ -70,6 +70,11 @@ pub struct Stats {
     /// Authenticated INVALID-SPI notifications that made us delete an SA pair the peer no longer knows.
     #[serde(default)]
     pub invalid_spi_honoured: u64,
+    /// SPIs (ESP SPIs, or ISAKMP cookie pairs) named by authenticated DELETE payloads that match no SA of ours
+    /// with the peer: ignored. Usually an SA both sides deleted at the same moment (both expired it), so the count
+    /// is informational; a steady rise means the peer's view of our SAs drifts from ours.
+    #[serde(default)]
+    pub ignored_deletes: u64,
     /// First messages (MM1) answered: new half-open responder Main Modes.
     #[serde(default)]
     pub responder_main_modes: u64,
