@@ -803,6 +803,41 @@ fn windows_default_proposals_are_refused_with_what_to_change_on_windows() {
     }
 }
 
+/// Windows' default data protection (ESP with SHA-1, AES-128 then 3DES; research §2.1) passes at `standard` but
+/// not under a `high` rule: hostsec answers NO-PROPOSAL-CHOSEN, and its reason names what to set on Windows' side.
+#[test]
+fn windows_default_quick_mode_proposals_under_a_high_rule_are_refused_with_what_to_change_on_windows() {
+    let mut lab = Lab::new("minimum_strength = \"high\"", 33);
+    let sa = lab.main_mode(mm_offer(dh_group::ECP_256, &[(AES128, ike_hash::SHA2_256)]), &windows_vids(Some(9)));
+    let msg_id = 0x5151_0001u32;
+    let mid = msg_id.to_be_bytes();
+    let offer = windows_esp_offer(random(&mut lab.rng));
+    let ni = random::<32>(&mut lab.rng).to_vec();
+    let (id_ci, id_cr) = (IdRepr::from_ip(addr(WIN).ip()), IdRepr::from_ip(addr(HOST).ip()));
+    let mac1 = |rest: &[u8]| sa.mac(&[&mid, rest]);
+    let (qm1, _) = sealed(
+        header(sa.cky_i, sa.cky_r, exchange::QUICK_MODE, 0, msg_id),
+        sa.crypt(),
+        exchange_iv(sa.suite.hash, &sa.last_block, msg_id),
+        Some(&mac1),
+        &[(payload::SA, &offer), (payload::NONCE, &ni), (payload::ID, &id_ci), (payload::ID, &id_cr)],
+    );
+    let answer = lab.exchange(&qm1);
+    assert_eq!(Header::parse(&answer).unwrap().exchange_type, exchange::INFORMATIONAL, "refused, not answered");
+    assert!(lab.quick_modes_up().is_empty());
+    let reasons = lab.failures();
+    let [reason] = reasons.as_slice() else { panic!("one refusal event: {reasons:#?}") };
+    for part in [
+        "no Quick Mode proposal of the peer meets rule",
+        "below level high",
+        "DES and 3DES are never accepted",
+        "A Windows peer proposes ESP with SHA-1 and AES-128 or 3DES by default: set its data protection (Quick \
+         Mode) to AES-GCM 128/192/256, or AES-CBC with SHA-256",
+    ] {
+        assert!(reason.contains(part), "{part:?} missing from: {reason}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // 4. The commit bit and the fourth Quick Mode message.
 

@@ -27,6 +27,7 @@ use super::selector::{governing_rule_flow, protocol_name, rule_contains, same_au
 use crate::crypto::dh::DhKeyPair;
 use crate::crypto::keys::{exchange_iv, keymat};
 use crate::crypto::prf::{prf, verify_mac};
+use crate::crypto::StrengthLevel;
 use crate::crypto::{DhGroup, EspTransform, Secret};
 use crate::policy::{Policy, Rule};
 use crate::wire::consts::{encap_mode, exchange, id_type, notify, payload, protocol};
@@ -261,15 +262,16 @@ impl QuickMode {
             .map_err(|r| refuse(r, notify::INVALID_ID_INFORMATION))?;
         let sel =
             choose_quick_mode(sa_body, rule.minimum_strength, rule.pfs, spi_in, natt.is_some()).map_err(|why| {
-                refuse(
-                    format!(
-                        "no Quick Mode proposal of the peer meets rule '{}' (level {}): {}",
-                        rule.name,
-                        rule.minimum_strength,
-                        why.join("; ")
-                    ),
-                    notify::NO_PROPOSAL_CHOSEN,
-                )
+                let mut reason = format!(
+                    "no Quick Mode proposal of the peer meets rule '{}' (level {}): {}",
+                    rule.name,
+                    rule.minimum_strength,
+                    why.join("; ")
+                );
+                if let Some(hint) = windows_default_esp_hint(&why, rule.minimum_strength) {
+                    reason.push_str(hint);
+                }
+                refuse(reason, notify::NO_PROPOSAL_CHOSEN)
             })?;
         let (dh, g_qm) = match (sel.choice.pfs, c.ke.as_slice()) {
             (Some(g), [ke]) => {
@@ -762,6 +764,19 @@ fn id_covers(id: &IdPayload<'_>, addr: IpAddr) -> bool {
         }
         _ => false,
     }
+}
+
+/// What to change on a Windows peer whose Quick Mode proposals were all refused, when they look like Windows'
+/// defaults (ESP with SHA-1 and AES-128 or 3DES, "IPsec default settings"): the administrator reads this in our
+/// log, and the setting lives on the Windows side.
+fn windows_default_esp_hint(why: &[String], level: StrengthLevel) -> Option<&'static str> {
+    let windows_like = why.iter().any(|w| w.contains("sha1") || w.contains("3DES"));
+    windows_like.then_some(match level {
+        StrengthLevel::Highest => {
+            ". A Windows peer proposes ESP with SHA-1 and AES-128 or 3DES by default: set its data protection (Quick Mode) to AES-GCM 256"
+        }
+        _ => ". A Windows peer proposes ESP with SHA-1 and AES-128 or 3DES by default: set its data protection (Quick Mode) to AES-GCM 128/192/256, or AES-CBC with SHA-256",
+    })
 }
 
 #[cfg(test)]
