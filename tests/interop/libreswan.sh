@@ -25,7 +25,8 @@
 #   wire     the capture of the case holds IKE and ESP between the two, and nothing in clear
 #   then libreswan deletes the SAs (ipsec auto --down) and hostsec must drop the Quick Mode SA within 20 s
 #
-# Usage: tests/interop/libreswan.sh [--only REGEX] [--keep]
+# Usage: tests/interop/libreswan.sh [--only REGEX] [--keep] [--publish]
+#   --publish  also write the table to docs/interop-libreswan.md (the one the README links to)
 # Environment: HOSTSEC_BIN_DIR (default <repo>/target/release; not built here), HOSTSEC_LOG_LEVEL (debug), LAB_ACCEL.
 # Needs root and a Debian 12 host (the libreswan guest image is built by tests/lab/build-guest.sh on first use).
 # Exit 0 only when every applicable case passed; 2 for a usage or setup error.
@@ -38,12 +39,13 @@ LAB_DIR=$REPO/tests/lab
 # shellcheck source=tests/lab/pki.sh
 . "$LAB_DIR/pki.sh"
 
-ONLY='' KEEP=no
+ONLY='' KEEP=no PUBLISH=no
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case $1 in
     --only) ONLY=${2:-}; shift 2;;
     --keep) KEEP=yes; shift;;
+    --publish) PUBLISH=yes; shift;;
     -h|--help) usage;;
     *) echo "unknown argument: $1" >&2; usage;;
   esac
@@ -193,7 +195,7 @@ ls_load() {
   ls_conf "$1" "$2" "${3:-psk}" > "$LAB_RUN/$GUEST/ipsec.conf"
   out=$(lab_gexec "$GUEST" 'cp /lab/ipsec.conf /etc/ipsec.conf; ipsec auto --delete hs >/dev/null 2>&1; ipsec auto --add hs 2>&1; ipsec auto --rereadsecrets 2>&1' 60); rc=$?
   why=$(pluto_since "$mark" | grep -m 1 'failed to add connection' | pluto_text)
-  [ -n "$why" ] || why=$(grep -m 1 '^While loading' <<< "$out")
+  [ -n "$why" ] || why=$(grep -i -m 1 '^While loading' <<< "$out")
   if [ $rc -ne 0 ] || [ -n "$why" ] || grep -qiE 'error|not supported|unknown|invalid|failed|did not load' <<< "$out"; then
     echo "${why:-$(echo "$out" | tr '\n' ' ' | sed 's/  */ /g')}"; return 1
   fi
@@ -321,7 +323,7 @@ save_logs() { pluto_since "$2" > "$1/pluto.log"; hs_log_since "$3" > "$1/hostsec
 # table.md: the cells by role and algorithms
 write_table() {
   local role dh esp a
-  { echo "# hostsec <-> libreswan 4.10 (IKEv1, PSK, ESP transport)"
+  { echo "# hostsec <-> libreswan 4.10 (IKEv1 Main Mode + Quick Mode, ESP transport, QEMU lab)"
     echo
     echo "Run $(date -u +%FT%TZ) by \`tests/interop/libreswan.sh\`: $PASS checks passed, $FAIL failed, $NA not applicable."
     echo
@@ -381,6 +383,7 @@ for role in ls hs; do
   done
 done
 write_table
+[ "$PUBLISH" = yes ] && cp "$R/table.md" "$REPO/docs/interop-libreswan.md"
 
 say "== $PASS passed, $FAIL failed, $NA not applicable, total $(lab_ms_fmt $(( $(lab_now_ms) - T_START ))) -- $([ "$FAIL" = 0 ] && echo PASS || echo FAIL) (results: $R, table: $R/table.md)"
 [ "$FAIL" = 0 ]
