@@ -13,6 +13,12 @@
 # Certificate cases ROLE-AUTH (AUTH rsa: RSA-2048 with authby=rsasig; p256, p384: ECDSA with authby=ecdsa), Main
 # Mode aes128-sha256;dh19, ESP gcm: both hosts' certificates issued by one lab CA (tests/lab/pki.sh), each side
 # names the other's subject DN as its identity; libreswan's key and certificate in its NSS database.
+# NAT cases (the lab's NAT router lab-nat: 198.51.100.254 outside, 192.0.2.1/24 inside, masquerade):
+#   nat-ls-behind   libreswan at 192.0.2.2 behind the NAT initiates to hostsec (nat_traversal = "remote-behind-nat")
+#   nat-hs-behind   hostsec at 192.0.2.10 behind the NAT (namespace lab-hsn) initiates to libreswan at 198.51.100.2
+#                   (nat_traversal = "both-behind-nat")
+#   checks: setup, hostsec's view (NAT found on the right side, ESP in UDP with the ports), ping both ways, TCP
+#   both ways, and outside the NAT only UDP 500/4500: no ESP (protocol 50), nothing in clear
 # Checks per case:
 #   setup    the initiator's command succeeded (libreswan: "IPsec SA established"; hostsec: exit 0)
 #   ls-sa    the guest kernel (ip xfrm state) holds the ESP pair between the two, transport mode, with the case's
@@ -64,7 +70,9 @@ done
 lab_install_host_pkgs
 lab_lock
 "$LAB_DIR/build-guest.sh" libreswan || { echo "ERROR: guest image build failed" >&2; exit 2; }
-lab_netns_free "$LAB_NETNS" || { echo "ERROR: network namespace $LAB_NETNS is in use (a --keep run? stop it first)" >&2; exit 2; }
+for n in "$LAB_NETNS" lab-nat lab-hsn; do
+  lab_netns_free "$n" || { echo "ERROR: network namespace $n is in use (a --keep run? stop it first)" >&2; exit 2; }
+done
 T_START=$(lab_now_ms)
 rm -rf "$R"; mkdir -p "$R"
 TMP=$(mktemp -d /tmp/hostsec-libreswan.XXXXXX); chmod 700 "$TMP"
@@ -89,6 +97,7 @@ cleanup() {
   fi
   hs_stop
   [ "$GUEST_UP" = yes ] && lab_stop_guest "$GUEST" >/dev/null 2>&1
+  ip netns del lab-hsn 2>/dev/null
   [ "$NET_UP" = yes ] && lab_net_down
   rm -rf "$TMP"
   exit $rc
@@ -110,7 +119,9 @@ hs_stop() {
   wait "$HS_PID" 2>/dev/null
   HS_PID=''
 }
-# hs_start [AUTH]: hostsecd with rule "ls" for PSK (default) or the certificate of type AUTH (rsa, p256, p384)
+# hs_start [AUTH]: hostsecd with rule "ls" for PSK (default) or the certificate of type AUTH (rsa, p256, p384), in
+# namespace HS_NS at HS_ADDR, towards HS_REMOTE, with nat_traversal = HS_NAT
+HS_NS=$LAB_NETNS HS_ADDR=$HOST HS_REMOTE=$LS HS_NAT=remote-behind-nat
 hs_start() {
   local cfg=$TMP/hostsecd.toml auth=${1:-psk} a
   if [ "$auth" = psk ]; then a="authentication = \"psk\"
@@ -123,15 +134,16 @@ remote_id = \"dn:$(pki_dn "ls.$auth")\""
   fi
   cat > "$cfg" <<EOF
 [global]
-listen = ["$HOST"]
+listen = ["$HS_ADDR"]
 minimum_strength = "standard"
 default_action = "bypass"
 control_socket = "$SOCK"
 key_log = "$KEYS"
+nat_traversal = "$HS_NAT"
 
 [[rule]]
 name = "$RULE"
-remote = ["$LS"]
+remote = ["$HS_REMOTE"]
 action = "require"
 keying = "ike"
 $a
@@ -139,7 +151,7 @@ pfs = false
 auto = "none"
 EOF
   rm -f "$SOCK"
-  ip netns exec "$LAB_NETNS" "$HOSTSECD" --config "$cfg" --foreground --log-level "$LOG_LEVEL" >> "$HSLOG" 2>&1 9>&- &
+  ip netns exec "$HS_NS" "$HOSTSECD" --config "$cfg" --foreground --log-level "$LOG_LEVEL" >> "$HSLOG" 2>&1 9>&- &
   HS_PID=$!
   lab_wait_until 30 hs_ready_or_dead && hs_alive
 }
@@ -343,14 +355,19 @@ write_table() {
     for a in rsa p256 p384; do
       printf '| %s | %s | %s |\n' "$(case $a in rsa) echo "RSA-2048";; p256) echo "ECDSA P-256";; p384) echo "ECDSA P-384";; esac)" \
         "${CELL[ls-$a]:-not run}" "${CELL[hs-$a]:-not run}"
-    done; } > "$R/table.md"
+    done
+    echo
+    echo "| NAT traversal (PSK, group 19, ESP AES-GCM-16-128 in UDP) | result |"
+    echo "|---|---|"
+    echo "| libreswan behind a NAT initiates (hostsec \`remote-behind-nat\`) | ${CELL[nat-ls-behind]:-not run} |"
+    echo "| hostsec behind a NAT initiates (hostsec \`both-behind-nat\`) | ${CELL[nat-hs-behind]:-not run} |"; } > "$R/table.md"
 }
 
 # ---------------------------------------------------------------- run
 say "== hostsec <-> libreswan $(date -u +%FT%TZ)"
 info "hostsec binaries: $BIN_DIR ($(stat -c %y "$HOSTSECD" | cut -d. -f1))"
 NET_UP=yes
-lab_net_up || { echo "ERROR: could not set up the lab network" >&2; exit 2; }
+lab_net_up nat || { echo "ERROR: could not set up the lab network" >&2; exit 2; }
 # the lab PKI: one CA, each side's certificate of each type (libreswan's as PKCS#12 for its NSS database)
 P=$TMP/pki; mkdir -m 700 "$P"
 pki_ca "$P" ca p256 "hostsec lab CA" || { echo "ERROR: PKI" >&2; exit 2; }
@@ -382,6 +399,106 @@ for role in ls hs; do
     run_case "$role" 19 gcm "$a"
   done
 done
+# ---------------------------------------------------------------- NAT traversal
+NATPUB=198.51.100.254 LSIN=192.0.2.2 HSN=192.0.2.10 HSN_NS=lab-hsn
+# nat_conf LEFT LEFTID RIGHT RIGHTID: a PSK transport conn with NAT-T left to detection
+nat_conf() {
+  cat <<EOF
+config setup
+    logfile=/lab/pluto.log
+    logtime=yes
+    uniqueids=no
+    ikev1-policy=accept
+
+conn hs
+    ikev2=no
+    authby=secret
+    type=transport
+    left=$1
+    leftid=$2
+    right=$3
+    rightid=$4
+    ike=aes128-sha2_256;dh19
+    phase2=esp
+    phase2alg=aes_gcm128-null
+    pfs=no
+    encapsulation=auto
+    rekey=no
+    auto=add
+EOF
+}
+# run_nat_case NAME WHO(ls|hs) HOSTSEC_SEES GUEST_SEES GUEST_ADDR WANT_NAT: the guest is up with conn "hs"
+run_nat_case() {
+  CASE=$1
+  local who=$2 hsee=$3 gsee=$4 gaddr=$5 want=$6 d=$R/$1 out rc j mm qm v x esp udp other pm hm
+  [ -n "$ONLY" ] && ! [[ $CASE =~ $ONLY ]] && return 0
+  mkdir -p "$d"
+  say "-- $CASE: hostsec $HS_ADDR ($HS_NAT), libreswan $gaddr, $( [ "$who" = ls ] && echo "libreswan initiates" || echo "hostsec initiates")"
+  pm=$(pluto_mark); hm=$(hs_log_mark)
+  hs_stop; hs_start || { result setup FAIL "hostsecd did not start: $(tail -n 3 "$HSLOG" | tr '\n' ' ')"; return; }
+  lab_capture_start "$d/outside.pcap" "host $HOST or host $NATPUB or host $LS" || { result setup FAIL "tcpdump did not start"; return; }
+  case $who in
+    ls) out=$(lab_gexec "$GUEST" 'ipsec auto --up hs 2>&1' 60); rc=$?
+        { [ "$rc" = 0 ] && ! grep -q 'IPsec SA established' <<< "$out"; } && rc=1;;
+    hs) out=$(hs_cli initiate "$RULE" 2>&1); rc=$?;;
+  esac
+  echo "$out" > "$d/initiate.log"
+  ok setup "$rc" "$(tail -n 1 <<< "$out" | cut -c1-200)"
+  [ "$rc" = 0 ] || { lab_capture_stop; save_logs "$d" "$pm" "$hm"; return; }
+  lab_wait_until 10 bash -c "[ \"\$(timeout 20 '$HOSTSEC' --socket '$SOCK' --json sas | jq '[.quick_mode[]?] | length')\" -ge 1 ]" >/dev/null 2>&1
+  j=$(hs_cli --json sas 2>&1); echo "$j" > "$d/hostsec-sas.json"
+  mm=$(jq -c '.main_mode | last // empty' <<< "$j" 2>/dev/null); qm=$(jq -c '.quick_mode | last // empty' <<< "$j" 2>/dev/null)
+  x="nat=$(jq -r '.nat // "-"' <<< "${mm:-{\}}") encapsulation=$(jq -r '.encapsulation // "-"' <<< "${qm:-{\}}") ports=$(jq -r '"\(.encap_local_port // "-")->\(.encap_remote_port // "-")"' <<< "${qm:-{\}}") transform=$(jq -r '.encryption // "-"' <<< "${qm:-{\}}")"
+  [[ $x == "nat=$want encapsulation=udp "*" transform=aes-gcm-16-128" ]]; ok hs-sa $? "hostsec: $x"
+  v=$(ip netns exec "$HS_NS" ping -n -c 5 -i 0.2 -W 2 "$hsee" 2>&1); v=$(lab_ping_result "$v")
+  out=$(lab_ep_ping "guest:$GUEST" "$gsee" 5)
+  [ "$v" = "5 5" ] && [ "$out" = "5 5" ]; ok ping $? "hostsec->libreswan ${v:-none}, libreswan->hostsec ${out:-none} (tx rx)"
+  lab_iperf_server_start "guest:$GUEST" "$gaddr" >/dev/null
+  v=$(ip netns exec "$HS_NS" iperf3 -c "$hsee" -t 2 -J 2>&1 9>&- | jq -r '.end.sum_received.bits_per_second / 1e6 | . * 10 | round / 10' 2>/dev/null)
+  sleep 1
+  out=$(ip netns exec "$HS_NS" iperf3 -c "$hsee" -t 2 -R -J 2>&1 9>&- | jq -r '.end.sum_received.bits_per_second / 1e6 | . * 10 | round / 10' 2>/dev/null)
+  lab_iperf_server_stop "guest:$GUEST"
+  awk -v a="${v:-0}" -v b="${out:-0}" 'BEGIN { exit !(a + 0 > 0 && b + 0 > 0) }'
+  ok tcp $? "iperf3 hostsec->libreswan ${v:-failed} Mbit/s, libreswan->hostsec ${out:-failed} Mbit/s"
+  lab_capture_stop
+  esp=$(tcpdump -r "$d/outside.pcap" -nn 'ip proto 50' 2>/dev/null | wc -l)
+  udp=$(tcpdump -r "$d/outside.pcap" -nn 'udp port 4500 or udp port 500' 2>/dev/null | wc -l)
+  other=$(tcpdump -r "$d/outside.pcap" -nn 'not arp and not (udp port 4500 or udp port 500)' 2>/dev/null | wc -l)
+  [ "$udp" -gt 100 ] && [ "$esp" = 0 ] && [ "$other" = 0 ]
+  ok wire $? "outside the NAT: $udp UDP 500/4500, $esp ESP (protocol 50), $other other"
+  [ -z "${CELL[$CASE]:-}" ] && CELL[$CASE]=pass
+  lab_gexec "$GUEST" 'ipsec auto --down hs >/dev/null 2>&1' 30 >/dev/null
+  save_logs "$d" "$pm" "$hm"
+}
+if [ -z "$ONLY" ] || [[ nat-ls-behind =~ $ONLY ]] || [[ nat-hs-behind =~ $ONLY ]]; then
+  hs_stop; lab_stop_guest "$GUEST" >/dev/null 2>&1; GUEST_UP=no
+  # phase 1: libreswan behind the NAT, hostsec outside
+  nat_conf "$LSIN" "$LSIN" "$HOST" "$HOST" > "$TMP/ipsec.conf"
+  echo "$LSIN $HOST : PSK \"$PSK\"" > "$TMP/ipsec.secrets"
+  GUEST=lsn GUEST_UP=yes
+  boot=$(lab_boot_guest -n "$GUEST" -a "$LSIN/24" -s lab-nat -b brn -g 192.0.2.1 -i libreswan -c "$TMP/ipsec.conf" -c "$TMP/ipsec.secrets" 2>&1) ||
+    { echo "ERROR: guest boot failed: $boot" >&2; exit 2; }
+  info "$boot"
+  HS_REMOTE=$NATPUB HS_NAT=remote-behind-nat
+  run_nat_case nat-ls-behind ls "$NATPUB" "$HOST" "$LSIN" remote
+  hs_stop; lab_stop_guest "$GUEST" >/dev/null 2>&1; GUEST_UP=no
+  # phase 2: hostsec behind the NAT, libreswan outside (it knows hostsec by its own address, as hostsec's ID says)
+  ip netns add "$HSN_NS" && ip -n "$HSN_NS" link set lo up &&
+    ip netns exec "$HSN_NS" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 &&
+    ip link add hsn0 netns "$HSN_NS" type veth peer name brn-hsn netns lab-nat && ip -n lab-nat link set brn-hsn master brn up &&
+    ip -n "$HSN_NS" addr add "$HSN/24" dev hsn0 && ip -n "$HSN_NS" link set hsn0 up &&
+    ip -n "$HSN_NS" route add default via 192.0.2.1 || { echo "ERROR: could not make $HSN_NS" >&2; exit 2; }
+  nat_conf "$LS" "$LS" %any "$HSN" > "$TMP/ipsec.conf"
+  echo "$LS $HSN : PSK \"$PSK\"" > "$TMP/ipsec.secrets"
+  GUEST=ls GUEST_UP=yes
+  boot=$(lab_boot_guest -n "$GUEST" -a "$LS/24" -i libreswan -c "$TMP/ipsec.conf" -c "$TMP/ipsec.secrets" 2>&1) ||
+    { echo "ERROR: guest boot failed: $boot" >&2; exit 2; }
+  info "$boot"
+  HS_NS=$HSN_NS HS_ADDR=$HSN HS_REMOTE=$LS HS_NAT=both-behind-nat
+  run_nat_case nat-hs-behind hs "$LS" "$NATPUB" "$LS" local
+  hs_stop
+fi
+
 write_table
 [ "$PUBLISH" = yes ] && cp "$R/table.md" "$REPO/docs/interop-libreswan.md"
 

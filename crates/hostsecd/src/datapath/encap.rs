@@ -209,15 +209,47 @@ pub fn fix_checksum(
     field.copy_from_slice(&c.to_be_bytes());
 }
 
+/// RFC 3948 §3.1.2, step 4: the TCP or UDP checksum of a decrypted transport-mode `payload` computed anew over
+/// `src`/`dst`, for a peer whose NAT-OA did not tell which addresses its checksum covers (libreswan 4.10 answers a
+/// Quick Mode from behind a NAT without one: its checksums cover our public address, which we do not know). The
+/// ESP ICV has already proven the payload. A UDP checksum of zero (none, IPv4) stays zero.
+pub fn recompute_checksum(payload: &mut [u8], next_header: u8, src: IpAddr, dst: IpAddr) {
+    let at = match next_header {
+        PROTO_TCP => 16,
+        PROTO_UDP => 6,
+        _ => return,
+    };
+    let Some(field) = payload.get(at..at + 2) else { return };
+    if next_header == PROTO_UDP && field == [0, 0] && src.is_ipv4() {
+        return;
+    }
+    let Ok(len) = u32::try_from(payload.len()) else { return };
+    if let Some(f) = payload.get_mut(at..at + 2) {
+        f.copy_from_slice(&[0, 0]);
+    }
+    let mut c = pseudo_checksum(src, dst, next_header, len, payload);
+    if next_header == PROTO_UDP && c == 0 {
+        c = 0xffff;
+    }
+    if let Some(f) = payload.get_mut(at..at + 2) {
+        f.copy_from_slice(&c.to_be_bytes());
+    }
+}
+
+/// The Internet checksum of `seg` (`len` bytes of protocol `proto`) with its pseudo-header.
+fn pseudo_checksum(src: IpAddr, dst: IpAddr, proto: u8, len: u32, seg: &[u8]) -> u16 {
+    let mut acc = sum_addr(src, false, 0);
+    acc = sum_addr(dst, false, acc);
+    acc = acc.wrapping_add(u32::from(proto)).wrapping_add(len & 0xffff).wrapping_add(len >> 16);
+    !fold(sum16(seg, acc))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn pseudo_checksum(src: IpAddr, dst: IpAddr, proto: u8, seg: &[u8]) -> u16 {
-        let mut acc = sum_addr(src, false, 0);
-        acc = sum_addr(dst, false, acc);
-        acc = acc.wrapping_add(u32::from(proto)).wrapping_add(seg.len() as u32);
-        !fold(sum16(seg, acc))
+    fn pseudo(src: IpAddr, dst: IpAddr, proto: u8, seg: &[u8]) -> u16 {
+        pseudo_checksum(src, dst, proto, seg.len() as u32, seg)
     }
 
     fn segment(proto: u8, src: IpAddr, dst: IpAddr) -> Vec<u8> {
@@ -228,13 +260,37 @@ mod tests {
             seg[4..6].copy_from_slice(&l.to_be_bytes());
         }
         seg[at..at + 2].copy_from_slice(&[0, 0]);
-        let c = pseudo_checksum(src, dst, proto, &seg);
+        let c = pseudo(src, dst, proto, &seg);
         seg[at..at + 2].copy_from_slice(&c.to_be_bytes());
         seg
     }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    /// Without the peer's NAT-OA the checksum is computed anew over the addresses the packet now carries, whatever
+    /// the peer's covered (our public address behind a NAT, its private one).
+    #[test]
+    fn recomputed_checksum_is_the_one_for_the_packets_addresses() {
+        let (peer, public, local) = (ip("198.51.100.2"), ip("198.51.100.254"), ip("192.0.2.10"));
+        for proto in [PROTO_TCP, PROTO_UDP] {
+            let mut seg = segment(proto, peer, public);
+            recompute_checksum(&mut seg, proto, peer, local);
+            assert_eq!(seg, segment(proto, peer, local), "protocol {proto}");
+        }
+        let (a6, b6) = (ip("2001:db8::10"), ip("2001:db8:2::2"));
+        let mut seg = segment(PROTO_UDP, a6, ip("2001:db8:1::1"));
+        recompute_checksum(&mut seg, PROTO_UDP, a6, b6);
+        assert_eq!(seg, segment(PROTO_UDP, a6, b6));
+        let mut none = segment(PROTO_UDP, peer, public);
+        none[6..8].copy_from_slice(&[0, 0]);
+        let before = none.clone();
+        recompute_checksum(&mut none, PROTO_UDP, peer, local);
+        assert_eq!(none, before, "an IPv4 UDP checksum of zero means none");
+        let mut icmp = vec![8u8, 0, 1, 2, 3, 4];
+        recompute_checksum(&mut icmp, 1, peer, local);
+        assert_eq!(icmp, vec![8u8, 0, 1, 2, 3, 4], "not TCP or UDP: untouched");
     }
 
     #[test]
@@ -331,7 +387,7 @@ mod tests {
         let n = encapsulate(&mut buf, p.len(), &out).unwrap();
         assert_eq!(buf[6], PROTO_UDP);
         assert_eq!(u16::from_be_bytes([buf[4], buf[5]]), 56);
-        assert_eq!(pseudo_checksum(s, d, PROTO_UDP, &buf[40..n]), 0, "checksum verifies");
+        assert_eq!(pseudo(s, d, PROTO_UDP, &buf[40..n]), 0, "checksum verifies");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The inbound thread: raw ESP sockets and the UDP 4500 sockets (ESP in UDP) → open (replay, ICV) → policy check
 //! (selector and rule) → TUN.
 
-use super::encap::{fix_checksum, header_len, rebuild_header, UdpIn};
+use super::encap::{fix_checksum, header_len, rebuild_header, recompute_checksum, UdpIn};
 use super::wake::{set_nonblocking, Wake};
 use super::{bump, Common, DpEvent, DpStats, InCmd, NattSockets, Snapshot};
 use crate::host::{EspSockets, Tun};
@@ -273,12 +273,13 @@ impl Inbound {
         let (len, next_header, seq, rekey_soon) = opened;
         let highest = sa.window().top() == seq;
         if let Some(payload) = out.get_mut(hl..hl + len) {
-            fix_checksum(
-                payload,
-                next_header,
-                (udp.peer_original.unwrap_or(src), src),
-                (udp.local_as_seen_by_peer.unwrap_or(dst), dst),
-            );
+            match (udp.peer_original, udp.local_as_seen_by_peer) {
+                // The peer's NAT-OA named the addresses its checksum covers: adjusted (RFC 3948 §3.1.2 step 3).
+                (Some(orig), Some(seen)) => fix_checksum(payload, next_header, (orig, src), (seen, dst)),
+                // It named one of them, or none: our address as the peer sees it may be a NAT's, which we cannot
+                // know, so the checksum is computed anew (step 4).
+                _ => recompute_checksum(payload, next_header, src, dst),
+            }
         }
         let Some(total) = rebuild_header(out, src, dst, next_header, len) else {
             bump(&self.stats.dropped_malformed);
