@@ -160,6 +160,40 @@ def certificate_seeds():
     return n
 
 
+def authip_seeds():
+    """AuthIP messages built by hand from the [MS-AIPS] section 2.2 diagrams (no capture exists): clear MM #1 and
+    #2, an encrypted QM, the DoS-cookie message, a fragment, and decrypted CRYPTO contents."""
+    def msg(next_payload, exchange, flags, msgid, body, cky_r=bytes(8)):
+        return (bytes.fromhex("1122334455667788") + cky_r + bytes([next_payload, 0x10, exchange, flags])
+                + msgid.to_bytes(4, "big") + (28 + len(body)).to_bytes(4, "big") + body)
+    cky_r = bytes.fromhex("99aabbccddeeff01")
+    ms_nt5 = bytes.fromhex("1e2b516905991c7d7c96fcbfb587e461") + bytes([0, 0, 0, 9])
+    mm1 = (bytes.fromhex("01000008" "00000000")                 # CRYPTO, clear, next SA
+           + bytes.fromhex("8700000c" "0000000100000001")       # SA (opaque) -> Auth
+           + bytes.fromhex("0a00000c" "0004000000030000")       # Auth: TLS, Anonymous -> Nonce
+           + bytes.fromhex("0d000014") + bytes(range(16))       # Nonce -> VID
+           + bytes.fromhex("00000018") + ms_nt5)                # VID
+    write("authip_message", "mm1", msg(0x85, 0xF3, 0, 0, mm1))
+    name = "host/win.example.com".encode("utf-16-le")
+    mm2 = (bytes.fromhex("86000010" "00000000") + bytes(range(8))
+           + (4 + len(name)).to_bytes(4, "big") + name)
+    write("authip_message", "mm2-gss-id", msg(0x85, 0xF3, 0, 0, mm2, cky_r))
+    mm3 = bytes.fromhex("81000008" "00000001") + bytes.fromhex("0000000b" "00000000" "01" "6082")  # GSS-API, new exchange
+    write("authip_message", "mm3-gss", msg(0x85, 0xF3, 0, 0, mm3, cky_r))
+    qm = bytes.fromhex("00000018" "00000001") + bytes([0x5a] * 16) + bytes([0xc7] * 32) + bytes([0x1c] * 12)
+    write("authip_message", "qm-sealed", msg(0x85, 0xF4, 1, 0x01020304, qm, cky_r))
+    cookie = bytes.fromhex("00000014" "00000001" "0100" "9c55" "0102030405060708")
+    write("authip_message", "dos-cookie", msg(0x0B, 0xF6, 0, 0, cookie))
+    frag = bytes.fromhex("0000000b" "0007" "01" "01" "deadbf")
+    write("authip_message", "fragment", msg(0x84, 0xF3, 0, 0, frag, cky_r))
+    # Decrypted CRYPTO contents: NOTIFY_ACK, padding 1..14, Pad_Length, Next_Payload (Notify).
+    ack = bytes.fromhex("00000010" "00000001" "0100" "9c56" "00000005")
+    write("authip_message", "inner-ack", ack + bytes(range(1, 15)) + bytes([14, 0x0B]))
+    acquire = (bytes.fromhex("05000014" "00000001" "0101" "9c58" "00000002" "00000002")
+               + bytes.fromhex("0500000c" "01110000" "0a000001") + bytes.fromhex("0000000c" "01110000" "0a000002"))
+    write("authip_message", "inner-acquire", acquire + bytes(range(1, 3)) + bytes([2, 0x0B]))
+
+
 def main():
     files = vector_files()
     if not files:
@@ -207,6 +241,7 @@ def main():
     write("delete_payload", "isakmp", bytes.fromhex("00000001011000010011223344556677" "8899aabbccddeeff"))
     write("cert_payloads", "nat-oa-v4", bytes.fromhex("01000000c0a8010a"))
     write("cert_payloads", "nat-oa-v6", bytes.fromhex("05000000fd000000000000000000000000000005"))
+    authip_seeds()
     print("seed corpus: %d messages from %d vector files in %s" % (n, len(files), CORPUS))
     print("seed corpus: %d certificate, key, identity and chain inputs" % certificate_seeds())
 

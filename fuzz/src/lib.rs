@@ -592,3 +592,52 @@ fn inner_packet(v6: bool, src: std::net::IpAddr, dst: std::net::IpAddr, bytes: &
         }
     }
 }
+
+/// An AuthIP datagram ([MS-AIPS] §2.2): `AuthipMessage::parse`, its typed payload chain, the classification
+/// helpers, and the same bytes read as the decrypted content of an encrypted CRYPTO payload. Oracle: whatever
+/// parses is emitted again and must give the input back byte for byte (up to the header's length), except the
+/// fields the parser ignores (generic-header RESERVED bytes of the CRYPTO or single payload, fragment flag bits
+/// other than "last"), and the emitted bytes must parse to the same value.
+pub fn authip_message(data: &[u8]) {
+    use hostsec_proto::authip::classify::{classify, ikev1_has_mamie_exists, recognise_vendor_id, Keying};
+    use hostsec_proto::authip::{AuthipBody, AuthipMessage, AuthipMessageRepr, AuthipPayload, InnerPlaintext};
+    use hostsec_proto::wire::consts::fragment::LAST;
+
+    let keying = classify(data);
+    if ikev1_has_mamie_exists(data) {
+        assert_eq!(keying, Some(Keying::IkeV1));
+    }
+    if let Ok(m) = AuthipMessage::parse(data) {
+        assert_eq!(keying, Some(Keying::AuthIp));
+        let repr = AuthipMessageRepr::from_view(&m);
+        let out = repr.to_vec().expect("a parsed AuthIP message must be emittable");
+        let len = out.len();
+        let mut want = data.get(..len).expect("emitted message longer than the input").to_vec();
+        // RESERVED of the first payload's generic header (CRYPTO, or the lone Notify/fragment) is ignored.
+        want[Header::LEN + 1] = 0;
+        if let AuthipBody::Fragment(_) = m.body {
+            want[Header::LEN + 7] &= LAST;
+        }
+        assert_eq!(out, want, "re-emitted AuthIP message differs");
+        let back = AuthipMessage::parse(&out).expect("an emitted AuthIP message must parse");
+        assert_eq!(AuthipMessageRepr::from_view(&back), repr);
+        let mut count = 0;
+        for p in m.clear_payloads() {
+            count += 1;
+            assert!(count <= MAX_PAYLOADS);
+            if let AuthipPayload::Ike(p) = p.expect("a parsed message's chain is valid") {
+                let _ = recognise_vendor_id(p.body);
+            }
+        }
+    }
+    if let Ok(inner) = InnerPlaintext::parse(data) {
+        let mut rebuilt = inner.chain.to_vec();
+        rebuilt.extend(1..=inner.pad_len);
+        rebuilt.extend([inner.pad_len, inner.first]);
+        assert_eq!(rebuilt, data, "decrypted CRYPTO content does not read back");
+        for block in [1usize, 8, 16] {
+            let p = InnerPlaintext::build(inner.first, inner.chain, block).expect("a parsed chain must seal");
+            assert_eq!(InnerPlaintext::parse(&p).map(|i| (i.first, i.chain)), Ok((inner.first, inner.chain)));
+        }
+    }
+}

@@ -7,6 +7,7 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+pub mod authip;
 pub mod control;
 pub mod crypto;
 pub mod esp;

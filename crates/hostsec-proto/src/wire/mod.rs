@@ -12,10 +12,10 @@ mod header;
 mod id;
 mod misc;
 mod notify;
-mod payload;
+pub(crate) mod payload;
 mod sa;
 pub mod udp_encap;
-mod writer;
+pub(crate) mod writer;
 
 pub use delete::{DeletePayload, DeleteRepr, MAX_DELETE_SPIS};
 pub use error::WireError;
@@ -33,6 +33,6 @@ pub use udp_encap::UdpEncap;
 pub use writer::{Emit, PayloadWriter};
 
 /// A count or length as the `value` of [`WireError::InvalidValue`], saturating (the value is for the log only).
-fn value_of(n: usize) -> u32 {
+pub(crate) fn value_of(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }

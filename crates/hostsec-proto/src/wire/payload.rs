@@ -20,7 +20,7 @@ pub struct RawPayload<'a> {
 ///
 /// The payload length covers the generic header (RFC 2408 §3.2), so a value below 4 is malformed, and one that
 /// runs past `buf` means the enclosing structure (message, SA payload, proposal) is truncated or lies.
-pub(super) fn split_payload<'a>(what: &'static str, buf: &'a [u8]) -> Result<(u8, &'a [u8], &'a [u8]), WireError> {
+pub(crate) fn split_payload<'a>(what: &'static str, buf: &'a [u8]) -> Result<(u8, &'a [u8], &'a [u8]), WireError> {
     let (header, after) = buf.split_first_chunk::<GENERIC_HEADER_LEN>().ok_or(WireError::Truncated {
         what,
         need: GENERIC_HEADER_LEN,

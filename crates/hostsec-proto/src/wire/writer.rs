@@ -56,21 +56,21 @@ impl<T: Emit + ?Sized> Emit for &T {
 
 /// A bounds-checked sequential writer for the `emit` functions: the whole size is checked once up front, so an
 /// encoder either writes everything or reports `BufferTooSmall` having written nothing.
-pub(super) struct Out<'b> {
+pub(crate) struct Out<'b> {
     buf: &'b mut [u8],
     pos: usize,
 }
 
 impl<'b> Out<'b> {
     /// The first `len` bytes of `out`, or `BufferTooSmall`.
-    pub(super) fn new(out: &'b mut [u8], len: usize) -> Result<Self, WireError> {
+    pub(crate) fn new(out: &'b mut [u8], len: usize) -> Result<Self, WireError> {
         let have = out.len();
         let buf = out.get_mut(..len).ok_or(WireError::BufferTooSmall { need: len, have })?;
         Ok(Out { buf, pos: 0 })
     }
 
     /// The next `n` bytes, for a nested encoder.
-    pub(super) fn take(&mut self, n: usize) -> Result<&mut [u8], WireError> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&mut [u8], WireError> {
         let have = self.buf.len();
         let end = self.pos.checked_add(n).ok_or(WireError::BufferTooSmall { need: usize::MAX, have })?;
         let slot = self.buf.get_mut(self.pos..end).ok_or(WireError::BufferTooSmall { need: end, have })?;
@@ -78,25 +78,25 @@ impl<'b> Out<'b> {
         Ok(slot)
     }
 
-    pub(super) fn bytes(&mut self, bytes: &[u8]) -> Result<(), WireError> {
+    pub(crate) fn bytes(&mut self, bytes: &[u8]) -> Result<(), WireError> {
         self.take(bytes.len())?.copy_from_slice(bytes);
         Ok(())
     }
 
-    pub(super) fn u8(&mut self, v: u8) -> Result<(), WireError> {
+    pub(crate) fn u8(&mut self, v: u8) -> Result<(), WireError> {
         self.bytes(&[v])
     }
 
-    pub(super) fn u16(&mut self, v: u16) -> Result<(), WireError> {
+    pub(crate) fn u16(&mut self, v: u16) -> Result<(), WireError> {
         self.bytes(&v.to_be_bytes())
     }
 
-    pub(super) fn u32(&mut self, v: u32) -> Result<(), WireError> {
+    pub(crate) fn u32(&mut self, v: u32) -> Result<(), WireError> {
         self.bytes(&v.to_be_bytes())
     }
 
     /// Writes `item` through its own encoder.
-    pub(super) fn emit(&mut self, item: &dyn Emit) -> Result<(), WireError> {
+    pub(crate) fn emit(&mut self, item: &dyn Emit) -> Result<(), WireError> {
         item.emit(self.take(item.buffer_len())?)
     }
 }
@@ -170,7 +170,7 @@ impl<'b> PayloadWriter<'b> {
 }
 
 /// Length of the generic payload header (RFC 2408 §3.2).
-pub(super) const GENERIC_HEADER_LEN: usize = 4;
+pub(crate) const GENERIC_HEADER_LEN: usize = 4;
 
 #[cfg(test)]
 mod tests {

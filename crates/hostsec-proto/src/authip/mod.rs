@@ -1,0 +1,41 @@
+//! AuthIP ([MS-AIPS], Microsoft's IKEv1 extension): the wire codec.
+//!
+//! **Experimental — not yet verified against Windows.** Everything here is built from the [MS-AIPS] text, which
+//! has no byte-level examples; where the text is ambiguous or silent the decision taken is documented on the item
+//! and listed in `docs/authip.md` with the capture that would settle it.
+//!
+//! The codec follows [`crate::wire`]: zero-copy views with a `parse(&[u8])` that checks every length and
+//! refuses what the spec forbids, owned `*Repr` values that implement [`Emit`](crate::wire::Emit) and write
+//! exactly what the parser reads, and a [`WireError`](crate::wire::WireError) for everything. It reuses the
+//! ISAKMP header parser and the generic payload iteration of [`crate::wire`]; the IKEv1 payloads AuthIP reuses
+//! unchanged (SA, KE, ID, HASH, NONCE, VID, NAT-D) are handed out raw for the IKEv1 parsers.
+//!
+//! What is here: [`AuthipMessage`] (header + exactly one CRYPTO, clear or encrypted, or the two CRYPTO-less
+//! messages), the typed payload chain [`AuthipPayloads`], the decrypted-content layout [`InnerPlaintext`],
+//! each AuthIP payload, and the classification helpers in [`classify`]. Not here: keys, encryption, state.
+
+pub mod classify;
+pub mod consts;
+
+mod auth_payload;
+mod crypto_payload;
+mod gss;
+mod key_dictation;
+mod message;
+mod notify;
+
+pub use auth_payload::{AuthEntry, AuthRepr, MAX_AUTH_METHODS};
+pub use crypto_payload::{
+    icv_len, split_icv, CryptoClear, CryptoSealed, CryptoSealedRepr, InnerPlaintext, CLEAR_IV_LEN, MAX_PAD_LEN,
+    MIN_ICV_LEN, SEALED_IV_LENS, SEQ_LEN,
+};
+pub use gss::{GssIdPayload, GssIdRepr, GssPayload, GssRepr, MAX_SPN_UNITS};
+pub use key_dictation::{KeyDictationPayload, KeyDictationWeight};
+pub use message::{
+    clear_allowed, dos_cookie_exchange_allowed, validate_chain, AuthipBody, AuthipBodyRepr, AuthipHeader,
+    AuthipMessage, AuthipMessageRepr, AuthipPayload, AuthipPayloads,
+};
+pub use notify::{data_len_of, AuthipNotify, AuthipNotifyRepr, NotifyKind};
+
+#[cfg(test)]
+mod tests;
