@@ -1,4 +1,4 @@
-//! AuthIP ([MS-AIPS], Microsoft's IKEv1 extension): the wire codec.
+//! AuthIP ([MS-AIPS], Microsoft's IKEv1 extension): the wire codec and the key schedule.
 //!
 //! **Experimental — not yet verified against Windows.** Everything here is built from the [MS-AIPS] text, which
 //! has no byte-level examples; where the text is ambiguous or silent the decision taken is documented on the item
@@ -12,7 +12,11 @@
 //!
 //! What is here: [`AuthipMessage`] (header + exactly one CRYPTO, clear or encrypted, or the two CRYPTO-less
 //! messages), the typed payload chain [`AuthipPayloads`], the decrypted-content layout [`InnerPlaintext`],
-//! each AuthIP payload, and the classification helpers in [`classify`]. Not here: keys, encryption, state.
+//! each AuthIP payload, and the classification helpers in [`classify`].
+//!
+//! The key schedule (issue 10, part 3) is here too, as pure functions: the A-KDF and its OtherInfo
+//! ([`concat_kdf`], [`AuthipKdf`]), the Main Mode and Quick Mode keys ([`derive_main_mode`],
+//! [`derive_quick_mode`]) and the authentication proofs ([`auth1`] … [`auth4`]). Not here: encryption, state.
 
 pub mod classify;
 pub mod consts;
@@ -20,9 +24,12 @@ pub mod consts;
 mod auth_payload;
 mod crypto_payload;
 mod gss;
+mod kdf;
 mod key_dictation;
+mod key_schedule;
 mod message;
 mod notify;
+mod proofs;
 
 pub use auth_payload::{AuthEntry, AuthRepr, MAX_AUTH_METHODS};
 pub use crypto_payload::{
@@ -30,12 +37,20 @@ pub use crypto_payload::{
     MIN_ICV_LEN, SEALED_IV_LENS, SEQ_LEN,
 };
 pub use gss::{GssIdPayload, GssIdRepr, GssPayload, GssRepr, MAX_SPN_UNITS};
+pub use kdf::{authip_hash_from_ike_id, concat_kdf, crypto_id, AuthipKdf, AuthipKeyError, MAX_KDF_OUTPUT};
 pub use key_dictation::{KeyDictationPayload, KeyDictationWeight};
+pub use key_schedule::{
+    derive_main_mode, derive_quick_mode, derive_skeyid_em, qm_key_lengths, ExtendedModeBinding, MainModeInputs,
+    MainModeKeys, QmKeyOrder, QuickModeInputs, QuickModeKeys, GCM_SALT_FROM_KDF, QM_KEY_ORDER,
+};
 pub use message::{
     clear_allowed, dos_cookie_exchange_allowed, validate_chain, AuthipBody, AuthipBodyRepr, AuthipHeader,
     AuthipMessage, AuthipMessageRepr, AuthipPayload, AuthipPayloads,
 };
 pub use notify::{data_len_of, AuthipNotify, AuthipNotifyRepr, NotifyKind};
+pub use proofs::{auth1, auth2, auth3, auth4, em_transcript_hash, mm_transcript_hash};
 
+#[cfg(test)]
+mod key_tests;
 #[cfg(test)]
 mod tests;
