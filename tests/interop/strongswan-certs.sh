@@ -37,6 +37,8 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 LAB_DIR=$REPO/tests/lab
 # shellcheck source=tests/lab/lib.sh
 . "$LAB_DIR/lib.sh"
+# shellcheck source=tests/lab/hostsecd.sh
+. "$LAB_DIR/hostsecd.sh"
 # shellcheck source=tests/lab/pki.sh
 . "$LAB_DIR/pki.sh"
 
@@ -110,19 +112,8 @@ make_pki() {
 }
 
 # ---------------------------------------------------------------- hostsecd
-hs_cli() { timeout 90 "$HOSTSEC" --socket "$SOCK" "$@"; }
-hs_ready() { [ -S "$SOCK" ] && hs_cli status >/dev/null 2>&1; }
-hs_alive() { [ -n "$HS_PID" ] && kill -0 "$HS_PID" 2>/dev/null; }
-hs_ready_or_dead() { hs_ready || ! hs_alive; }
-hs_stop() {
-  [ -n "$HS_PID" ] || return 0
-  if kill -0 "$HS_PID" 2>/dev/null; then
-    kill "$HS_PID" 2>/dev/null
-    lab_wait_until 10 bash -c "! kill -0 $HS_PID 2>/dev/null" || kill -9 "$HS_PID" 2>/dev/null
-  fi
-  wait "$HS_PID" 2>/dev/null
-  HS_PID=''
-}
+HS_CLI_TIMEOUT=90
+hs_stop() { hs_terminate; }
 # hs_config AUTH CERT_NAME REMOTE_DN: one rule "sw" for the guest with that authentication
 hs_config() {
   cat <<EOF
@@ -154,15 +145,8 @@ hs_restart() {
   local cfg=$TMP/hostsecd-$CASE.toml
   hs_stop
   hs_config "$@" > "$cfg"
-  rm -f "$SOCK"
-  echo "=== $(date -u +%FT%TZ) lab: case $CASE: starting hostsecd with $cfg" >> "$HSLOG"
-  ip netns exec "$LAB_NETNS" "$HOSTSECD" --config "$cfg" --foreground --log-level "$LOG_LEVEL" >> "$HSLOG" 2>&1 9>&- &
-  HS_PID=$!
-  lab_wait_until "$START_TIMEOUT" hs_ready_or_dead && hs_alive ||
-    { HS_ERR="hostsecd did not start with $cfg: $(tail -n 3 "$HSLOG" | tr '\n' ' ')"; cp "$cfg" "$R/"; return 1; }
+  hs_launch "$LAB_NETNS" "$cfg" "$START_TIMEOUT" || { cp "$cfg" "$R/"; return 1; }
 }
-hs_log_mark() { wc -c < "$HSLOG"; }
-hs_log_since() { tail -c "+$(( $1 + 1 ))" "$HSLOG"; }
 
 # ---------------------------------------------------------------- strongSwan side
 # ss_setup TYPE FRAGMENTATION CA_FILE...: the guest's credentials (its certificate for TYPE, its key, the given CAs

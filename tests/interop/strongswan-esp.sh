@@ -65,6 +65,8 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 LAB_DIR=$REPO/tests/lab
 # shellcheck source=tests/lab/lib.sh
 . "$LAB_DIR/lib.sh"
+# shellcheck source=tests/lab/hostsecd.sh
+. "$LAB_DIR/hostsecd.sh"
 
 # ---------------------------------------------------------------- arguments and settings
 PHASES=traffic,replay,actions,restore ONLY='' KEEP=no IPERF_S=5
@@ -183,24 +185,12 @@ auto = "$2"
 EOF
   done
 }
-hs_cli() { timeout 60 "$HOSTSEC" --socket "$SOCK" "$@"; }
-hs_ready() { [ -S "$SOCK" ] && hs_cli status >/dev/null 2>&1; }
-hs_alive() { [ -n "$HS_PID" ] && kill -0 "$HS_PID" 2>/dev/null; }
-hs_dead() { ! hs_alive; }
-hs_ready_or_dead() { hs_ready || hs_dead; }
 HS_EXIT=''   # exit status of the last hostsecd that hs_stop / hs_kill9 stopped
 # hs_stop [nocompare]: SIGTERM (SIGKILL after 10 s), HS_EXIT = its exit status; then compare the host state with
 # the baseline (a difference is a WARNING: the restore phase has the real checks)
 hs_stop() {
-  HS_EXIT=''
-  [ -n "$HS_PID" ] || return 0
-  if kill -0 "$HS_PID" 2>/dev/null; then
-    kill "$HS_PID" 2>/dev/null
-    lab_wait_until 10 hs_dead || { echo "hostsecd $HS_PID ignored SIGTERM for 10 s: SIGKILL" >&2; kill -9 "$HS_PID" 2>/dev/null; }
-  fi
-  wait "$HS_PID" 2>/dev/null; HS_EXIT=$?
-  echo "=== $(date -u +%FT%TZ) lab: hostsecd $HS_PID ($HS_VARIANT) stopped, exit status $HS_EXIT" >> "$HSLOG"
-  HS_PID='' HS_VARIANT=''
+  [ -n "$HS_PID" ] || { HS_EXIT=''; return 0; }
+  hs_terminate; HS_VARIANT=''
   if [ "${1:-}" != nocompare ] && [ -n "$BASELINE" ]; then
     local now; now=$(lab_host_state)
     if [ "$now" != "$BASELINE" ]; then
@@ -211,19 +201,7 @@ hs_stop() {
 }
 # hs_start CFG: start hostsecd in lab-host, wait until it answers; fails with HS_ERR
 hs_start() {
-  local cfg=$1 rc
-  rm -f "$SOCK"
-  echo "=== $(date -u +%FT%TZ) lab: starting hostsecd with $cfg" >> "$HSLOG"
-  ip netns exec "$LAB_NETNS" "$HOSTSECD" --config "$cfg" --foreground --log-level "$LOG_LEVEL" >> "$HSLOG" 2>&1 9>&- &
-  HS_PID=$!
-  if ! lab_wait_until "$START_TIMEOUT" hs_ready_or_dead; then
-    HS_ERR="hostsecd ($(basename "$cfg")) not ready after ${START_TIMEOUT}s"; cp "$cfg" "$R/"; hs_stop nocompare; return 1
-  fi
-  if ! hs_alive; then
-    wait "$HS_PID"; rc=$?; HS_PID=''
-    HS_ERR="hostsecd exited with $rc during start-up with $(basename "$cfg")$( [ $rc = 2 ] && echo ' (invalid config)')"
-    cp "$cfg" "$R/"; return 1
-  fi
+  hs_launch "$LAB_NETNS" "$1" "$START_TIMEOUT" || { cp "$1" "$R/"; return 1; }
 }
 # hs_ensure ACTION AUTO PFS: (re)start hostsecd with that variant unless it already runs with it
 hs_ensure() {
@@ -239,8 +217,6 @@ hs_ensure() {
   fi
   HS_VARIANT=$v
 }
-hs_log_mark() { wc -c < "$HSLOG"; }
-hs_log_since() { tail -c "+$(( $1 + 1 ))" "$HSLOG"; }
 # hs_sas / hs_stats: the JSON, or a failure reason (exit 1)
 hs_sas() {
   local out

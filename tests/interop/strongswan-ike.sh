@@ -44,6 +44,8 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 LAB_DIR=$REPO/tests/lab
 # shellcheck source=tests/lab/lib.sh
 . "$LAB_DIR/lib.sh"
+# shellcheck source=tests/lab/hostsecd.sh
+. "$LAB_DIR/hostsecd.sh"
 
 # ---------------------------------------------------------------- arguments and settings
 CASE_SET=all ONLY='' PHASES=responder,initiator,refusal KEEP=no
@@ -137,20 +139,7 @@ minimum_strength = "$1"
 auto = "none"
 EOF
 }
-hs_stop() {
-  [ -n "$HS_PID" ] || return 0
-  if kill -0 "$HS_PID" 2>/dev/null; then
-    kill "$HS_PID" 2>/dev/null
-    lab_wait_until 10 hs_dead || { echo "hostsecd $HS_PID ignored SIGTERM for 10 s: SIGKILL" >&2; kill -9 "$HS_PID" 2>/dev/null; }
-  fi
-  wait "$HS_PID" 2>/dev/null
-  HS_PID='' HS_VARIANT=''
-}
-hs_cli() { timeout 60 "$HOSTSEC" --socket "$SOCK" "$@"; }
-hs_ready() { [ -S "$SOCK" ] && hs_cli status >/dev/null 2>&1; }
-hs_alive() { [ -n "$HS_PID" ] && kill -0 "$HS_PID" 2>/dev/null; }
-hs_dead() { ! hs_alive; }
-hs_ready_or_dead() { hs_ready || hs_dead; }
+hs_stop() { hs_terminate; HS_VARIANT=''; }
 # hs_ensure LEVEL PFS: (re)start hostsecd with that config variant unless it already runs with it. On failure
 # HS_ERR says why (and the variant is not tried again: every later case fails at once with the same reason).
 hs_ensure() {
@@ -165,25 +154,11 @@ hs_ensure() {
   fi
   hs_stop
   hs_config "$1" "$2" > "$cfg"
-  rm -f "$SOCK"
-  echo "=== $(date -u +%FT%TZ) lab: starting hostsecd with $cfg (minimum_strength=$1, pfs=$2)" >> "$HSLOG"
-  ip netns exec "$LAB_NETNS" "$HOSTSECD" --config "$cfg" --foreground --log-level "$LOG_LEVEL" >> "$HSLOG" 2>&1 9>&- &
-  HS_PID=$!
-  if ! lab_wait_until "$START_TIMEOUT" hs_ready_or_dead; then
-    HS_BROKEN[$v]="hostsecd ($cfg) not ready after ${START_TIMEOUT}s: no control socket $SOCK or 'hostsec status' failing"
-    HS_ERR=${HS_BROKEN[$v]}; echo "$HS_ERR; its log ends with:" >&2; tail -n 20 "$HSLOG" >&2; cp "$cfg" "$R/"
-    hs_stop; return 1
-  fi
-  if ! hs_alive; then
-    wait "$HS_PID"; rc=$?; HS_PID=''
-    if [ $rc -eq 2 ]; then HS_BROKEN[$v]="hostsecd rejected the config $(basename "$cfg") as invalid (exit 2)"
-    else HS_BROKEN[$v]="hostsecd exited with $rc during start-up with $(basename "$cfg")"; fi
-    HS_ERR=${HS_BROKEN[$v]}; echo "$HS_ERR; its log ends with:" >&2; tail -n 20 "$HSLOG" >&2; cp "$cfg" "$R/"; return 1
+  if ! hs_launch "$LAB_NETNS" "$cfg" "$START_TIMEOUT"; then
+    HS_BROKEN[$v]=$HS_ERR; echo "$HS_ERR; its log ends with:" >&2; tail -n 20 "$HSLOG" >&2; cp "$cfg" "$R/"; return 1
   fi
   HS_VARIANT=$v
 }
-hs_log_mark() { wc -c < "$HSLOG"; }
-hs_log_since() { tail -c "+$(( $1 + 1 ))" "$HSLOG"; }
 
 # hs_sas: `hostsec --json sas` (JSON on stdout) or a failure reason
 hs_sas() {

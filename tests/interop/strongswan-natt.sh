@@ -27,6 +27,8 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 LAB_DIR=$REPO/tests/lab
 # shellcheck source=tests/lab/lib.sh
 . "$LAB_DIR/lib.sh"
+# shellcheck source=tests/lab/hostsecd.sh
+. "$LAB_DIR/hostsecd.sh"
 
 ONLY='' KEEP=no
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2; exit 2; }
@@ -100,19 +102,8 @@ iperf_client() {
 }
 
 # ---------------------------------------------------------------- hostsecd
-hs_cli() { timeout 150 "$HOSTSEC" --socket "$SOCK" "$@"; }
-hs_ready() { [ -S "$SOCK" ] && hs_cli status >/dev/null 2>&1; }
-hs_alive() { [ -n "$HS_PID" ] && kill -0 "$HS_PID" 2>/dev/null; }
-hs_ready_or_dead() { hs_ready || ! hs_alive; }
-hs_stop() {
-  [ -n "$HS_PID" ] || return 0
-  if kill -0 "$HS_PID" 2>/dev/null; then
-    kill "$HS_PID" 2>/dev/null
-    lab_wait_until 10 bash -c "! kill -0 $HS_PID 2>/dev/null" || kill -9 "$HS_PID" 2>/dev/null
-  fi
-  wait "$HS_PID" 2>/dev/null
-  HS_PID=''
-}
+HS_CLI_TIMEOUT=150
+hs_stop() { hs_terminate; }
 # hs_start NETNS LISTEN REMOTE NAT_TRAVERSAL
 hs_start() {
   local cfg=$TMP/hostsecd-$CASE.toml
@@ -135,14 +126,8 @@ psk = "$PSK"
 pfs = false
 auto = "none"
 EOF
-  rm -f "$SOCK"
-  echo "=== $(date -u +%FT%TZ) lab: case $CASE: hostsecd in $1 with $cfg" >> "$HSLOG"
-  ip netns exec "$1" "$HOSTSECD" --config "$cfg" --foreground --log-level "$LOG_LEVEL" >> "$HSLOG" 2>&1 9>&- &
-  HS_PID=$!
-  lab_wait_until 30 hs_ready_or_dead && hs_alive || { HS_ERR="hostsecd did not start: $(tail -n 3 "$HSLOG" | tr '\n' ' ')"; return 1; }
+  hs_launch "$1" "$cfg"
 }
-hs_log_mark() { wc -c < "$HSLOG"; }
-hs_log_since() { tail -c "+$(( $1 + 1 ))" "$HSLOG"; }
 
 # ---------------------------------------------------------------- results
 PASS=0 FAIL=0 CASE=''
@@ -246,19 +231,25 @@ lab_ping_result_stdin() { local r; r=$(lab_ping_result "$(cat)"); echo "${r:-0 0
 say "== hostsec <-> strongSwan NAT traversal $(date -u +%FT%TZ)"
 NET_UP=yes
 lab_net_up nat || { echo "ERROR: could not set up the lab network" >&2; exit 2; }
+# wanted CASE...: some of these cases are selected (--only); a phase whose cases are not boots no guest
+wanted() { local c; [ -z "$ONLY" ] && return 0; for c in "$@"; do [[ $c =~ $ONLY ]] && return 0; done; return 1; }
 # phase 1: strongSwan behind the NAT, hostsec outside
+if wanted guest-behind-nat off-refused; then
 boot_guest swn "$SWIN/24" lab-nat brn 192.0.2.1
 ss_conn guest-behind-nat "$SWIN" "$PUB" "$PUB" || { echo "ERROR: strongSwan config" >&2; exit 2; }
 run_case guest-behind-nat "$LAB_NETNS" "$PUB" "$NATPUB" remote-behind-nat ss "$NATPUB" remote
 ss_conn off-refused "$SWIN" "$PUB" "$PUB" || { echo "ERROR: strongSwan config" >&2; exit 2; }
 run_case off-refused "$LAB_NETNS" "$PUB" "$NATPUB" off ss "$NATPUB" remote down
 hs_stop; stop_guest
+fi
 # phase 2: hostsec behind the NAT, strongSwan outside
+if wanted hostsec-behind-nat; then
 hsn_up || { echo "ERROR: could not make $HSN_NS" >&2; exit 2; }
 boot_guest sw "$SWPUB/24" "$LAB_NETNS" br0
 ss_conn hostsec-behind-nat "$SWPUB" "%any" "$HSN" || { echo "ERROR: strongSwan config" >&2; exit 2; }
 run_case hostsec-behind-nat "$HSN_NS" "$HSN" "$SWPUB" both-behind-nat hs "$SWPUB" local
 hs_stop; stop_guest
+fi
 # phase 3: both behind NAT: strongSwan behind lab-nat (UDP 500/4500 forwarded to it), hostsec behind a second NAT
 nat2_up() {
   ip netns add lab-nat2 && ip -n lab-nat2 link set lo up || return 1
@@ -277,10 +268,12 @@ nat2_up() {
   printf 'table ip labfwd {\n  chain pre {\n    type nat hook prerouting priority dstnat; policy accept;\n    iifname "nat-out" udp dport { 500, 4500 } dnat to %s\n  }\n}\n' "$SWIN" |
     ip netns exec lab-nat nft -f -
 }
+if wanted both-behind-nat; then
 nat2_up || { echo "ERROR: could not make the second NAT" >&2; exit 2; }
 boot_guest swn "$SWIN/24" lab-nat brn 192.0.2.1
 ss_conn both-behind-nat "$SWIN" "%any" "$HSN2" || { echo "ERROR: strongSwan config" >&2; exit 2; }
 run_case both-behind-nat "$HSN2_NS" "$HSN2" "$NATPUB" both-behind-nat hs "$NATPUB" both
+fi
 
 say "== $PASS passed, $FAIL failed, total $(lab_ms_fmt $(( $(lab_now_ms) - T_START ))) -- $( [ "$FAIL" -eq 0 ] && [ "$PASS" -gt 0 ] && echo PASS || echo FAIL) (results: $R)"
 [ "$FAIL" -eq 0 ] && [ "$PASS" -gt 0 ]

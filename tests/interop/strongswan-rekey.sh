@@ -31,6 +31,8 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 LAB_DIR=$REPO/tests/lab
 # shellcheck source=tests/lab/lib.sh
 . "$LAB_DIR/lib.sh"
+# shellcheck source=tests/lab/hostsecd.sh
+. "$LAB_DIR/hostsecd.sh"
 
 ONLY='' KEEP=no DURATION_S=150
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2; exit 2; }
@@ -95,19 +97,8 @@ trap cleanup EXIT
 trap 'echo "interrupted" >&2; exit 130' INT TERM
 
 # ---------------------------------------------------------------- hostsecd
-hs_cli() { timeout 150 "$HOSTSEC" --socket "$SOCK" "$@"; }
-hs_ready() { [ -S "$SOCK" ] && hs_cli status >/dev/null 2>&1; }
-hs_alive() { [ -n "$HS_PID" ] && kill -0 "$HS_PID" 2>/dev/null; }
-hs_ready_or_dead() { hs_ready || ! hs_alive; }
-hs_stop() {
-  [ -n "$HS_PID" ] || return 0
-  if kill -0 "$HS_PID" 2>/dev/null; then
-    kill "$HS_PID" 2>/dev/null
-    lab_wait_until 10 bash -c "! kill -0 $HS_PID 2>/dev/null" || kill -9 "$HS_PID" 2>/dev/null
-  fi
-  wait "$HS_PID" 2>/dev/null
-  HS_PID=''
-}
+HS_CLI_TIMEOUT=150
+hs_stop() { hs_terminate; }
 hs_start() {
   local cfg=$TMP/hostsecd-$CASE.toml
   hs_stop
@@ -128,14 +119,8 @@ psk = "$PSK"
 pfs = false
 auto = "none"
 EOF
-  rm -f "$SOCK"
-  echo "=== $(date -u +%FT%TZ) lab: case $CASE: hostsecd with $cfg" >> "$HSLOG"
-  ip netns exec "$LAB_NETNS" "$HOSTSECD" --config "$cfg" --foreground --log-level "$LOG_LEVEL" >> "$HSLOG" 2>&1 9>&- &
-  HS_PID=$!
-  lab_wait_until 30 hs_ready_or_dead && hs_alive || { HS_ERR="hostsecd did not start: $(tail -n 3 "$HSLOG" | tr '\n' ' ')"; return 1; }
+  hs_launch "$LAB_NETNS" "$cfg"
 }
-hs_log_mark() { wc -c < "$HSLOG"; }
-hs_log_since() { tail -c "+$(( $1 + 1 ))" "$HSLOG"; }
 
 # ---------------------------------------------------------------- results
 PASS=0 FAIL=0 CASE=''

@@ -628,9 +628,10 @@ lab_charon_log_mark() { local n; n=$(wc -l < "$LAB_RUN/$1/charon.log" 2>/dev/nul
 # lab_charon_log_since GUEST MARK: charon.log lines after MARK
 lab_charon_log_since() { tail -n "+$(( $2 + 1 ))" "$LAB_RUN/$1/charon.log" 2>/dev/null; }
 
-# lab_check_ss_sa LISTSAS_FILE CONN IKE_PROPOSAL ESP_PROPOSAL: check the strongSwan view of a case: IKE SA
-# ESTABLISHED with the expected algorithms, CHILD_SA INSTALLED, TRANSPORT, expected ESP algorithms (incl. the
-# PFS group). Prints "spi_in spi_out ike_spi_i" of the CHILD_SA (strongSwan's view) or the reason of the failure.
+# lab_check_ss_sa LISTSAS_FILE CONN IKE_PROPOSAL ESP_PROPOSAL [MODE=TRANSPORT]: check the strongSwan view of a
+# case: IKE SA ESTABLISHED with the expected algorithms, CHILD_SA INSTALLED, in MODE (TRANSPORT-in-UDP across a
+# NAT), expected ESP algorithms (incl. the PFS group). Prints "spi_in spi_out ike_spi_i" of the CHILD_SA
+# (strongSwan's view) or the reason of the failure.
 lab_check_ss_sa() {
   local kv want_ike want_esp v
   kv=$(lab_swanctl_sa "$2" < "$1")
@@ -639,7 +640,7 @@ lab_check_ss_sa() {
   v=$(lab_kv ike_state <<< "$kv"); [ "$v" = ESTABLISHED ] || { echo "strongSwan IKE SA $2 is '$v', not ESTABLISHED"; return 1; }
   v=$(lab_kv ike_algs <<< "$kv"); [ "$v" = "$want_ike" ] || { echo "strongSwan IKE algorithms '$v', expected '$want_ike'"; return 1; }
   v=$(lab_kv child_state <<< "$kv"); [ "$v" = INSTALLED ] || { echo "strongSwan CHILD_SA $2 is '${v:-absent}', not INSTALLED"; return 1; }
-  v=$(lab_kv child_mode <<< "$kv"); [ "$v" = TRANSPORT ] || { echo "strongSwan CHILD_SA mode '$v', not TRANSPORT"; return 1; }
+  v=$(lab_kv child_mode <<< "$kv"); [ "$v" = "${5:-TRANSPORT}" ] || { echo "strongSwan CHILD_SA mode '$v', not ${5:-TRANSPORT}"; return 1; }
   v=$(lab_kv esp_algs <<< "$kv"); [ "$v" = "$want_esp" ] || { echo "strongSwan ESP algorithms '$v', expected '$want_esp'"; return 1; }
   echo "$(lab_kv spi_in <<< "$kv") $(lab_kv spi_out <<< "$kv") $(lab_kv ike_spi_i <<< "$kv")"
 }
