@@ -118,26 +118,7 @@ trap 'echo "interrupted" >&2; exit 130' INT TERM
 # ---------------------------------------------------------------- the network
 # lab_net_up nat gives lab-host and lab-nat; here lab-nat also forwards UDP 500/4500 to the peer behind it (so that
 # hostsec can initiate to it), and lab-nat2 puts hostsec behind a second NAT that forwards UDP 500/4500 to hostsec
-net_up() {
-  lab_net_up nat || return 1
-  printf 'table ip labfwd {\n  chain pre {\n    type nat hook prerouting priority dstnat; policy accept;\n    iifname "nat-out" udp dport { 500, 4500 } dnat to %s\n  }\n}\n' "$PEER_IN" |
-    ip netns exec lab-nat nft -f - || return 1
-  ip netns add lab-nat2 && ip -n lab-nat2 link set lo up || return 1
-  ip link add br0-nat2 netns "$LAB_NETNS" type veth peer name nat2-out netns lab-nat2 || return 1
-  ip -n "$LAB_NETNS" link set br0-nat2 master br0 up
-  ip -n lab-nat2 addr add "$NAT2PUB/24" dev nat2-out && ip -n lab-nat2 link set nat2-out up || return 1
-  ip netns add "$HSN_NS" && ip -n "$HSN_NS" link set lo up || return 1
-  ip netns exec "$HSN_NS" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-  ip link add hsn0 netns "$HSN_NS" type veth peer name in2 netns lab-nat2 || return 1
-  ip -n lab-nat2 addr add 203.0.113.1/24 dev in2 && ip -n lab-nat2 link set in2 up || return 1
-  ip -n "$HSN_NS" addr add "$HSN/24" dev hsn0 && ip -n "$HSN_NS" link set hsn0 up || return 1
-  ip -n "$HSN_NS" route add default via 203.0.113.1 || return 1
-  ip netns exec lab-nat2 sysctl -qw net.ipv4.ip_forward=1
-  printf 'table ip labnat2 {
-  chain post { type nat hook postrouting priority srcnat; policy accept; oifname "nat2-out" masquerade; }
-  chain pre { type nat hook prerouting priority dstnat; policy accept; iifname "nat2-out" udp dport { 500, 4500 } dnat to %s; }
-}\n' "$HSN" | ip netns exec lab-nat2 nft -f -
-}
+net_up() { lab_net_up nat && lab_nat_forward "$PEER_IN" && lab_nat2_up "$HSN_NS" "$HSN"; }
 
 # where the two sides are in a NAT situation: sets HS_NS HS_ADDR (hostsec's own address) HS_PUB (the address the
 # peer sees) PEER_ADDR (the peer's own) PEER_PUB (what hostsec sees) HS_NAT (hostsec's setting) WANT_NAT (the nat

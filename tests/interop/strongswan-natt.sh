@@ -251,25 +251,8 @@ run_case hostsec-behind-nat "$HSN_NS" "$HSN" "$SWPUB" both-behind-nat hs "$SWPUB
 hs_stop; stop_guest
 fi
 # phase 3: both behind NAT: strongSwan behind lab-nat (UDP 500/4500 forwarded to it), hostsec behind a second NAT
-nat2_up() {
-  ip netns add lab-nat2 && ip -n lab-nat2 link set lo up || return 1
-  ip link add br0-nat2 netns "$LAB_NETNS" type veth peer name nat2-out netns lab-nat2 || return 1
-  ip -n "$LAB_NETNS" link set br0-nat2 master br0 up
-  ip -n lab-nat2 addr add "$NAT2PUB/24" dev nat2-out; ip -n lab-nat2 link set nat2-out up
-  ip netns add "$HSN2_NS" && ip -n "$HSN2_NS" link set lo up || return 1
-  ip netns exec "$HSN2_NS" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-  ip link add hsn0 netns "$HSN2_NS" type veth peer name in2 netns lab-nat2 || return 1
-  ip -n lab-nat2 addr add 203.0.113.1/24 dev in2; ip -n lab-nat2 link set in2 up
-  ip -n "$HSN2_NS" addr add "$HSN2/24" dev hsn0; ip -n "$HSN2_NS" link set hsn0 up
-  ip -n "$HSN2_NS" route add default via 203.0.113.1
-  ip netns exec lab-nat2 sysctl -qw net.ipv4.ip_forward=1
-  printf 'table ip labnat2 {\n  chain post {\n    type nat hook postrouting priority srcnat; policy accept;\n    oifname "nat2-out" masquerade\n  }\n}\n' |
-    ip netns exec lab-nat2 nft -f - || return 1
-  printf 'table ip labfwd {\n  chain pre {\n    type nat hook prerouting priority dstnat; policy accept;\n    iifname "nat-out" udp dport { 500, 4500 } dnat to %s\n  }\n}\n' "$SWIN" |
-    ip netns exec lab-nat nft -f -
-}
 if wanted both-behind-nat; then
-nat2_up || { echo "ERROR: could not make the second NAT" >&2; exit 2; }
+{ lab_nat2_up "$HSN2_NS" "$HSN2" && lab_nat_forward "$SWIN"; } || { echo "ERROR: could not make the second NAT" >&2; exit 2; }
 boot_guest swn "$SWIN/24" lab-nat brn 192.0.2.1
 ss_conn both-behind-nat "$SWIN" "%any" "$HSN2" || { echo "ERROR: strongSwan config" >&2; exit 2; }
 run_case both-behind-nat "$HSN2_NS" "$HSN2" "$NATPUB" both-behind-nat hs "$NATPUB" both

@@ -138,7 +138,36 @@ table ip labnat {
 NFT
   fi
 }
+# lab_nat_forward ADDR: lab-nat also forwards UDP 500/4500 arriving from outside to ADDR behind it (a responder
+# behind the NAT that the other side can initiate to)
+lab_nat_forward() {
+  printf 'table ip labfwd {\n  chain pre {\n    type nat hook prerouting priority dstnat; policy accept;\n    iifname "nat-out" udp dport { 500, 4500 } dnat to %s\n  }\n}\n' "$1" |
+    ip netns exec lab-nat nft -f -
+}
+# lab_nat2_up NETNS ADDR: a second NAT router lab-nat2 (198.51.100.253 on br0, 203.0.113.1/24 inside, masquerade)
+# with a new namespace NETNS at ADDR/24 behind it (IPv4 only), to which it forwards UDP 500/4500 from outside.
+# lab_net_down removes it.
+lab_nat2_up() {
+  local ns=$1 addr=$2
+  lab_netns_free lab-nat2 && lab_netns_free "$ns" || return 1
+  ip netns add lab-nat2 && ip -n lab-nat2 link set lo up || return 1
+  ip link add br0-nat2 netns "$LAB_NETNS" type veth peer name nat2-out netns lab-nat2 || return 1
+  ip -n "$LAB_NETNS" link set br0-nat2 master br0 up
+  ip -n lab-nat2 addr add 198.51.100.253/24 dev nat2-out && ip -n lab-nat2 link set nat2-out up || return 1
+  ip netns add "$ns" && ip -n "$ns" link set lo up || return 1
+  ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+  ip link add hsn0 netns "$ns" type veth peer name in2 netns lab-nat2 || return 1
+  ip -n lab-nat2 addr add 203.0.113.1/24 dev in2 && ip -n lab-nat2 link set in2 up || return 1
+  ip -n "$ns" addr add "$addr/24" dev hsn0 && ip -n "$ns" link set hsn0 up || return 1
+  ip -n "$ns" route add default via 203.0.113.1 || return 1
+  ip netns exec lab-nat2 sysctl -qw net.ipv4.ip_forward=1
+  printf 'table ip labnat2 {
+  chain post { type nat hook postrouting priority srcnat; policy accept; oifname "nat2-out" masquerade; }
+  chain pre { type nat hook prerouting priority dstnat; policy accept; iifname "nat2-out" udp dport { 500, 4500 } dnat to %s; }
+}\n' "$addr" | ip netns exec lab-nat2 nft -f -
+}
 lab_net_down() {
+  ip netns del lab-nat2 2>/dev/null || true
   ip netns del lab-nat 2>/dev/null || true
   ip netns del "$LAB_NETNS" 2>/dev/null || true
 }

@@ -5,7 +5,7 @@
 //! ("Key schedule") with the capture that would settle it.
 
 use super::kdf::{AuthipKdf, AuthipKeyError};
-use crate::crypto::{EspCipher, EspTransform, Secret};
+use crate::crypto::{EspTransform, Secret};
 
 /// The Main Mode keys of an AuthIP MM SA. Debug output is redacted (see [`Secret`]).
 #[derive(Debug, Clone)]
@@ -98,11 +98,9 @@ pub const GCM_SALT_FROM_KDF: usize = 4;
 pub fn qm_key_lengths(transform: EspTransform) -> (usize, usize) {
     let cipher = transform.cipher;
     let key = usize::from(cipher.key_bits() / 8);
-    let crypt = match cipher {
-        EspCipher::AesGcm16_128 | EspCipher::AesGcm16_192 | EspCipher::AesGcm16_256 => key + GCM_SALT_FROM_KDF,
-        EspCipher::AesCbc128 | EspCipher::AesCbc192 | EspCipher::AesCbc256 => key,
-    };
-    (crypt, transform.integrity.key_len())
+    // the salt that IKEv1 KEYMAT carries after the key (4 for GCM, 0 for CBC), as much of it as this reading takes
+    let salt = cipher.keymat_len() - key;
+    (key + salt.min(GCM_SALT_FROM_KDF), transform.integrity.key_len())
 }
 
 /// The Extended Mode inputs of a QM key derivation (SuppPrivInfo = Ni(mm) | Nr(mm) | SKEYID_em).
