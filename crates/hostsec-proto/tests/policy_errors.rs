@@ -284,3 +284,89 @@ fn dpd_interval_is_off_or_within_its_range() {
     }
     assert!(errors(&conf("30")).iter().any(|e| e.to_string().contains("no unit")));
 }
+
+/// AuthIP's authentication methods (SPEC §4, issue 10): Kerberos and NTLM are recognised and always refused
+/// with the reason and what to use instead; `anonymous` only with `keying = "authip"`. Each refusal is the only
+/// error of its rule (no "needs a pre-shared key" from the default that stands in for a refused value).
+#[test]
+fn authip_authentication_refusals_say_why() {
+    let rule = |lines: &str| format!("[[rule]]\nname = \"w\"\nremote = \"10.20.0.1\"\n{lines}\n");
+    let domain = "needs a Windows domain";
+    let instead = "which hostsec does not join; use \"certificate\" (TLS in AuthIP, certificates in IKEv1) or, with \
+                   keying = \"authip\", \"anonymous\"";
+    for (lines, want) in [
+        (
+            "authentication = \"kerberos\"\nkeying = \"authip\"",
+            format!("site.toml:4: rule 'w': field 'authentication': 'kerberos' {domain} (a KDC on a domain controller), {instead}"),
+        ),
+        (
+            "keying = \"ike\"\nauthentication = \"ntlm\"",
+            format!(
+                "site.toml:5: rule 'w': field 'authentication': 'ntlm' {domain} (a domain controller that checks the \
+                 credentials), {instead}"
+            ),
+        ),
+        // Refused whatever the action: the value can never be honoured.
+        (
+            "action = \"bypass\"\nauthentication = \"kerberos\"",
+            format!("site.toml:5: rule 'w': field 'authentication': 'kerberos' {domain} (a KDC on a domain controller), {instead}"),
+        ),
+        (
+            "authentication = \"anonymous\"",
+            "site.toml:4: rule 'w': field 'authentication': \"anonymous\" exists only in AuthIP; set keying = \
+             \"authip\" or use psk/certificate"
+                .to_string(),
+        ),
+        (
+            "authentication = \"anonymous\"\nkeying = \"ike\"\npsk = \"inline secret 0123456789\"",
+            "site.toml:4: rule 'w': field 'authentication': \"anonymous\" exists only in AuthIP; set keying = \
+             \"authip\" or use psk/certificate"
+                .to_string(),
+        ),
+        // A misspelt keying is the only error: the anonymous check would judge the stand-in "ike".
+        (
+            "authentication = \"anonymous\"\nkeying = \"authpi\"",
+            "site.toml:5: rule 'w': field 'keying': 'authpi' is not allowed; use \"ike\" or \"authip\"".to_string(),
+        ),
+    ] {
+        let errs = errors(&rule(lines));
+        let text = errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
+        assert_eq!(text, want, "{lines}");
+    }
+}
+
+/// What `keying = "authip"` does with each authentication that needs no file: `anonymous` needs no PSK nor
+/// certificate and is warned as experimental; `psk` keeps its warning that IKEv1 negotiates it, and only that one;
+/// rules that never negotiate get no AuthIP warning.
+#[test]
+fn authip_keying_warnings() {
+    let load = |lines: &str| {
+        let text = format!("[[rule]]\nname = \"w\"\nremote = \"10.20.0.1\"\n{lines}\n");
+        Policy::from_toml("site.toml", &text, &MemFiles::standard()).unwrap_or_else(|e| panic!("{lines}: {e:#?}"))
+    };
+    let p = load("authentication = \"anonymous\"\nkeying = \"authip\"");
+    assert_eq!(p.rules[0].psk, None);
+    assert_eq!(
+        p.warnings,
+        ["site.toml:5: rule 'w': field 'keying': AuthIP is experimental — not yet verified against Windows"]
+    );
+    let p = load("keying = \"authip\"\npsk = \"inline secret 0123456789\"");
+    assert_eq!(
+        p.warnings,
+        ["site.toml:4: rule 'w': field 'keying': AuthIP has no pre-shared key method: this rule negotiates IKEv1 \
+             with the PSK, as Windows' default keying does"]
+    );
+    for action in ["bypass", "block"] {
+        let p = load(&format!("action = \"{action}\"\nauthentication = \"anonymous\"\nkeying = \"authip\""));
+        assert!(p.warnings.is_empty(), "{action}: {:?}", p.warnings);
+    }
+    // From [defaults] too, once per rule, at the line that sets it.
+    let text = "[defaults]\nkeying = \"authip\"\nauthentication = \"anonymous\"\n\n[[rule]]\nname = \"a\"\n\
+                remote = \"10.20.0.1\"\n\n[[rule]]\nname = \"b\"\nremote = \"10.20.0.2\"\n";
+    let p = Policy::from_toml("site.toml", text, &MemFiles::standard()).unwrap_or_else(|e| panic!("{e:#?}"));
+    let experimental = "field 'keying': AuthIP is experimental — not yet verified against Windows";
+    assert_eq!(
+        p.warnings,
+        [format!("site.toml:2: rule 'a': {experimental}"), format!("site.toml:2: rule 'b': {experimental}")]
+    );
+}

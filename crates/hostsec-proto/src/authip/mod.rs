@@ -23,6 +23,7 @@ pub mod consts;
 
 mod auth_payload;
 mod crypto_payload;
+mod dos_cookie;
 mod gss;
 mod kdf;
 mod key_dictation;
@@ -35,6 +36,10 @@ pub use auth_payload::{AuthEntry, AuthRepr, MAX_AUTH_METHODS};
 pub use crypto_payload::{
     icv_len, split_icv, CryptoClear, CryptoSealed, CryptoSealedRepr, InnerPlaintext, CLEAR_IV_LEN, MAX_PAD_LEN,
     MIN_ICV_LEN, SEALED_IV_LENS, SEQ_LEN,
+};
+pub use dos_cookie::{
+    dos_cookie_message, DosCookies, DosMode, COOKIE_KEY_LEN, COOKIE_SLICE_SECS, DOS_ENTER_HALF_OPEN,
+    DOS_LEAVE_HALF_OPEN,
 };
 pub use gss::{GssIdPayload, GssIdRepr, GssPayload, GssRepr, MAX_SPN_UNITS};
 pub use kdf::{authip_hash_from_ike_id, concat_kdf, crypto_id, AuthipKdf, AuthipKeyError, MAX_KDF_OUTPUT};

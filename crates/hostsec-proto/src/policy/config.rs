@@ -127,6 +127,14 @@ const RULE_KEYS: &[&str] = &[
     "pfs",
 ];
 
+/// What to use instead of Kerberos or NTLM, which need a Windows domain (SPEC §4).
+const DOMAINLESS: &str =
+    "use \"certificate\" (TLS in AuthIP, certificates in IKEv1) or, with keying = \"authip\", \"anonymous\"";
+
+/// The warning on every negotiating rule that runs AuthIP (issue 10): the AuthIP code is built from [MS-AIPS]
+/// alone, so a rule that depends on it should say so where the administrator sees it.
+const AUTHIP_EXPERIMENTAL: &str = "AuthIP is experimental — not yet verified against Windows";
+
 struct Ctx {
     file: String,
     /// Byte offset of every line start, so that a span's line is a binary search (a config with 10,000 rules
@@ -471,6 +479,14 @@ fn parse_rule(
         "certificate" => Ok(Authentication::Certificate),
         "certificate-then-psk" => Ok(Authentication::CertificateThenPsk),
         "anonymous" => Ok(Authentication::Anonymous),
+        // Recognised so that the refusal says why, rather than "not allowed" as for a typo.
+        "kerberos" => Err(format!(
+            "'{s}' needs a Windows domain (a KDC on a domain controller), which hostsec does not join; {DOMAINLESS}"
+        )),
+        "ntlm" => Err(format!(
+            "'{s}' needs a Windows domain (a domain controller that checks the credentials), which hostsec does \
+             not join; {DOMAINLESS}"
+        )),
         _ => Err(format!(
             "'{s}' is not allowed; use \"psk\", \"certificate\", \"certificate-then-psk\" or \"anonymous\" (AuthIP only)"
         )),
@@ -545,10 +561,14 @@ fn parse_rule(
         Some(level) => level,
         None => global.minimum_strength,
     };
-    // A misspelt action is reported once: the checks that depend on the action would only guess.
-    let action_known = !cx.errors[errors_before..].iter().any(|e| e.field.as_deref() == Some("action"));
+    // A misspelt (or refused) action, authentication or keying is reported once: the checks that depend on it
+    // would only guess from the default that stands in for it.
+    let known = |cx: &Ctx, key: &str| !cx.errors[errors_before..].iter().any(|e| e.field.as_deref() == Some(key));
+    let action_known = known(cx, "action");
+    let auth_known = known(cx, "authentication");
+    let keying_known = known(cx, "keying");
     let mut cert_auth = None;
-    if action.negotiates() && action_known {
+    if action.negotiates() && action_known && auth_known {
         match authentication {
             Authentication::Psk
                 if psk.is_none()
@@ -598,19 +618,29 @@ fn parse_rule(
                     &local_id,
                 );
             }
-            Authentication::Anonymous => {
+            Authentication::Anonymous if keying == Keying::Ike && keying_known => {
                 let l = field_line(cx, "authentication");
-                cx.error(l, rn, Some("authentication"), "\"anonymous\" exists only with keying = \"authip\", which this version does not implement; use \"psk\"");
+                cx.error(
+                    l,
+                    rn,
+                    Some("authentication"),
+                    "\"anonymous\" exists only in AuthIP; set keying = \"authip\" or use psk/certificate",
+                );
             }
             _ => {}
         }
         if keying == Keying::AuthIp {
             let l = field_line(cx, "keying");
-            cx.warn(l, rn, "keying", "AuthIP has no pre-shared key method: this rule negotiates IKEv1 with the PSK, as Windows' default keying does");
+            if authentication == Authentication::Psk {
+                // AuthIP itself never runs for this rule, so the AuthIP warning below would mislead.
+                cx.warn(l, rn, "keying", "AuthIP has no pre-shared key method: this rule negotiates IKEv1 with the PSK, as Windows' default keying does");
+            } else {
+                cx.warn(l, rn, "keying", AUTHIP_EXPERIMENTAL);
+            }
         }
     }
     for (key, id) in [("local_id", &local_id), ("remote_id", &remote_id)] {
-        if matches!(id, IdSpec::Dn(_)) && action.negotiates() && authentication == Authentication::Psk {
+        if matches!(id, IdSpec::Dn(_)) && action.negotiates() && auth_known && authentication == Authentication::Psk {
             let l = field_line(cx, key);
             cx.error(
                 l,

@@ -71,7 +71,9 @@ pub enum Authentication {
     Certificate,
     /// Certificates first, the pre-shared key when certificate authentication does not succeed.
     CertificateThenPsk,
-    /// AuthIP anonymous authentication.
+    /// AuthIP anonymous authentication: a Diffie-Hellman Main Mode that proves no identity. Only with
+    /// [`Keying::AuthIp`] (IKEv1 has no such method); Kerberos and NTLM, AuthIP's other methods, are refused at
+    /// config check because they need a Windows domain.
     Anonymous,
 }
 
@@ -92,7 +94,9 @@ impl Authentication {
 pub enum Keying {
     /// IKEv1.
     Ike,
-    /// AuthIP ([MS-AIPS]).
+    /// AuthIP ([MS-AIPS]; experimental, warned at load): certificates authenticate through TLS, `anonymous`
+    /// through AuthIP's anonymous method; with `certificate-then-psk` the PSK fallback and with `psk` the whole
+    /// rule negotiate IKEv1, since AuthIP has no pre-shared key method.
     AuthIp,
 }
 
