@@ -16,7 +16,11 @@
 //!
 //! The key schedule (issue 10, part 3) is here too, as pure functions: the A-KDF and its OtherInfo
 //! ([`concat_kdf`], [`AuthipKdf`]), the Main Mode and Quick Mode keys ([`derive_main_mode`],
-//! [`derive_quick_mode`]) and the authentication proofs ([`auth1`] … [`auth4`]). Not here: encryption, state.
+//! [`derive_quick_mode`]) and the authentication proofs ([`auth1`] … [`auth4`]).
+//!
+//! The GSS-API mechanisms that authenticate a Main Mode are here as sans-IO token machines: the
+//! [`GssMechanism`] trait, [`AnonymousMechanism`] and [`TlsMechanism`] (TLS records in GSS-API tokens, with
+//! rustls). Not here: encryption, the Main Mode state machine.
 
 pub mod classify;
 pub mod consts;
@@ -25,6 +29,8 @@ mod auth_payload;
 mod crypto_payload;
 mod dos_cookie;
 mod gss;
+mod gss_mech;
+mod gss_tls;
 mod kdf;
 mod key_dictation;
 mod key_schedule;
@@ -42,6 +48,11 @@ pub use dos_cookie::{
     DOS_LEAVE_HALF_OPEN,
 };
 pub use gss::{GssIdPayload, GssIdRepr, GssPayload, GssRepr, MAX_SPN_UNITS};
+pub use gss_mech::{AnonymousMechanism, GssFailure, GssMechanism, GssPeer, GssStep, ANONYMOUS_PEER_ID};
+pub use gss_tls::{
+    GssRole, TlsMechanism, TlsVersions, MAX_TLS_STEPS, MAX_TLS_TOKEN, TLS_EXPORTER_CONTEXT, TLS_EXPORTER_LABEL,
+    TLS_SECRET_LEN,
+};
 pub use kdf::{authip_hash_from_ike_id, concat_kdf, crypto_id, AuthipKdf, AuthipKeyError, MAX_KDF_OUTPUT};
 pub use key_dictation::{KeyDictationPayload, KeyDictationWeight};
 pub use key_schedule::{

@@ -4,6 +4,8 @@ use super::cert::{certificates_from_pem_or_der, private_key_from_pem_or_der, Cer
 use super::CertError;
 use crate::crypto::signature::{KeyError, SigningKey, VerifyingKey};
 use crate::crypto::{AuthMethod, CryptoError};
+use rustls_pki_types::PrivateKeyDer;
+use zeroize::Zeroize;
 
 /// What this host authenticates with in a certificate rule (`certificate`, `private_key`).
 #[derive(Debug)]
@@ -14,6 +16,24 @@ pub struct HostCredentials {
     /// host's own so that peers which trust only the root can build the path.
     pub chain: Vec<CertInfo>,
     key: SigningKey,
+    /// The same key as it was read (PKCS#8, SEC1 or PKCS#1 DER), for TLS in AuthIP: rustls loads keys from DER
+    /// through its crypto provider and cannot take hostsec's `SigningKey`.
+    tls_key: TlsKeyDer,
+}
+
+/// A private key's DER, wiped on drop and never printed (`PrivateKeyDer` itself has neither property).
+struct TlsKeyDer(PrivateKeyDer<'static>);
+
+impl Drop for TlsKeyDer {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl std::fmt::Debug for TlsKeyDer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsKeyDer(<redacted>)")
+    }
 }
 
 impl HostCredentials {
@@ -35,8 +55,9 @@ impl HostCredentials {
             }
             Err(why) => return Err(CertError::UnusableKey { subject, why }),
         };
-        let key_der = private_key_from_pem_or_der(key_file)?;
-        let key = SigningKey::from_der(&key_der).map_err(|e| match e {
+        // Wrapped at once so that every return below wipes it.
+        let key_der = TlsKeyDer(private_key_from_pem_or_der(key_file)?);
+        let key = SigningKey::from_der(&key_der.0).map_err(|e| match e {
             KeyError::RsaTooSmall { bits } => {
                 CertError::KeyTooWeak { subject: subject.clone(), key: format!("RSA-{bits}") }
             }
@@ -54,7 +75,13 @@ impl HostCredentials {
                     .to_string(),
             });
         }
-        Ok(HostCredentials { cert, chain, key })
+        Ok(HostCredentials { cert, chain, key, tls_key: key_der })
+    }
+
+    /// A copy of the private key's DER for rustls' key loader (`KeyProvider::load_private_key`, which takes it
+    /// by value and wipes it). The caller must not keep or log it.
+    pub(crate) fn tls_key_der(&self) -> PrivateKeyDer<'static> {
+        self.tls_key.0.clone_key()
     }
 
     /// The Main Mode auth method this key signs with: 3 (RSA), 9 (ECDSA P-256) or 10 (ECDSA P-384).
