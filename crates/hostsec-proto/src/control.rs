@@ -115,8 +115,11 @@ pub struct MainModeEntry {
     pub role: String,
     /// `established` or the step of the negotiation.
     pub state: String,
-    /// `psk` | `rsa` | `ecdsa-p256` | `ecdsa-p384`.
+    /// `psk` | `rsa` | `ecdsa-p256` | `ecdsa-p384`; for AuthIP `anonymous` | `tls`.
     pub auth: Option<String>,
+    /// `ike` or `authip` (AuthIP is experimental: not yet verified against Windows).
+    #[serde(default = "ike_keying")]
+    pub keying: String,
     /// e.g. `aes-cbc-256`.
     pub encryption: Option<String>,
     /// `sha1` | `sha256` | `sha384`.
@@ -145,6 +148,10 @@ pub struct MainModeEntry {
     pub dpd: Option<DpdEntry>,
 }
 
+fn ike_keying() -> String {
+    "ike".to_string()
+}
+
 /// Dead peer detection of a Main Mode SA in `hostsec sas --json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DpdEntry {
@@ -165,7 +172,12 @@ impl From<&MainModeSaInfo> for MainModeEntry {
             peer: i.peer.to_string(),
             role: i.role.name().to_string(),
             state: i.state.to_string(),
-            auth: i.auth.map(|a| a.name().to_string()),
+            auth: i.auth.map(|a| a.name().to_string()).or(i.authip_method.map(str::to_string)),
+            keying: match i.keying {
+                crate::policy::Keying::Ike => "ike",
+                crate::policy::Keying::AuthIp => "authip",
+            }
+            .to_string(),
             encryption: i.encryption.map(|c| c.name().to_string()),
             hash: i.hash.map(|h| h.name().to_string()),
             dh_group: i.dh_group,

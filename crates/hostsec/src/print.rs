@@ -50,8 +50,12 @@ pub fn sas(d: &serde_json::Value) {
         println!("  {}: {} <-> {}  {} ({})", m.rule, m.local, m.peer, m.state, m.role);
         let suite = match (&m.encryption, &m.hash, m.dh_group) {
             (Some(e), Some(h), Some(g)) => format!("{e}/{h}/group {g}"),
+            (Some(e), Some(h), None) if m.keying == "authip" => format!("{e}/{h}/no DH"),
             _ => "not yet negotiated".to_string(),
         };
+        if m.keying == "authip" {
+            println!("    keying AuthIP (experimental — not yet verified against Windows)");
+        }
         let mut line = format!("    {suite}, auth {}", m.auth.as_deref().unwrap_or("-"));
         if let Some(id) = &m.peer_id {
             line.push_str(&format!(", peer {id}"));

@@ -27,7 +27,8 @@ pub mod consts;
 
 mod auth_payload;
 mod crypto_payload;
-mod dos_cookie;
+pub mod dos_cookie;
+mod engine;
 mod gss;
 mod gss_mech;
 mod gss_tls;
@@ -35,8 +36,10 @@ mod kdf;
 mod key_dictation;
 mod key_schedule;
 mod message;
+mod mm_proposal;
 mod notify;
 mod proofs;
+mod seal;
 
 pub use auth_payload::{AuthEntry, AuthRepr, MAX_AUTH_METHODS};
 pub use crypto_payload::{
@@ -47,6 +50,7 @@ pub use dos_cookie::{
     dos_cookie_message, DosCookies, DosMode, COOKIE_KEY_LEN, COOKIE_SLICE_SECS, DOS_ENTER_HALF_OPEN,
     DOS_LEAVE_HALF_OPEN,
 };
+pub use engine::{method_name, rule_method, AuthipEngine, AuthipStats, Race, EXPERIMENTAL};
 pub use gss::{GssIdPayload, GssIdRepr, GssPayload, GssRepr, MAX_SPN_UNITS};
 pub use gss_mech::{AnonymousMechanism, GssFailure, GssMechanism, GssPeer, GssStep, ANONYMOUS_PEER_ID};
 pub use gss_tls::{
@@ -63,8 +67,10 @@ pub use message::{
     clear_allowed, dos_cookie_exchange_allowed, validate_chain, AuthipBody, AuthipBodyRepr, AuthipHeader,
     AuthipMessage, AuthipMessageRepr, AuthipPayload, AuthipPayloads,
 };
+pub use mm_proposal::{check_suite, offer_suites, AuthipSuite};
 pub use notify::{data_len_of, AuthipNotify, AuthipNotifyRepr, NotifyKind};
 pub use proofs::{auth1, auth2, auth3, auth4, em_transcript_hash, mm_transcript_hash};
+pub use seal::{open, seal, OpenError, Opened, SealKeys};
 
 #[cfg(test)]
 mod key_tests;

@@ -16,6 +16,7 @@ use super::selector::{initiator_selector, main_mode_rule, reload_verdict, Flow, 
 use super::stats::Stats;
 use super::vendor::PeerVendors;
 use super::Timing;
+use crate::authip::{self, AuthipEngine};
 use crate::crypto::AuthMethod;
 use crate::policy::{Authentication, Policy, Rule};
 use crate::wire::consts::{exchange, flags, notify, payload, protocol, DOI_IPSEC, IKE_PORT, NATT_PORT};
@@ -162,6 +163,8 @@ pub struct Endpoint {
     wall_clock: Option<(Instant, std::time::SystemTime)>,
     /// When each peer was last sent INVALID-SPI (bounded).
     invalid_spi_sent: HashMap<IpAddr, Instant>,
+    /// The AuthIP keying module, for rules with `keying = "authip"` (experimental).
+    authip: AuthipEngine,
 }
 
 /// The context of one step, borrowing the endpoint's fields one by one so that an SA of `sas` can be borrowed
@@ -180,6 +183,7 @@ macro_rules! ctx {
     };
 }
 
+mod coexist;
 mod hold;
 mod renew;
 pub use renew::StateCounts;
@@ -197,6 +201,7 @@ impl Endpoint {
     /// A new endpoint running `policy`, drawing all randomness from `rng`.
     pub fn new(policy: Arc<Policy>, timing: Timing, rng: Box<dyn CryptoRngCore + Send>) -> Self {
         Endpoint {
+            authip: AuthipEngine::new(policy.clone(), timing.clone()),
             policy,
             timing,
             rng,
@@ -229,6 +234,12 @@ impl Endpoint {
     /// reason that says so.
     pub fn set_wall_clock(&mut self, at: Instant, time: std::time::SystemTime) {
         self.wall_clock = Some((at, time));
+        self.authip.set_wall_clock(at, time);
+    }
+
+    /// The AuthIP engine (its counters and SAs; tests set its DoS thresholds).
+    pub fn authip(&mut self) -> &mut AuthipEngine {
+        &mut self.authip
     }
 
     /// The policy in force.
@@ -243,6 +254,7 @@ impl Endpoint {
     /// logged and reported with its reason ("rule 'x' removed by reload", "rule 'x' no longer covers peer P",
     /// "rule 'x' changed (field)").
     pub fn set_policy(&mut self, now: Instant, policy: Arc<Policy>) {
+        self.authip.set_policy(now, &mut *self.rng, policy.clone());
         let old = std::mem::replace(&mut self.policy, policy);
         let new = &self.policy;
         let kids: Vec<(u32, String)> = self
@@ -286,10 +298,11 @@ impl Endpoint {
 
     /// How much state the endpoint holds now.
     pub fn occupancy(&self) -> Occupancy {
+        let (authip_sas, authip_half_open) = self.authip.occupancy();
         Occupancy {
-            main_mode_sas: self.sas.len(),
-            half_open: self.admission.half_open.len(),
-            quick_mode_sas: self.children.len(),
+            main_mode_sas: self.sas.len() + authip_sas,
+            half_open: self.admission.half_open.len() + authip_half_open,
+            quick_mode_sas: self.children.len() + self.authip.child_count(),
             timers: self.timers.len(),
         }
     }
@@ -343,7 +356,9 @@ impl Endpoint {
         if let Some(k) = self.keepalives.pop_front() {
             return Some(k);
         }
-        let mut t = self.next_message()?;
+        let Some(mut t) = self.next_message() else {
+            return self.authip.poll_transmit();
+        };
         if t.local.port() == NATT_PORT {
             t.payload = udp_encap::with_marker(&t.payload);
         }
@@ -403,7 +418,10 @@ impl Endpoint {
     /// The next event.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
-        let mut e = self.events.pop_front()?;
+        let mut e = match self.events.pop_front() {
+            Some(e) => e,
+            None => self.authip.poll_event()?,
+        };
         // A `rule test` reports its failure as a verdict, in the words the administrator asked for.
         if let Event::NegotiationFailed { request: Some(r), reason, .. } = &mut e {
             if self.tests.remove(r) && !reason.starts_with("no answer from") {
@@ -419,20 +437,26 @@ impl Endpoint {
 
     /// When [`Endpoint::handle_timeout`] must be called next (calling it earlier is harmless).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.peek().map(|Reverse((t, _))| *t)
+        let ike = self.timers.peek().map(|Reverse((t, _))| *t);
+        [ike, self.authip.poll_timeout()].into_iter().flatten().min()
     }
 
     /// The Main Mode SAs.
     pub fn main_mode_sas(&self, now: Instant) -> Vec<MainModeSaInfo> {
-        self.sas.values().map(|sa| sa.info(now)).collect()
+        let mut v: Vec<MainModeSaInfo> = self.sas.values().map(|sa| sa.info(now)).collect();
+        v.extend(self.authip.main_mode_sas(now));
+        v
     }
 
     /// The Quick Mode SA pairs.
     pub fn quick_mode_sas(&self, now: Instant) -> Vec<QuickModeSaInfo> {
-        self.children
+        let mut v: Vec<QuickModeSaInfo> = self
+            .children
             .values()
             .map(|c| QuickModeSaInfo { lifetime_left: c.expires.saturating_duration_since(now), ..c.info.clone() })
-            .collect()
+            .collect();
+        v.extend(self.authip.quick_mode_sas(now));
+        v
     }
 
     /// Handles a datagram received on `local` from `remote`: the UDP payload as it arrived. On port 4500 (`local`
@@ -509,8 +533,15 @@ impl Endpoint {
             | exchange::AUTHIP_QUICK_MODE
             | exchange::AUTHIP_EXTENDED_MODE
             | exchange::AUTHIP_NOTIFY => {
-                self.stats.refused_exchange += 1;
-                info!(peer = %remote, "ignored an AuthIP message (exchange {}): this version negotiates IKEv1, which Windows sends alongside", hdr.exchange_type);
+                if self.policy.rules.iter().any(|r| authip::rule_method(r).is_some()) {
+                    self.authip.handle(now, &mut *self.rng, local, remote, datagram);
+                    self.settle_races(now);
+                } else {
+                    // [MS-AIPS] §3.2.4: a Windows initiator sends IKEv1 MM1 beside its AuthIP #1, and continues
+                    // with whichever the peer answers; with no AuthIP rule, IKEv1 it is.
+                    self.stats.refused_exchange += 1;
+                    debug!(peer = %remote, "ignored an AuthIP message (exchange {}): no rule uses keying = \"authip\"; the IKEv1 Main Mode Windows sends alongside is answered", hdr.exchange_type);
+                }
             }
             other => {
                 self.refuse(now, Refusal::Exchange, remote, || {
@@ -658,6 +689,11 @@ impl Endpoint {
             let mut cx = ctx!(self, now);
             mm.handle(&mut cx, &mut core, &rule, hdr, datagram)
         };
+        if core.role == Role::Initiator && matches!(result, Ok(Step::Next(_) | Step::Up(_))) {
+            if let Some(twin) = core.authip_twin.take() {
+                self.ikev1_won(twin, core.peer, &core.rule);
+            }
+        }
         if !matches!(result, Ok(Step::Next(_) | Step::Up(_))) {
             (core.local, core.peer) = was;
         } else if (core.local, core.peer) != was {
@@ -701,6 +737,9 @@ impl Endpoint {
         if hdr.flags & flags::ENCRYPTION != 0 || hdr.message_id != 0 {
             self.stats.dropped_malformed += 1;
             debug!(peer = %remote, "dropped a first Main Mode message that is encrypted or has a message ID");
+            return;
+        }
+        if self.discard_for_authip(local, remote, datagram) {
             return;
         }
         if datagram.len() > MAX_FIRST_MESSAGE {
@@ -992,7 +1031,7 @@ impl Endpoint {
             f.reason
         );
         failed(&mut self.events, None, Some(c.rule.clone()), c.peer, "main mode", reason);
-        self.start_main_mode_with(now, rule, c.local, c.peer, c.waiting.clone(), c.test, true);
+        self.start_main_mode_with(now, rule, c.local, c.peer, c.waiting.clone(), c.test, true, false);
     }
 
     /// Logs a failed Main Mode, tells the peer when there is a notification for it, and fails every request that
@@ -1396,6 +1435,9 @@ impl Endpoint {
     /// The ESP layer used up an SA pair (its byte, packet or time limit, or its sequence numbers): it is deleted and
     /// the peer told. `spi` is our inbound SPI, or our outbound SPI when `inbound` is false.
     pub fn expire_child(&mut self, now: Instant, spi: u32, inbound: bool) {
+        if let Some(spi_in) = self.authip_spi_in(now, spi, inbound) {
+            return self.authip.expire_child(spi_in);
+        }
         let found = self.children.values().find(|c| if inbound { c.info.spi_in == spi } else { c.info.spi_out == spi });
         if let Some(spi_in) = found.map(|c| c.info.spi_in) {
             self.delete_child_with_notice(now, spi_in, "the ESP layer used it up (its byte, packet or time limit)");
@@ -1783,6 +1825,9 @@ impl Endpoint {
         (request, selector): (RequestId, Selector),
         wait_for_peer: bool,
     ) {
+        if authip::rule_method(rule).is_some() {
+            return self.carry_authip(now, rule, local, peer, request, selector);
+        }
         // The newest established SA: after the peer's reauthentication the older ones are on their way out.
         let carrier = self
             .sas
@@ -1826,6 +1871,10 @@ impl Endpoint {
     /// the engine's soft deadline) this returns its request instead of starting another. `None` for an unknown
     /// pair, or one that already has a successor.
     pub fn rekey(&mut self, now: Instant, spi: u32, inbound: bool) -> Option<RequestId> {
+        if let Some(spi_in) = self.authip_spi_in(now, spi, inbound) {
+            let request = self.next_request();
+            return self.authip.rekey(now, &mut *self.rng, spi_in, request);
+        }
         let child =
             self.children.values().find(|c| if inbound { c.info.spi_in == spi } else { c.info.spi_out == spi })?;
         // The datapath's byte limit and the engine's soft deadline may both ask: one rekey per pair at a time.
@@ -1860,10 +1909,11 @@ impl Endpoint {
         (request, selector): (RequestId, Selector),
         test: bool,
     ) {
-        self.start_main_mode_with(now, rule, local, peer, vec![(request, selector)], test, false);
+        self.start_main_mode_with(now, rule, local, peer, vec![(request, selector)], test, false, false);
     }
 
-    /// Starts Main Mode for `waiting` requests; `psk_only` for the fallback of a `certificate-then-psk` rule.
+    /// Starts Main Mode for `waiting` requests; `psk_only` for the fallback of a `certificate-then-psk` rule;
+    /// `mamie` when an AuthIP #1 goes to the peer beside it. Returns the CKY-I, once MM1 is sent.
     #[allow(clippy::too_many_arguments)]
     fn start_main_mode_with(
         &mut self,
@@ -1874,7 +1924,8 @@ impl Endpoint {
         waiting: Vec<(RequestId, Selector)>,
         test: bool,
         psk_only: bool,
-    ) {
+        mamie: bool,
+    ) -> Option<[u8; 8]> {
         let id = self.next_sa;
         self.next_sa += 1;
         let cky_i = self.fresh_cookie();
@@ -1884,6 +1935,7 @@ impl Endpoint {
         core.waiting = waiting;
         core.test = test;
         core.psk_only = psk_only;
+        core.mamie = mamie;
         core.send_initial_contact = !test && self.first_contact(peer.ip());
         let result = {
             let mut cx = ctx!(self, now);
@@ -1904,10 +1956,12 @@ impl Endpoint {
                     IkeSa { core, phase1: Phase1::Negotiating(Box::new(mm)), quick_modes: BTreeMap::new() },
                 );
                 self.schedule(id);
+                Some(cky_i)
             }
             Err(f) => {
                 warn!(peer = %peer, rule = %rule.name, "Main Mode could not start: {}", f.reason);
                 fail_all(&mut self.events, &requests, &rule.name, peer, "main mode", &f.reason);
+                None
             }
         }
     }
@@ -1916,6 +1970,11 @@ impl Endpoint {
     /// notifications; `reason` goes to the log and the events. Returns how many SAs (Main Mode and Quick Mode)
     /// were deleted.
     pub fn terminate(&mut self, now: Instant, rule: Option<&str>, peer: Option<IpAddr>, reason: &str) -> usize {
+        let authip = self.authip.terminate(now, &mut *self.rng, rule, peer, reason);
+        authip + self.terminate_ikev1(now, rule, peer, reason)
+    }
+
+    fn terminate_ikev1(&mut self, now: Instant, rule: Option<&str>, peer: Option<IpAddr>, reason: &str) -> usize {
         let matches = |r: &str, p: IpAddr| rule.is_none_or(|x| x == r) && peer.is_none_or(|x| x == p);
         let kids: Vec<u32> =
             self.children.values().filter(|c| matches(&c.info.rule, c.info.peer.ip())).map(|c| c.info.spi_in).collect();
@@ -1962,6 +2021,10 @@ impl Endpoint {
 
     /// Runs every timer that is due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.authip.poll_timeout().is_some_and(|t| t <= now) {
+            self.authip.handle_timeout(now, &mut *self.rng);
+            self.settle_races(now);
+        }
         while let Some(Reverse((t, key))) = self.timers.peek().copied() {
             if t > now {
                 break;

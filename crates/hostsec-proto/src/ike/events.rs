@@ -133,6 +133,10 @@ pub struct MainModeSaInfo {
     pub nat: NatStatus,
     /// Dead peer detection, when it runs with the peer (established, the peer announced DPD).
     pub dpd: Option<DpdInfo>,
+    /// The keying module that negotiated it.
+    pub keying: crate::policy::Keying,
+    /// The AuthIP authentication method (`anonymous`, `tls`), for AuthIP SAs (whose `auth` is `None`).
+    pub authip_method: Option<&'static str>,
 }
 
 /// A Quick Mode (ESP) SA pair as `hostsec sas` shows it.

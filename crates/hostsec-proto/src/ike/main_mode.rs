@@ -178,7 +178,10 @@ impl MainMode {
         let auths = if sa.psk_only { vec![AuthMethod::Psk] } else { auth_methods(rule) };
         let offer = main_mode_offer(&rule.main_mode_offer(), &auths, rule.main_mode_lifetime);
         let sai_b = emit_vec(&offer);
-        let vids = vendor::ours(None);
+        let mut vids = vendor::ours(None);
+        if sa.mamie {
+            vids.push(crate::authip::consts::vendor_id::MS_MAMIE_EXISTS.to_vec());
+        }
         let mut payloads: Vec<(u8, &dyn Emit)> = vec![(payload::SA, &offer)];
         payloads.extend(vids.iter().map(|v| (payload::VENDOR_ID, v as &dyn Emit)));
         let msg = build_plain(sa.header(crate::wire::consts::exchange::IDENTITY_PROTECTION, 0), &payloads)

@@ -695,7 +695,7 @@ fn check_peer_ids(
 /// The rule a peer's Quick Mode runs under: the one that governs the traffic its IDs ask for, which must
 /// negotiate, contain all of that traffic, and authenticate like the Main Mode SA's rule. `Err` says in words
 /// which field of which rule excludes the proposal.
-fn quick_mode_rule<'p>(
+pub(crate) fn quick_mode_rule<'p>(
     policy: &'p Policy,
     mm_rule: &Rule,
     local: IpAddr,
@@ -730,7 +730,7 @@ fn quick_mode_rule<'p>(
 
 /// Checks one ID of a Quick Mode proposal: a single host among `addrs` (the first is the one the SA uses).
 /// Returns its protocol and port.
-fn check_host_id(body: &[u8], addrs: &[Option<IpAddr>], which: &str) -> Result<(u8, u16), String> {
+pub(crate) fn check_host_id(body: &[u8], addrs: &[Option<IpAddr>], which: &str) -> Result<(u8, u16), String> {
     let id = IdPayload::parse(body).map_err(|e| format!("{which} is malformed: {e}"))?;
     if id.protocol == 0 && id.port != 0 {
         return Err(format!("{which} names port {} without a protocol", id.port));

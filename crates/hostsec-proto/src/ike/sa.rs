@@ -151,6 +151,10 @@ pub(crate) struct SaCore {
     pub keepalive_at: Option<Instant>,
     /// Dead peer detection (established SAs with a peer that announced DPD).
     pub dpd: Option<Dpd>,
+    /// The initiator's MM1 carries MS-MamieExists: an AuthIP #1 went to the peer beside it ([MS-AIPS] §3.2.4).
+    pub mamie: bool,
+    /// CKY-I of the AuthIP Main Mode started beside this one, abandoned if the peer answers IKEv1.
+    pub authip_twin: Option<[u8; 8]>,
 }
 
 impl SaCore {
@@ -175,6 +179,8 @@ impl SaCore {
             started: None,
             up: None,
             psk_only: false,
+            mamie: false,
+            authip_twin: None,
             scheduled: None,
             test: false,
             peer_vendors: PeerVendors::default(),
@@ -336,6 +342,8 @@ impl IkeSa {
             lifetime_left: left,
             nat: c.nat,
             dpd: c.dpd.as_ref().map(|d| d.info(now)),
+            keying: crate::policy::Keying::Ike,
+            authip_method: None,
         }
     }
 }

@@ -36,6 +36,10 @@ pub struct Stats {
     /// Messages sent as IKE fragments (each fragment also counts in `sent`).
     #[serde(default)]
     pub fragmented_sent: u64,
+    /// IKEv1 first messages with MS-MamieExists discarded because the peer's rule uses AuthIP, which the peer
+    /// sent beside them ([MS-AIPS] §3.3.5.2).
+    #[serde(default)]
+    pub ikev1_discarded_for_authip: u64,
     /// IKE fragments received (each also counts in `received`).
     #[serde(default)]
     pub fragments_received: u64,

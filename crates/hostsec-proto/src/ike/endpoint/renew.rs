@@ -352,7 +352,7 @@ impl Endpoint {
             Some(rule) if needed && !negotiating => {
                 info!(peer = %peer, rule = %rule_name, "renewing the Main Mode SA before it expires");
                 let new = self.next_sa;
-                self.start_main_mode_with(now, &rule, local, peer, Vec::new(), false, false);
+                self.start_main_mode_with(now, &rule, local, peer, Vec::new(), false, false, false);
                 if self.sas.contains_key(&new) {
                     self.mm_life.entry(new).or_default().replaces = Some(id);
                 }
