@@ -174,6 +174,13 @@ def authip_seeds():
            + bytes.fromhex("0d000014") + bytes(range(16))       # Nonce -> VID
            + bytes.fromhex("00000018") + ms_nt5)                # VID
     write("authip_message", "mm1", msg(0x85, 0xF3, 0, 0, mm1))
+
+    def record(op, data):
+        return bytes([op]) + len(data).to_bytes(2, "big") + data
+    # authip_endpoint: the same messages as records, as a peer's first message (op 0), as answers to our #1 (op
+    # 1 writes our CKY-I), and with a clock jump between (op 3) to fire retransmissions and the DoS-cookie slice.
+    write("authip_endpoint", "mm1-twice", record(0, msg(0x85, 0xF3, 0, 0, mm1)) + record(0, msg(0x85, 0xF3, 0, 0, mm1)))
+    write("authip_endpoint", "answer-to-our-mm1", record(1, msg(0x85, 0xF3, 0, 0, mm1, cky_r)) + record(3, b"\x05"))
     name = "host/win.example.com".encode("utf-16-le")
     mm2 = (bytes.fromhex("86000010" "00000000") + bytes(range(8))
            + (4 + len(name)).to_bytes(4, "big") + name)

@@ -345,6 +345,70 @@ pub fn ike_endpoint(data: &[u8]) {
     assert!(ep.main_mode_sas(now).len() <= 66, "state stays bounded by the input");
 }
 
+/// The IKE engine with an AuthIP rule (Anonymous) fed arbitrary datagrams, as [`ike_endpoint`] does for IKEv1:
+/// it holds an AuthIP initiator Main Mode (its #1 sent) and answers AuthIP #1 as responder, with the DoS cookie
+/// demanded from the second half-open SA on; records `[op][len: u16][bytes]` as there. Nothing may panic, and
+/// the state must stay bounded.
+pub fn authip_endpoint(data: &[u8]) {
+    use hostsec_proto::ike::{Endpoint, Timing};
+    use hostsec_proto::policy::{ConfigFiles, Policy};
+    use rand_chacha::rand_core::SeedableRng;
+    use std::net::SocketAddr;
+    use std::sync::{Arc, OnceLock};
+    use std::time::{Duration, Instant};
+
+    struct NoFiles;
+    impl ConfigFiles for NoFiles {
+        fn read_secret(&self, _: &std::path::Path) -> Result<Vec<u8>, String> {
+            Err("none".into())
+        }
+    }
+    static POLICY: OnceLock<Arc<Policy>> = OnceLock::new();
+    let policy = POLICY.get_or_init(|| {
+        let text = "[[rule]]\nname = \"r\"\nremote = \"any\"\nkeying = \"authip\"\nauthentication = \"anonymous\"\nauto = \"none\"\npfs = true\n";
+        Arc::new(Policy::from_toml("fuzz.toml", text, &NoFiles).expect("fuzz policy"))
+    });
+    let local: SocketAddr = "203.0.113.2:500".parse().expect("addr");
+    let remote: SocketAddr = "203.0.113.1:500".parse().expect("addr");
+    let mut ep = Endpoint::new(policy.clone(), Timing::default(), Box::new(rand_chacha::ChaCha20Rng::seed_from_u64(7)));
+    ep.authip().set_dos_thresholds(2, 1);
+    let mut now = Instant::now();
+    let _ = ep.initiate(now, "r", Some(remote.ip()), local);
+    let mut own_cky_i = [0u8; 8];
+    let mut last_cky_r = [0u8; 8];
+    let mut rest = data;
+    let mut records = 0;
+    while rest.len() >= 3 && records < 64 {
+        records += 1;
+        while let Some(t) = ep.poll_transmit() {
+            if let Ok(h) = Header::parse(&t.payload) {
+                if own_cky_i == [0; 8] {
+                    own_cky_i = h.initiator_cookie;
+                }
+                last_cky_r = h.responder_cookie;
+            }
+        }
+        while ep.poll_event().is_some() {}
+        let op = rest[0];
+        let len = usize::from(u16::from_be_bytes([rest[1], rest[2]])).min(rest.len() - 3);
+        let mut msg = rest[3..3 + len].to_vec();
+        rest = &rest[3 + len..];
+        match op % 4 {
+            1 if msg.len() >= 8 => msg[..8].copy_from_slice(&own_cky_i),
+            2 if msg.len() >= 16 => msg[8..16].copy_from_slice(&last_cky_r),
+            3 => {
+                now += Duration::from_secs(u64::from(msg.first().copied().unwrap_or(1)));
+                ep.handle_timeout(now);
+                continue;
+            }
+            _ => {}
+        }
+        ep.handle(now, local, remote, &msg);
+    }
+    let (sas, half_open) = ep.authip().occupancy();
+    assert!(sas <= 66 && half_open <= 66, "state stays bounded by the input");
+}
+
 /// The ESP inbound path (and the outbound one, to reach what lies behind authentication), with fixed SA keys.
 /// The first byte picks the transform, the IP version and the mode:
 ///

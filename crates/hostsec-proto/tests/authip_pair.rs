@@ -243,6 +243,11 @@ mod tls {
             assert_eq!(p.b.stats().ikev1_discarded_for_authip, 1);
             assert_eq!(p.b.main_mode_sas(p.now).len(), 1, "only the AuthIP SA at the responder");
             assert_eq!(p.a.main_mode_sas(p.now).len(), 1, "the IKEv1 twin is gone at the initiator");
+            // nothing is left retransmitting: minutes later the SAs are still there and nothing failed
+            p.drive_for(Duration::from_secs(600));
+            assert_eq!(p.a.main_mode_sas(p.now)[0].state, "established");
+            let failed = p.events_a.iter().chain(&p.events_b).any(|e| matches!(e, Event::NegotiationFailed { .. }));
+            assert!(!failed, "{:#?}", p.events_a);
         }
     }
 
@@ -351,4 +356,37 @@ mod coexistence {
         assert_eq!(p.b.main_mode_sas(p.now)[0].keying, Keying::Ike);
         assert!(child_keys(&p.events_a).len() == 1 && child_keys(&p.events_b).len() == 1);
     }
+}
+
+/// Lifetimes ([MS-AIPS] §3.1.2, §3.1.6.4): the Quick Mode initiator renews each pair at 90 % of its lifetime under
+/// the Main Mode SA (make-before-break: the old pair goes 10 s after its successor, reported as rekeyed); when the
+/// Main Mode SA expires its pairs stay, and the next renewal runs a new Main Mode. Over 3 hours of virtual time
+/// there is always a pair, and both ends agree on every one.
+#[test]
+fn pairs_renew_before_expiry_across_main_mode_lifetimes() {
+    let text = |peer: &str| {
+        format!(
+            "[global]\nmain_mode_lifetime = \"60m\"\nquick_mode_lifetime = \"10m\"\n\n[[rule]]\nname = \"r\"\n\
+             remote = \"{peer}\"\nkeying = \"authip\"\nauthentication = \"anonymous\"\nauto = \"none\"\n"
+        )
+    };
+    let mut p = Pair::new(policy(&text("198.51.100.2")), policy(&text("198.51.100.1")), 60);
+    p.initiate_a();
+    p.settle();
+    for minute in 0..180 {
+        p.drive_for(Duration::from_secs(60));
+        assert!(!p.a.quick_mode_sas(p.now).is_empty(), "a has a pair at minute {minute}");
+        assert!(!p.b.quick_mode_sas(p.now).is_empty(), "b has a pair at minute {minute}");
+    }
+    let n = assert_keys_match(&p);
+    assert!(n >= 18, "one renewal per 9 minutes: {n}");
+    let rekeyed = p
+        .events_a
+        .iter()
+        .filter(|e| matches!(e, Event::QuickModeDown { reason, .. } if reason.contains("rekeyed")))
+        .count();
+    assert!(rekeyed >= n - 2, "old pairs go as rekeyed: {rekeyed} of {n}");
+    let mm_up = p.events_a.iter().filter(|e| matches!(e, Event::MainModeUp { .. })).count();
+    assert!(mm_up >= 3, "a new Main Mode after each 60-minute Main Mode lifetime: {mm_up}");
+    assert!(p.a.quick_mode_sas(p.now).len() <= 2 && p.b.quick_mode_sas(p.now).len() <= 2, "old pairs are gone");
 }

@@ -1,7 +1,7 @@
 //! The AuthIP Main Mode SA payload ([MS-AIPS] §3.2.4, §3.3.5.1): "identical to the IKE SA payload" (one ISAKMP
 //! proposal of KEY_IKE transforms), built from the rule's encryption group, with two AuthIP rules: the
 //! authentication methods travel in the Auth payload, not in the transforms (so no Authentication-Method
-//! attribute is sent, and one received is ignored: docs/authip.md M1); and a method without Diffie-Hellman (TLS)
+//! attribute is sent, and one received is ignored: docs/authip.md E2); and a method without Diffie-Hellman (TLS)
 //! carries Group-Description 0 in every transform, a method with one (Anonymous) the same group in every
 //! transform.
 //!

@@ -488,6 +488,10 @@ impl AuthipEngine {
                     return Err("a GSS-API message must carry one GSS-API payload only".into());
                 }
                 sa.transcript.push(chain.to_vec());
+                if sa.role == Role::Initiator {
+                    // the responder's message answers our last one
+                    sa.request = None;
+                }
                 self.continue_gss(now, rng, id, &got, request_digest(datagram))
             }
             _ => {

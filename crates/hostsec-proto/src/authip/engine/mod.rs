@@ -253,7 +253,16 @@ struct Child {
     info: QuickModeSaInfo,
     sa: u64,
     expires: Instant,
+    /// When its successor is negotiated (the Quick Mode initiator's side renews, make-before-break), if not yet.
+    soft: Option<Instant>,
+    /// A successor took over: it goes at `expires`, which was brought forward to the overlap.
+    superseded: bool,
 }
+
+/// Share of a pair's lifetime after which its Quick Mode initiator negotiates the successor.
+const SOFT_SHARE: f64 = 0.9;
+/// How long a pair replaced by its successor lives on beside it, for packets in flight.
+const REKEY_OVERLAP: Duration = Duration::from_secs(10);
 
 /// Outcome of an initiator's race between its AuthIP #1 and the IKEv1 Main Mode sent beside it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -364,7 +373,7 @@ impl AuthipEngine {
     /// When [`Self::handle_timeout`] is next due.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let sas = self.sas.values().filter_map(Sa::next_deadline);
-        let children = self.children.values().map(|c| c.expires);
+        let children = self.children.values().flat_map(|c| [Some(c.expires), c.soft]).flatten();
         sas.chain(children).min()
     }
 
@@ -525,9 +534,19 @@ impl AuthipEngine {
         for id in due {
             self.sa_timers(now, rng, id);
         }
-        let expired: Vec<u32> = self.children.iter().filter(|(_, c)| c.expires <= now).map(|(s, _)| *s).collect();
-        for spi in expired {
-            self.remove_child(spi, "its lifetime expired");
+        let expired: Vec<(u32, bool)> =
+            self.children.iter().filter(|(_, c)| c.expires <= now).map(|(s, c)| (*s, c.superseded)).collect();
+        for (spi, superseded) in expired {
+            self.remove_child(spi, if superseded { crate::ike::REKEYED } else { "its lifetime expired" });
+        }
+        let soft: Vec<u32> =
+            self.children.iter().filter(|(_, c)| c.soft.is_some_and(|t| t <= now)).map(|(s, _)| *s).collect();
+        for spi in soft {
+            if let Some(c) = self.children.get_mut(&spi) {
+                c.soft = None;
+            }
+            info!("AuthIP: renewing SA pair {spi:08x} before it expires");
+            self.renew(now, rng, spi, Vec::new());
         }
     }
 
@@ -540,7 +559,16 @@ impl AuthipEngine {
             return;
         }
         if sa.expires.is_some_and(|e| e <= now) {
-            return self.remove_sa(id, "its lifetime expired");
+            // Its SA pairs keep their own lifetimes (a renewal of one starts a new Main Mode).
+            let info = sa.info(now);
+            let peer = sa.peer;
+            for c in self.children.values_mut().filter(|c| c.sa == id) {
+                c.sa = 0;
+            }
+            self.forget(id);
+            info!(peer = %peer, "AuthIP Main Mode SA expired");
+            self.events.push_back(Event::MainModeDown { info, reason: "AuthIP: its lifetime expired".into() });
+            return;
         }
         if sa.deadline.is_some_and(|d| d <= now) {
             let what = format!("the peer sent nothing for {}s", self.timing.responder_timeout.as_secs());
@@ -674,15 +702,30 @@ impl AuthipEngine {
         spi_in: u32,
         request: RequestId,
     ) -> Option<RequestId> {
-        let c = self.children.get(&spi_in)?;
+        self.children.get(&spi_in)?;
+        self.renew(now, rng, spi_in, vec![request]);
+        Some(request)
+    }
+
+    /// Negotiates the successor of an SA pair: a Quick Mode under its Main Mode SA (or another established one
+    /// with the peer under the rule), else a new Main Mode.
+    fn renew(&mut self, now: Instant, rng: &mut dyn CryptoRngCore, spi_in: u32, requests: Vec<RequestId>) {
+        let Some(c) = self.children.get(&spi_in) else { return };
         let (sa_id, selector, rule, peer, local) =
             (c.sa, c.info.selector, c.info.rule.clone(), c.info.peer, c.info.local);
-        if self.sas.get(&sa_id).is_some_and(|sa| sa.state == MmState::Established) {
-            self.start_quick_mode(now, rng, sa_id, selector, vec![request]);
+        let carrier = self
+            .sas
+            .get(&sa_id)
+            .filter(|sa| sa.state == MmState::Established && sa.notify.closing_until.is_none() && !sa.notify.deleting)
+            .map(|_| sa_id)
+            .or_else(|| self.established(&rule, peer.ip()));
+        if let Some(id) = carrier {
+            self.start_quick_mode(now, rng, id, selector, requests);
         } else if let Some(r) = self.policy.rule(&rule).cloned() {
-            let _ = self.initiate(now, rng, &r, local, peer, selector, vec![request], None);
+            if let Err(why) = self.initiate(now, rng, &r, local, peer, selector, requests, None) {
+                info!(peer = %peer, rule = %rule, "AuthIP: cannot renew SA pair {spi_in:08x}: {why}");
+            }
         }
-        Some(request)
     }
 
     /// Deletes every AuthIP SA of `rule` (all if `None`) with `peer` (all if `None`), telling the peer with a

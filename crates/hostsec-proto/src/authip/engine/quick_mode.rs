@@ -542,9 +542,21 @@ impl AuthipEngine {
         self.events.push_back(Event::MainModeUp { info, encryption_key: key });
     }
 
+    /// Records a new SA pair; one it succeeds (same rule, peer and traffic) goes after the overlap.
     fn add_child(&mut self, now: Instant, id: u64, keys: ChildSaKeys) {
-        let expires = now + keys.info.lifetime_left;
-        self.children.insert(keys.info.spi_in, Child { info: keys.info.clone(), sa: id, expires });
+        let life = keys.info.lifetime_left;
+        let expires = now + life;
+        let soft = (keys.info.role == Role::Initiator).then(|| now + life.mul_f64(super::SOFT_SHARE));
+        let i = &keys.info;
+        for old in self.children.values_mut().filter(|c| {
+            c.info.rule == i.rule && c.info.peer == i.peer && c.info.selector == i.selector && !c.superseded
+        }) {
+            old.superseded = true;
+            old.soft = None;
+            old.expires = old.expires.min(now + super::REKEY_OVERLAP);
+        }
+        self.children
+            .insert(keys.info.spi_in, Child { info: keys.info.clone(), sa: id, expires, soft, superseded: false });
     }
 
     /// #6 as initiator (first: with HASH(Auth2)).
