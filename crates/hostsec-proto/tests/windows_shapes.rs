@@ -972,3 +972,258 @@ fn windows_deletes_remove_the_pair_and_the_main_mode_sa_and_unknown_spis_are_cou
     assert_eq!(lab.ep.stats().ignored_deletes, 3);
     assert!(lab.wait(Duration::from_secs(60)).is_empty());
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// AuthIP beside IKEv1 ([MS-AIPS] §3.2.4, §3.3.5.2): a Windows initiator sends AuthIP #1 and, beside it, IKEv1 MM1
+// with "MS-MamieExists". No AuthIP capture exists (docs/authip.md), so the AuthIP side is built from the [MS-AIPS]
+// §2.2 layouts with the crate's codec, and the Windows peer's keys from the crate's key schedule: this checks that
+// hostsec answers what the spec requires, not that it matches Windows' bytes.
+
+mod authip_beside_ikev1 {
+    use super::*;
+    use hostsec_proto::authip::consts::{auth_method as aip_auth, exchange as aip_x, gss_flags, payload as aip_p};
+    use hostsec_proto::authip::{
+        self, AuthRepr, AuthipBody, AuthipBodyRepr, AuthipHeader, AuthipKdf, AuthipMessage, AuthipMessageRepr,
+        CryptoClear, GssRepr, MainModeInputs, QuickModeInputs, SealKeys,
+    };
+    use hostsec_proto::policy::Keying;
+
+    /// "MS-MamieExists": an AuthIP #1 went out beside this IKEv1 MM1 ([MS-AIPS] note <4>).
+    const MAMIE: &str = "214ca4faffa7f32d6748e5303395ae83";
+
+    /// The Windows peer's AuthIP #1 (Anonymous, DH group 19, AES-128/SHA-256) and what it keeps.
+    struct WinAuthip {
+        cky_i: [u8; 8],
+        ni: Vec<u8>,
+        dh: DhKeyPair,
+        chain: Vec<u8>,
+        msg: Vec<u8>,
+    }
+
+    fn authip_mm1(rng: &mut ChaCha20Rng) -> WinAuthip {
+        let cky_i = random::<8>(rng);
+        let ni = random::<32>(rng).to_vec();
+        let dh = DhKeyPair::generate(DhGroup::Ecp256, rng).unwrap();
+        // §3.2.4: the SA is an IKE SA payload; no authentication-method attribute (the Auth payload has it).
+        let t = TransformRepr {
+            number: 1,
+            transform_id: KEY_IKE,
+            attributes: vec![
+                AttributeRepr::Basic { kind: ike_attr::ENCRYPTION, value: ike_encr::AES_CBC },
+                AttributeRepr::Basic { kind: ike_attr::KEY_LENGTH, value: 128 },
+                AttributeRepr::Basic { kind: ike_attr::HASH, value: ike_hash::SHA2_256 },
+                AttributeRepr::Basic { kind: ike_attr::GROUP_DESCRIPTION, value: dh_group::ECP_256 },
+                AttributeRepr::Basic { kind: ike_attr::LIFE_TYPE, value: life_type::SECONDS },
+                AttributeRepr::Variable { kind: ike_attr::LIFE_DURATION, value: 28800u32.to_be_bytes().to_vec() },
+            ],
+        };
+        let sa =
+            sa_payload(ProposalRepr { number: 1, protocol_id: protocol::ISAKMP, spi: vec![], transforms: vec![t] });
+        let auth = AuthRepr::offering(&[aip_auth::ANONYMOUS]);
+        let gss = GssRepr { status: 0, flags: gss_flags::NEW_GSS_EXCHANGE, token: vec![] };
+        let mut vids = vec![ms_nt5(9)];
+        vids.push(unhex("01528bbbc00696121849ab9a1c5b2a5100000001")); // KEY_MODS: AuthIP
+        vids.push(unhex("7bb93867d76c8d80df0f40fae8fc3b1900000004")); // AUTHIP_INIT_KE_DH_GROUP: ECP-256
+        let ke = dh.public_value().to_vec();
+        let mut list: Vec<(u8, &dyn Emit)> = vec![(aip_p::SA, &sa), (aip_p::AUTH, &auth), (aip_p::NONCE, &ni)];
+        list.extend(vids.iter().map(|v| (aip_p::VENDOR_ID, v as &dyn Emit)));
+        list.extend([(aip_p::GSSAPI, &gss as &dyn Emit), (aip_p::KE, &ke)]);
+        let (buf, first, len) = chain(&list, None);
+        let chain_bytes = buf[Header::LEN..Header::LEN + len].to_vec();
+        let msg = AuthipMessageRepr {
+            header: AuthipHeader {
+                initiator_cookie: cky_i,
+                responder_cookie: [0; 8],
+                version: ISAKMP_VERSION,
+                exchange_type: aip_x::MAIN_MODE,
+                message_id: 0,
+            },
+            body: AuthipBodyRepr::Clear { crypto: CryptoClear { seq: 0, iv: None }, first, chain: chain_bytes.clone() },
+        }
+        .to_vec()
+        .unwrap();
+        WinAuthip { cky_i, ni, dh, chain: chain_bytes, msg }
+    }
+
+    /// The IKEv1 MM1 Windows sends beside it: its default-shaped offer (AES-128/SHA-1 with group 14, PSK) and its
+    /// vendor IDs with "MS-MamieExists" (or without, as a non-Windows peer sends).
+    fn ikev1_mm1(rng: &mut ChaCha20Rng, mamie: bool) -> Vec<u8> {
+        let transforms = mm_offer(dh_group::MODP_2048, &[(AES128, ike_hash::SHA1)]);
+        let sa = sa_payload(ProposalRepr { number: 1, protocol_id: protocol::ISAKMP, spi: vec![], transforms });
+        let mut vids = windows_vids(Some(9));
+        if mamie {
+            vids.insert(0, unhex(MAMIE));
+        }
+        let mut list: Vec<(u8, &dyn Emit)> = vec![(payload::SA, &sa)];
+        list.extend(vids.iter().map(|v| (payload::VENDOR_ID, v as &dyn Emit)));
+        plain(header(random::<8>(rng), [0; 8], exchange::IDENTITY_PROTECTION, 0, 0), &list)
+    }
+
+    fn hostsec(keying_lines: &str) -> Endpoint {
+        let policy = support::rule_policy("192.0.2.10", keying_lines);
+        Endpoint::new(Arc::new(policy), Timing::default(), Box::new(ChaCha20Rng::seed_from_u64(77)))
+    }
+
+    fn answers(ep: &mut Endpoint) -> Vec<Vec<u8>> {
+        std::iter::from_fn(|| ep.poll_transmit()).map(|t| t.payload).collect()
+    }
+
+    /// `keying = "ike"`: the AuthIP #1 is ignored (and counted), the IKEv1 MM1 with MS-MamieExists answered with
+    /// MM2, in either arrival order.
+    #[test]
+    fn ike_rule_answers_ikev1_and_ignores_authip() {
+        for authip_first in [true, false] {
+            let mut rng = ChaCha20Rng::seed_from_u64(1);
+            let mut ep = hostsec("");
+            let (a, i) = (authip_mm1(&mut rng), ikev1_mm1(&mut rng, true));
+            let now = Instant::now();
+            let order = if authip_first { [&a.msg, &i] } else { [&i, &a.msg] };
+            for m in order {
+                ep.handle(now, addr(HOST), addr(WIN), m);
+            }
+            let out = answers(&mut ep);
+            assert_eq!(out.len(), 1, "one answer");
+            assert_eq!(Header::parse(&out[0]).unwrap().exchange_type, exchange::IDENTITY_PROTECTION);
+            assert_eq!(ep.stats().refused_exchange, 1);
+            assert_eq!(ep.stats().ikev1_discarded_for_authip, 0);
+        }
+    }
+
+    /// `keying = "authip"` (Anonymous): the IKEv1 MM1 with MS-MamieExists is discarded (§3.3.5.2) and AuthIP #2
+    /// answers #1, in either arrival order; the same IKEv1 MM1 without MS-MamieExists would be answered.
+    #[test]
+    fn authip_rule_answers_authip_and_discards_the_ikev1_twin() {
+        for authip_first in [true, false] {
+            let mut rng = ChaCha20Rng::seed_from_u64(2);
+            let mut ep = hostsec("keying = \"authip\"\nauthentication = \"anonymous\"");
+            let (a, i) = (authip_mm1(&mut rng), ikev1_mm1(&mut rng, true));
+            let now = Instant::now();
+            let order = if authip_first { [&a.msg, &i] } else { [&i, &a.msg] };
+            for m in order {
+                ep.handle(now, addr(HOST), addr(WIN), m);
+            }
+            let out = answers(&mut ep);
+            assert_eq!(out.len(), 1, "one answer");
+            assert_eq!(Header::parse(&out[0]).unwrap().exchange_type, aip_x::MAIN_MODE);
+            assert_eq!(ep.stats().ikev1_discarded_for_authip, 1);
+        }
+        // plain IKEv1 from the same peer: answered (a PSK rule's IKEv1 form exists; anonymous has none, so the rule
+        // here authenticates with a certificate-less PSK under keying = "authip", which runs IKEv1)
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let mut ep = hostsec("keying = \"authip\"");
+        ep.handle(Instant::now(), addr(HOST), addr(WIN), &ikev1_mm1(&mut rng, false));
+        let out = answers(&mut ep);
+        assert_eq!(out.len(), 1);
+        assert_eq!(Header::parse(&out[0]).unwrap().exchange_type, exchange::IDENTITY_PROTECTION);
+    }
+
+    /// The whole Anonymous Main Mode and fast Quick Mode against hostsec, Windows' side computed from the spec:
+    /// #2 carries what §3.3.5.1 lists (one transform, the method, Nr and Nr(qm), the responder's completed GSS-API,
+    /// KE); #5 with HASH(Auth1) gets #6 with a verifying HASH(Auth2); the SA pair hostsec installs has the keys the
+    /// A-KDF gives for each SPI.
+    #[test]
+    fn anonymous_main_mode_and_quick_mode_from_the_spec() {
+        let mut rng = ChaCha20Rng::seed_from_u64(4);
+        let mut ep = hostsec("keying = \"authip\"\nauthentication = \"anonymous\"");
+        let now = Instant::now();
+        let w = authip_mm1(&mut rng);
+        ep.handle(now, addr(HOST), addr(WIN), &w.msg);
+        ep.handle(now, addr(HOST), addr(WIN), &ikev1_mm1(&mut rng, true));
+        let out = answers(&mut ep);
+        let m2 = AuthipMessage::parse(&out[0]).unwrap();
+        let AuthipBody::Clear { first, chain: chain2, .. } = m2.body else { panic!("#2 is clear") };
+        let ps = payloads_of(first, chain2);
+        assert_eq!(all(&ps, aip_p::NONCE).len(), 2, "Nr and Nr(qm)");
+        let (nr, nr_qm) = (all(&ps, aip_p::NONCE)[0].clone(), all(&ps, aip_p::NONCE)[1].clone());
+        assert_eq!(
+            AuthRepr::parse(&one(&ps, aip_p::AUTH)).unwrap().methods().collect::<Vec<_>>(),
+            vec![aip_auth::ANONYMOUS]
+        );
+        let gss = one(&ps, aip_p::GSSAPI);
+        assert_eq!(gss, vec![0, 0, 0, 0, gss_flags::RESPONDER_AUTH_COMPLETE], "empty token, responder complete");
+        let (_, t) = chosen(&one(&ps, aip_p::SA));
+        assert_eq!(attr(&t, ike_attr::GROUP_DESCRIPTION), Some(dh_group::ECP_256));
+        let g_xy = w.dh.agree(&one(&ps, aip_p::KE)).unwrap();
+        let cky_r = m2.header.responder_cookie;
+        // Windows' keys (empty GSS-APIsecret for Anonymous, docs/authip.md K6)
+        let kdf = AuthipKdf::new(HashAlg::Sha256, IkeCipher::AesCbc128, w.cky_i, cky_r);
+        let inputs = MainModeInputs { g_xy: Some(g_xy.expose()), ni: &w.ni, nr: &nr, gss_secret: &[] };
+        let keys = authip::derive_main_mode(&kdf, &inputs).unwrap();
+        let seal_keys = SealKeys::new(
+            IkeCipher::AesCbc128,
+            HashAlg::Sha256,
+            keys.encryption_key.clone(),
+            keys.skeyid_a.clone(),
+            None,
+        )
+        .unwrap();
+        let transcript: [&[u8]; 2] = [&w.chain, chain2];
+        let h1 = authip::auth1(HashAlg::Sha256, &keys.skeyid, &transcript).unwrap();
+        // #5: HASH(Auth1) IDi IDr SA Ni(qm), in exchange 0xF3
+        let spi_w = random::<4>(&mut rng);
+        let ni_qm = random::<32>(&mut rng).to_vec();
+        let esp = windows_esp_offer(spi_w);
+        let (idi, idr) = (IdRepr::from_ip(addr(WIN).ip()), IdRepr::from_ip(addr(HOST).ip()));
+        let h1v = h1.as_bytes().to_vec();
+        let list: Vec<(u8, &dyn Emit)> =
+            vec![(aip_p::HASH, &h1v), (aip_p::ID, &idi), (aip_p::ID, &idr), (aip_p::SA, &esp), (aip_p::NONCE, &ni_qm)];
+        let (buf, first5, len) = chain(&list, None);
+        let msg_id = 0x0102_0304;
+        let hdr5 = AuthipHeader {
+            initiator_cookie: w.cky_i,
+            responder_cookie: cky_r,
+            version: ISAKMP_VERSION,
+            exchange_type: aip_x::MAIN_MODE,
+            message_id: msg_id,
+        };
+        let m5 =
+            authip::seal(&seal_keys, hdr5, 1, random::<16>(&mut rng), first5, &buf[Header::LEN..Header::LEN + len])
+                .unwrap();
+        ep.handle(now, addr(HOST), addr(WIN), &m5);
+        let out = answers(&mut ep);
+        assert_eq!(out.len(), 1, "#6");
+        let o = authip::open(&seal_keys, &out[0]).expect("#6 opens under the Main Mode keys");
+        assert_eq!((o.header.exchange_type, o.header.message_id), (aip_x::MAIN_MODE, msg_id));
+        let ps6 = payloads_of(o.first, &o.chain);
+        let h2 = authip::auth2(HashAlg::Sha256, &keys.skeyid, &transcript).unwrap();
+        assert_eq!(one(&ps6, aip_p::HASH), h2.as_bytes(), "HASH(Auth2) verifies");
+        let (spi_h, t) = chosen(&one(&ps6, aip_p::SA));
+        let transform = esp_of(&t);
+        // hostsec's pair: keys from the A-KDF per SPI (docs/authip.md K11, K12)
+        let events: Vec<Event> = std::iter::from_fn(|| ep.poll_event()).collect();
+        let up = events
+            .iter()
+            .find_map(|e| match e {
+                Event::QuickModeUp(k) => Some(k.clone()),
+                _ => None,
+            })
+            .expect("pair up");
+        let mm = events
+            .iter()
+            .find_map(|e| match e {
+                Event::MainModeUp { info, .. } => Some(info.clone()),
+                _ => None,
+            })
+            .expect("MM up");
+        assert_eq!((mm.keying, mm.authip_method), (Keying::AuthIp, Some("anonymous")));
+        let qm = |spi: [u8; 4]| {
+            let i = QuickModeInputs {
+                message_id: msg_id,
+                spi,
+                ni_qm: &ni_qm,
+                nr_qm: &nr_qm,
+                g_qm_xy: None,
+                skeyid_d: &keys.skeyid_d,
+                extended_mode: None,
+            };
+            authip::derive_quick_mode(&kdf, &i, transform, authip::QM_KEY_ORDER).unwrap()
+        };
+        let spi_h: [u8; 4] = spi_h.try_into().unwrap();
+        assert_eq!(up.info.spi_in, u32::from_be_bytes(spi_h));
+        assert_eq!(up.info.spi_out, u32::from_be_bytes(spi_w));
+        assert_eq!(up.encryption_key_in, qm(spi_h).encryption);
+        assert_eq!(up.integrity_key_in, qm(spi_h).integrity);
+        assert_eq!(up.encryption_key_out, qm(spi_w).encryption);
+        assert_eq!(up.integrity_key_out, qm(spi_w).integrity);
+    }
+}
