@@ -429,6 +429,11 @@ impl Daemon {
     fn on_event(&mut self, e: Event) {
         match e {
             Event::MainModeUp { info, encryption_key } => {
+                // Wireshark's IKEv1 table cannot open AuthIP's CRYPTO payloads (another layout and key), so an
+                // AuthIP SA's key would only mislead there; its ESP SAs are logged like any others.
+                if info.keying == hostsec_proto::policy::Keying::AuthIp {
+                    return;
+                }
                 if let Some(k) = &self.keylog {
                     if let Err(err) = k.main_mode(&info.cookie_i, encryption_key.expose()) {
                         warn!("key log: {err}");
