@@ -187,7 +187,13 @@ pub fn rules(d: &serde_json::Value) {
         );
         println!(
             "    keying {}, minimum strength {}, NAT-T {}, auto {}, PFS {}",
-            r.keying,
+            if r.keying == "authip" && r.authentication != "psk" {
+                "authip (experimental — not yet verified against Windows)"
+            } else if r.keying == "authip" {
+                "authip (no pre-shared key in AuthIP: IKEv1 negotiates this rule)"
+            } else {
+                r.keying.as_str()
+            },
             r.minimum_strength,
             r.nat_traversal,
             r.auto,

@@ -1936,6 +1936,9 @@ impl Endpoint {
         core.test = test;
         core.psk_only = psk_only;
         core.mamie = mamie;
+        if rule.keying == crate::policy::Keying::AuthIp && rule.authentication == Authentication::Psk {
+            info!(peer = %peer, rule = %rule.name, "rule '{}' has keying = \"authip\" with a pre-shared key, which AuthIP has no method for: negotiating IKEv1", rule.name);
+        }
         core.send_initial_contact = !test && self.first_contact(peer.ip());
         let result = {
             let mut cx = ctx!(self, now);
