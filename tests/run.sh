@@ -4,7 +4,7 @@
 #   2. unit, property, known-answer, capture and in-memory pair tests (cargo test); every fuzz target for a fixed
 #      budget (tests/fuzz.sh, HOSTSEC_FUZZ_SECONDS per target, default 10)
 #   3. hostsecd + hostsec end to end in network namespaces (tests/e2e/hostsec-pair.sh, datapath.sh, keywords.sh,
-#      selectors.sh, reload.sh, certs.sh, natt.sh, dpd.sh, rekey-loss.sh, flood.sh)
+#      selectors.sh, reload.sh, certs.sh, authip.sh, natt.sh, dpd.sh, rekey-loss.sh, flood.sh)
 #   4. interop with strongSwan in a QEMU guest with kernel ESP: IKE (tests/interop/strongswan-ike.sh) and protected
 #      traffic through hostsec's ESP datapath (tests/interop/strongswan-esp.sh), certificate authentication
 #      (tests/interop/strongswan-certs.sh), rekeying under load (tests/interop/strongswan-rekey.sh), NAT traversal
@@ -80,6 +80,9 @@ bash tests/e2e/reload.sh
 
 step "end to end: certificate authentication between two hostsecd (P-256, P-384, RSA-3072, intermediate, refusals, PSK fallback, hostsec certs)"
 bash tests/e2e/certs.sh
+
+step "end to end: AuthIP between two hostsecd (experimental: Anonymous and TLS Main Mode, fast and normal Quick Mode over ESP, the IKEv1 twin discarded, reliable delete through loss, DoS cookie under a flood)"
+bash tests/e2e/authip.sh
 
 step "end to end: NAT traversal through a masquerading NAT (UDP 4500, ESP in UDP, off refused, NAT rebinding)"
 bash tests/e2e/natt.sh

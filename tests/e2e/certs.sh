@@ -16,7 +16,6 @@ set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${HOSTSEC_BIN_DIR:-$ROOT/target/release}
 W=$(mktemp -d /tmp/hostsec-e2e-certs.XXXXXX)
-P=$W/pki
 NA=hscert-a NB=hscert-b
 A=198.51.100.1 B=198.51.100.2
 PIDS=()
@@ -34,89 +33,23 @@ for p in openssl:openssl iputils-ping:ping nftables:nft; do
   command -v "${p#*:}" >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${p%%:*}"; }
 done
 
-# --- the test PKI -----------------------------------------------------------------------------------------------
-# `openssl ca` (not `x509 -req`) because it takes explicit start and end dates: the expired certificates need
-# dates in the past. Subjects are C=XX, O=hostsec e2e, CN=…, which hostsec prints as "C=XX, O=hostsec e2e, CN=…".
-mkdir -p "$P/db"; : > "$P/db/index.txt"; echo 1000 > "$P/db/serial"; echo 01 > "$P/db/crlnumber"
-cat > "$P/ca.cnf" <<CNF
-[ca]
-default_ca = ca_default
-[ca_default]
-dir = $P/db
-database = \$dir/index.txt
-new_certs_dir = \$dir
-serial = \$dir/serial
-crlnumber = \$dir/crlnumber
-default_md = sha256
-default_crl_days = 30
-policy = policy_any
-unique_subject = no
-preserve = yes
-crl_extensions = ext_crl
-[policy_any]
-countryName = optional
-organizationName = optional
-commonName = supplied
-[ext_ca]
-basicConstraints = critical, CA:TRUE
-keyUsage = critical, keyCertSign, cRLSign
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid:always
-[ext_crl]
-authorityKeyIdentifier = keyid:always
-CNF
-NOW=$(date -u -d '-1 day' +%Y%m%d%H%M%SZ)
-TEN_YEARS=$(date -u -d '+3650 days' +%Y%m%d%H%M%SZ)
-ossl() { openssl "$@" >>"$P/openssl.log" 2>&1 || { echo "openssl $1 failed:"; tail -5 "$P/openssl.log"; exit 1; }; }
-newkey() { # name p256|p384|rsa3072
-  case $2 in
-    p256) ossl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$P/$1.key";;
-    p384) ossl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-384 -out "$P/$1.key";;
-    rsa3072) ossl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072 -out "$P/$1.key";;
-  esac
-  chmod 600 "$P/$1.key"
-  ossl req -new -key "$P/$1.key" -subj "/C=XX/O=hostsec e2e/CN=$3" -out "$P/$1.csr"
-}
-root_ca() { # name CN keytype start end
-  newkey "$1" "$3" "$2"
-  ossl ca -batch -config "$P/ca.cnf" -selfsign -keyfile "$P/$1.key" -in "$P/$1.csr" -extensions ext_ca \
-    -startdate "$4" -enddate "$5" -notext -out "$P/$1.pem"
-}
-sub_ca() { # name CN keytype issuer
-  newkey "$1" "$3" "$2"
-  ossl ca -batch -config "$P/ca.cnf" -cert "$P/$4.pem" -keyfile "$P/$4.key" -in "$P/$1.csr" -extensions ext_ca \
-    -startdate "$NOW" -enddate "$TEN_YEARS" -notext -out "$P/$1.pem"
-}
-host_cert() { # name CN IP keytype issuer [start end]
-  newkey "$1" "$4" "$2"
-  cat > "$P/$1.ext" <<EXT
-[ext_host]
-basicConstraints = CA:FALSE
-keyUsage = critical, digitalSignature
-extendedKeyUsage = serverAuth, clientAuth
-subjectAltName = DNS:$2, IP:$3
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-EXT
-  ossl ca -batch -config "$P/ca.cnf" -cert "$P/$5.pem" -keyfile "$P/$5.key" -in "$P/$1.csr" \
-    -extfile "$P/$1.ext" -extensions ext_host -startdate "${6:-$NOW}" -enddate "${7:-$TEN_YEARS}" -notext \
-    -out "$P/$1.pem"
-}
+# --- the test PKI (lib.sh) ----------------------------------------------------------------------------------------
+pki_init "$W/pki"
 t0=$(date +%s)
-root_ca root "Root CA" p384 "$NOW" "$TEN_YEARS"
-root_ca other "Other CA" p256 "$NOW" "$TEN_YEARS"
-root_ca oldca "Old CA" p256 20200101000000Z 20210101000000Z
-sub_ca inter "Intermediate CA" p256 root
+pki_root root "Root CA" p384
+pki_root other "Other CA" p256
+pki_root oldca "Old CA" p256 20200101000000Z 20210101000000Z
+pki_sub inter "Intermediate CA" p256 root
 for kt in p256 p384 rsa3072; do
-  host_cert a-$kt a.example $A $kt root
-  host_cert b-$kt b.example $B $kt root
+  pki_host a-$kt a.example $A $kt root
+  pki_host b-$kt b.example $B $kt root
 done
-host_cert a-int a.example $A p256 inter; cat "$P/inter.pem" >> "$P/a-int.pem"
-host_cert b-int b.example $B p256 inter; cat "$P/inter.pem" >> "$P/b-int.pem"
-host_cert a-expired a.example $A p256 root 20200101000000Z 20210101000000Z
-host_cert a-other a.example $A p256 other
-host_cert a-revoked a.example $A p256 root
-host_cert a-renewed a.example $A p256 root "$NOW" "$(date -u -d '+400 days' +%Y%m%d%H%M%SZ)"
+pki_host a-int a.example $A p256 inter; cat "$P/inter.pem" >> "$P/a-int.pem"
+pki_host b-int b.example $B p256 inter; cat "$P/inter.pem" >> "$P/b-int.pem"
+pki_host a-expired a.example $A p256 root 20200101000000Z 20210101000000Z
+pki_host a-other a.example $A p256 other
+pki_host a-revoked a.example $A p256 root
+pki_host a-renewed a.example $A p256 root "$PKI_NOW" "$(date -u -d '+400 days' +%Y%m%d%H%M%SZ)"
 ossl ca -config "$P/ca.cnf" -cert "$P/root.pem" -keyfile "$P/root.key" -revoke "$P/a-revoked.pem"
 ossl ca -config "$P/ca.cnf" -cert "$P/root.pem" -keyfile "$P/root.key" -gencrl -out "$P/root.crl"
 keys_ok=yes
@@ -155,11 +88,6 @@ CONF
 }
 psk_conf() { printf '[global]\nlisten = ["%s"]\ncontrol_socket = "%s"\n[[rule]]\nname = "peer"\nremote = ["%s"]\nauto = "none"\npsk = "%s"\n' \
   "$2" "$W/$1.sock" "$3" "$PSK" > "$W/$1.toml"; }
-start() { # name ns
-  ip netns exec "$2" "$BIN/hostsecd" --config "$W/$1.toml" --foreground 2>>"$W/$1.log" & PIDS+=($!)
-  for k in $(seq 50); do [ -S "$W/$1.sock" ] && return 0; sleep 0.1; done
-  return 1
-}
 # both_reload WHAT: reload both daemons with the configs just written and start from no SA.
 both_reload() {
   local ok=yes

@@ -61,18 +61,11 @@ conf() { # name me me6 rules...
   printf '%s\n' "$@"
 }
 rule() { printf '[[rule]]\nname = "%s"\nremote = %s\naction = "%s"\n' "$1" "$2" "$3"; }
-start() { # name ns
-  ip netns exec "$2" "$BIN/hostsecd" --config "$W/$1.toml" --foreground --log-level debug 2>>"$W/$1.log" & PIDS+=($!)
-  eval "PID_$1=$!"
-  for k in $(seq 50); do [ -S "$W/$1.sock" ] && return 0; sleep 0.1; done
-  return 1
-}
-stop() { local pid; eval "pid=\$PID_$1"; kill -TERM "$pid"; wait "$pid"; }
 
 conf a 198.51.100.1 2001:db8:1::1 "$(rule b '["198.51.100.2", "2001:db8:1::2"]' require)" "$(rule c '["198.51.100.3", "2001:db8:1::3"]' require)" > "$W/a.toml"
 conf b 198.51.100.2 2001:db8:1::2 "$(rule a '["198.51.100.1", "2001:db8:1::1"]' require)" > "$W/b.toml"
-check "hostsecd A starts" start a $NA
-check "hostsecd B starts" start b $NB
+check "hostsecd A starts" start a $NA --log-level debug
+check "hostsecd B starts" start b $NB --log-level debug
 
 # --- protected traffic ------------------------------------------------------------------------------------------
 ip netns exec $NS tcpdump -i br0 -nn -s 0 -U -w "$W/wire.pcap" 'not arp and not icmp6' >/dev/null 2>&1 & TD=$!
@@ -108,18 +101,8 @@ sas=$(hs a sas --json)
 check "hostsec sas counts bytes and packets" test "$(jq_ 'sum(q["packets_in"] for q in d["quick_mode"]) > 1000 and sum(q["bytes_out"] for q in d["quick_mode"]) > 1000' <<<"$sas")" = True
 
 # --- replayed and corrupted ESP ---------------------------------------------------------------------------------
-pkt=$(tcpdump -r "$W/wire.pcap" -nn -c 1 -w - 'src 198.51.100.2 and dst 198.51.100.1 and ip proto 50' 2>/dev/null | python3 -c '
-import sys
-d = sys.stdin.buffer.read()
-# pcap: 24-byte global header, 16-byte record header, then Ethernet (14) and the IPv4 packet
-print(d[24 + 16 + 14:].hex())')
-inject() { # hex-of-ipv4-packet
-  ip netns exec $NB python3 -c '
-import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-s.setsockopt(socket.SOL_SOCKET, 36, 0x4853)  # SO_MARK: around B'"'"'s TUN route, like hostsecd'"'"'s own ESP
-s.sendto(bytes.fromhex(sys.argv[1]), ("198.51.100.1", 0))' "$1"
-}
+pkt=$(pcap_first "$W/wire.pcap" 'src 198.51.100.2 and dst 198.51.100.1 and ip proto 50')
+inject() { raw_send $NB 198.51.100.1 <<<"$1"; } # hex-of-ipv4-packet
 r0=$(esp_drop a replayed); inject "$pkt"; sleep 0.3; r1=$(esp_drop a replayed)
 check "a replayed ESP packet is dropped and counted (replayed $r0 -> $r1)" test "$r1" -gt "$r0"
 # A sequence number far ahead (so that the replay window lets it through to the ICV check): the ICV, computed over
@@ -158,12 +141,12 @@ check "request: cleartext was sent through the datapath" test "$(hs a stats --js
 # --- restore ------------------------------------------------------------------------------------------------------
 stop a
 check "SIGTERM: A's host state is as before the daemon" diff "$W/a.before" <(snapshot $NA)
-start a $NA >/dev/null
+start a $NA --log-level debug >/dev/null
 kill -9 "$PID_a"; wait "$PID_a" 2>/dev/null
 snapshot $NA > "$W/a.killed"
 check "kill -9 leaves state behind (the test is meaningful)" bash -c "! diff -q '$W/a.before' '$W/a.killed' >/dev/null"
 rm -f "$W/a.sock"
-check "restart after kill -9" start a $NA
+check "restart after kill -9" start a $NA --log-level debug
 check "and the log says what it removed" grep -q "removed what an earlier hostsecd left" "$W/a.log"
 stop a
 check "kill -9 + restart + SIGTERM: A's host state is as before" diff "$W/a.before" <(snapshot $NA)

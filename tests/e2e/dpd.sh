@@ -48,14 +48,6 @@ conf() { # name me peer
 }
 conf a 198.51.100.1 198.51.100.2 > "$W/a.toml"
 conf b 198.51.100.2 198.51.100.1 > "$W/b.toml"
-start() { # name ns
-  rm -f "$W/$1.sock"
-  ip netns exec "$2" "$BIN/hostsecd" --config "$W/$1.toml" --foreground --log-level debug 2>>"$W/$1.log" & PIDS+=($!)
-  eval "PID_$1=$!"
-  for k in $(seq 50); do [ -S "$W/$1.sock" ] && return 0; sleep 0.1; done
-  return 1
-}
-stop() { local pid; eval "pid=\$PID_$1"; kill -TERM "$pid"; wait "$pid"; }
 now() { date +%s.%N; }
 secs() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$1" "$2"; }
 # first_reply_after T: the time of the first ping reply after epoch T (from ping -D), or nothing.
@@ -79,8 +71,8 @@ spis() { hs "$1" sas --json | jq_ "' '.join(sorted(q['spi_in'] for q in d['quick
 cookies() { hs "$1" sas --json | jq_ "' '.join(sorted(m['cookie_i'] + m['cookie_r'] for m in d['main_mode']))"; }
 stat_() { hs "$1" stats --json | jq_ "d['ike']['$2']"; }
 
-check "hostsecd A starts" start a $NA
-check "hostsecd B starts" start b $NB
+check "hostsecd A starts" start a $NA --log-level debug
+check "hostsecd B starts" start b $NB --log-level debug
 ip netns exec $NA ping -D -i 0.2 198.51.100.2 > "$W/ping.log" 2>&1 & PING=$!; PIDS+=($PING)
 check "ping A -> B gets answers (IKE on demand)" quiet wait_reply_after "$(now)" 10
 sleep 1
@@ -95,7 +87,7 @@ check "B has one SA pair with A before the kill ($old_spis)" test "$(wc -w <<<"$
 kill -9 "$PID_a"; wait "$PID_a" 2>/dev/null; t_kill=$(now)
 sleep 2
 t_start=$(now)
-check "hostsecd A restarts after kill -9" start a $NA
+check "hostsecd A restarts after kill -9" start a $NA --log-level debug
 check "and its log says what it removed" grep -q "removed what an earlier hostsecd left" "$W/a.log"
 if r=$(wait_reply_after "$t_start" 10); then
   pass "traffic resumes $(secs "$t_start" "$r")s after the restart ($(secs "$t_kill" "$r")s after the kill -9, 2s of it down)"
@@ -115,7 +107,7 @@ stop a
 check "kill -9 + restart + SIGTERM: A's host state is exactly as before the first start" diff "$W/a.before" <(snapshot $NA)
 
 # --- (b) a frozen peer: dead peer detection -----------------------------------------------------------------------
-check "hostsecd A starts again" start a $NA
+check "hostsecd A starts again" start a $NA --log-level debug
 check "traffic flows again" quiet wait_reply_after "$(now)" 10
 sleep 2
 old_a=$(spis a) old_b=$(spis b)

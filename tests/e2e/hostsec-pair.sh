@@ -41,12 +41,6 @@ $5
 CONF
   printf '%s\n' "$4" > "$W/$1.psk"; chmod 600 "$W/$1.psk"
 }
-start() { # name ns
-  ip netns exec "$2" "$BIN/hostsecd" --config "$W/$1.toml" --foreground 2>>"$W/$1.log" & PIDS+=($!)
-  eval "PID_$1=$!"
-  for i in $(seq 50); do [ -S "$W/$1.sock" ] && return 0; sleep 0.1; done
-  return 1
-}
 
 # --- config validation: exit code 2 and messages that name file, line, rule, field -------------------------
 cat > "$W/bad.toml" <<'CONF'

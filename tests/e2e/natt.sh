@@ -66,13 +66,6 @@ conf() { # name me nat_traversal rule-name remote
   printf '[defaults]\npsk = "natt-e2e-psk-0123456789abcdef"\npfs = true\n'
   printf '[[rule]]\nname = "%s"\nremote = "%s"\naction = "require"\n' "$4" "$5"
 }
-start() { # name ns
-  ip netns exec "$2" "$BIN/hostsecd" --config "$W/$1.toml" --foreground --log-level debug 2>>"$W/$1.log" & PIDS+=($!)
-  eval "PID_$1=$!"
-  for k in $(seq 50); do [ -S "$W/$1.sock" ] && return 0; sleep 0.1; done
-  return 1
-}
-stop() { local pid; eval "pid=\$PID_$1"; kill -TERM "$pid"; wait "$pid" 2>/dev/null; }
 sas() { hs "$1" sas --json; }
 mm_nat() { sas "$1" | jq_ "','.join(m['nat'] for m in d['main_mode'] if m['state'] == 'established')"; }
 qm_encap() { sas "$1" | jq_ "','.join(sorted(set(q['encapsulation'] for q in d['quick_mode']))) or 'none'"; }
@@ -83,8 +76,8 @@ variant() { # label nat-option
   nat "$2"
   conf a 192.0.2.10 both-behind-nat b 198.51.100.2 > "$W/a.toml"
   conf b 198.51.100.2 remote-behind-nat a 198.51.100.1 > "$W/b.toml"
-  check "($v) hostsecd A starts" start a $NA
-  check "($v) hostsecd B starts" start b $NB
+  check "($v) hostsecd A starts" start a $NA --log-level debug
+  check "($v) hostsecd B starts" start b $NB --log-level debug
   ip netns exec $NB tcpdump -i eth0 -nn -s 0 -U -w "$W/out-$v.pcap" 'not arp' >/dev/null 2>&1 & TD=$!
   sleep 1
   check "($v) ping A -> B through the NAT (IKE on demand)" quiet ip netns exec $NA ping -c 3 -W 5 198.51.100.2
@@ -191,8 +184,8 @@ nat ""
 conf a 192.0.2.10 both-behind-nat b 198.51.100.2 > "$W/a.toml"
 conf b 203.0.113.2 both-behind-nat a 198.51.100.1 > "$W/b.toml"
 : > "$W/b.log"
-check "(both) hostsecd A starts" start a $NA
-check "(both) hostsecd B starts behind the second NAT" start b $NB2
+check "(both) hostsecd A starts" start a $NA --log-level debug
+check "(both) hostsecd B starts behind the second NAT" start b $NB2 --log-level debug
 ip netns exec $NB tcpdump -i eth0 -nn -s 0 -U -w "$W/out-both.pcap" 'not arp' >/dev/null 2>&1 & TD=$!
 sleep 1
 check "(both) hostsec initiate from A to B's NAT" quiet hs a initiate b
@@ -217,7 +210,7 @@ nat ""
 conf a 192.0.2.10 both-behind-nat b 198.51.100.2 > "$W/a.toml"
 conf b 198.51.100.2 off a 198.51.100.1 > "$W/b.toml"
 : > "$W/b.log"
-start a $NA; start b $NB
+start a $NA --log-level debug; start b $NB --log-level debug
 hs a initiate b > "$W/off.out" 2>&1; rc=$?
 check "(off) A's initiate fails (exit $rc): $(head -c 120 "$W/off.out")" test $rc != 0
 check "(off) B's log names nat_traversal" grep -q 'nat_traversal = "off"' "$W/b.log"

@@ -71,16 +71,10 @@ conf() { # name me peer
 }
 conf a 198.51.100.1 198.51.100.2 > "$W/a.toml"
 conf b 198.51.100.2 198.51.100.1 > "$W/b.toml"
-start() { # name ns
-  rm -f "$W/$1.sock"
-  ip netns exec "$2" "$BIN/hostsecd" --config "$W/$1.toml" --foreground --log-level debug 2>>"$W/$1.log" & PIDS+=($!)
-  for k in $(seq 50); do [ -S "$W/$1.sock" ] && return 0; sleep 0.1; done
-  return 1
-}
 stat_() { hs "$1" stats --json | jq_ "d['ike']['$2']"; }
 
-check "hostsecd A starts" start a $NA
-check "hostsecd B starts" start b $NB
+check "hostsecd A starts" start a $NA --log-level debug
+check "hostsecd B starts" start b $NB --log-level debug
 check "A initiates to B through the lossy link" quiet hs a initiate peer
 qm0=$(( $(stat_ a quick_mode_established) + $(stat_ b quick_mode_established) ))
 mm0=$(( $(stat_ a main_mode_established) + $(stat_ b main_mode_established) ))

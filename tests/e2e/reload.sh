@@ -48,16 +48,10 @@ conf() { # name me rules...
   printf '[defaults]\npsk = "reload-e2e-psk-0123456789"\n'
   printf '%s\n' "$@"
 }
-start() { # name ns
-  ip netns exec "$2" "$BIN/hostsecd" --config "$W/$1.toml" --foreground --log-level debug 2>>"$W/$1.log" & PIDS+=($!)
-  eval "PID_$1=$!"
-  for k in $(seq 50); do [ -S "$W/$1.sock" ] && return 0; sleep 0.1; done
-  return 1
-}
 conf a 198.51.100.1 "$(rule b '"198.51.100.2"')" "$(rule c '"198.51.100.3"')" > "$W/a.toml"
 conf b 198.51.100.2 "$(rule a '"198.51.100.1"')" > "$W/b.toml"
 conf c 198.51.100.3 "$(rule a '"198.51.100.1"')" > "$W/c.toml"
-for s in a b c; do n=NA; [ $s = b ] && n=NB; [ $s = c ] && n=NC; check "hostsecd $s starts" start $s ${!n}; done
+for s in a b c; do n=NA; [ $s = b ] && n=NB; [ $s = c ] && n=NC; check "hostsecd $s starts" start $s ${!n} --log-level debug; done
 check "A pings B (SAs on demand)" quiet ip netns exec $NA ping -c 3 -W 5 198.51.100.2
 check "A pings C" quiet ip netns exec $NA ping -c 3 -W 5 198.51.100.3
 b_before=$(spis a 198.51.100.2)

@@ -56,18 +56,11 @@ conf() { # name me port-key peer
   printf '[[rule]]\nname = "print"\nremote = ["%s"]\nprotocol = "tcp"\n%s = ["%s"]\naction = "require"\n' "$4" "$3" "${5:-9100}"
   printf '[[rule]]\nname = "rest"\nremote = ["%s"]\naction = "bypass"\n' "$4"
 }
-start() { # name ns
-  ip netns exec "$2" "$BIN/hostsecd" --config "$W/$1.toml" --foreground --log-level debug 2>>"$W/$1.log" & PIDS+=($!)
-  eval "PID_$1=$!"
-  for k in $(seq 50); do [ -S "$W/$1.sock" ] && return 0; sleep 0.1; done
-  return 1
-}
-stop() { local pid; eval "pid=\$PID_$1"; kill -TERM "$pid"; wait "$pid"; }
 
 conf a 198.51.100.1 local_ports 198.51.100.2 > "$W/a.toml"
 conf b 198.51.100.2 remote_ports 198.51.100.1 > "$W/b.toml"
-check "hostsecd A starts" start a $NA
-check "hostsecd B starts" start b $NB
+check "hostsecd A starts" start a $NA --log-level debug
+check "hostsecd B starts" start b $NB --log-level debug
 
 # --- traffic ------------------------------------------------------------------------------------------------------
 ip netns exec $NS tcpdump -i br0 -nn -s 0 -U -w "$W/wire.pcap" 'ip' >/dev/null 2>&1 & TD=$!

@@ -333,6 +333,33 @@ pub struct StatsView {
     /// What UDP 4500 carried (NAT traversal): IKE, ESP in UDP, keepalives, invalid datagrams, mapping changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub udp_encap: Option<serde_json::Value>,
+    /// The AuthIP engine's counters and occupancy (experimental); present when a rule uses `keying = "authip"` or
+    /// the engine has counted anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authip: Option<AuthipStatsView>,
+}
+
+/// AuthIP in `hostsec stats`: the engine's counters (flattened: `received`, `cookies_sent`, …) and how much state
+/// it holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthipStatsView {
+    /// Counters.
+    #[serde(flatten)]
+    pub counters: crate::authip::AuthipStats,
+    /// AuthIP Main Mode SAs now, established or negotiating.
+    #[serde(default)]
+    pub main_mode_sas: usize,
+    /// Half-open responder Main Modes now (the DoS cookie is demanded from 500 on, [MS-AIPS] §3.1.7.6).
+    #[serde(default)]
+    pub half_open: usize,
+}
+
+impl AuthipStatsView {
+    /// The view of an engine.
+    pub fn of(engine: &crate::authip::AuthipEngine) -> Self {
+        let (main_mode_sas, half_open) = engine.occupancy();
+        AuthipStatsView { counters: engine.stats().clone(), main_mode_sas, half_open }
+    }
 }
 
 /// One rule as `hostsec rules` lists it.

@@ -6,6 +6,7 @@
 mod support;
 
 use hostsec_proto::authip::consts::exchange;
+use hostsec_proto::control::AuthipStatsView;
 use hostsec_proto::ike::Event;
 use hostsec_proto::policy::Keying;
 use hostsec_proto::wire::Header;
@@ -165,6 +166,32 @@ fn reliable_delete_survives_loss() {
     }
 }
 
+/// Right after a delete (no time passing): the side that sent it lists its SA as "deleting" until the ACK
+/// comes; the side that got it lists nothing (it keeps the SA only to acknowledge copies of the delete) and a
+/// `terminate` of its own finds nothing to delete and reports nothing down twice.
+#[test]
+fn deleted_sa_leaves_the_listings_at_once() {
+    let mut p = pair("", 9);
+    p.initiate_a();
+    p.settle();
+    assert_eq!(assert_keys_match(&p), 1);
+    p.fate = Box::new(|_, f| if f.from_a { Fate::Deliver } else { Fate::Drop });
+    assert_eq!(p.a.terminate(p.now, Some("r"), None, "administrator"), 1);
+    while p.step() {}
+    let a = p.a.main_mode_sas(p.now);
+    assert_eq!(a.iter().map(|m| m.state).collect::<Vec<_>>(), vec!["deleting"], "a waits for the ACK (lost)");
+    assert!(p.b.main_mode_sas(p.now).is_empty(), "b acted on the delete: {:#?}", p.b.main_mode_sas(p.now));
+    assert!(p.b.quick_mode_sas(p.now).is_empty());
+    assert_eq!(p.b.terminate(p.now, Some("r"), None, "administrator"), 0);
+    let downs = p.events_b.iter().filter(|e| matches!(e, Event::MainModeDown { .. })).count();
+    assert_eq!(downs, 1);
+    // the ACK of a's retransmission gets through
+    p.fate = Box::new(|_, _| Fate::Deliver);
+    p.drive_for(Duration::from_secs(10));
+    assert!(p.a.main_mode_sas(p.now).is_empty());
+    assert_eq!(p.a.authip().stats().notifies_acked, 1);
+}
+
 /// A flood of first messages from many initiators past the DoS threshold: the responder answers with cookies and
 /// keeps no state for them, while a real initiator still gets through by retrying with its cookie.
 #[test]
@@ -180,6 +207,11 @@ fn dos_cookie_under_a_flood() {
     let (_, half_open) = p.b.authip().occupancy();
     assert!(half_open <= 5, "b stopped making state at the threshold: {half_open}");
     assert!(p.b.authip().stats().cookies_sent >= 15);
+    // as `hostsec stats --json` shows it: the counters flat beside the occupancy
+    let view = serde_json::to_value(AuthipStatsView::of(p.b.authip_engine())).unwrap();
+    assert_eq!(view["half_open"], half_open);
+    assert_eq!(view["cookies_sent"], p.b.authip().stats().cookies_sent);
+    assert_eq!(serde_json::from_value::<AuthipStatsView>(view).unwrap(), AuthipStatsView::of(p.b.authip_engine()));
     // a fresh initiator on a clean network: its #1 gets a cookie, its retry gets through
     let mut q = pair("", 8);
     q.b.authip().set_dos_thresholds(0, 0);

@@ -153,6 +153,11 @@ pub fn stats(d: &serde_json::Value) {
         println!("UDP 4500 (NAT traversal):");
         print_counters(u, "  ");
     }
+    if let Some(a) = &s.authip {
+        println!("AuthIP (experimental — not yet verified against Windows):");
+        println!("  Main Mode SAs now: {}, half-open: {}", a.main_mode_sas, a.half_open);
+        print_counters(&serde_json::to_value(&a.counters).unwrap_or_default(), "  ");
+    }
     if let Some(fw) = &s.firewall {
         println!("Firewall (cleartext dropped):");
         if let Some(map) = fw.as_object() {

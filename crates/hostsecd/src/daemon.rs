@@ -10,7 +10,8 @@ use crate::plan::host_plan;
 use crate::sockets::{sort_4500, Datagram, EncapStats, IkeSockets};
 use crate::{load_policy, netaddr, Options};
 use hostsec_proto::control::{
-    CertsView, MainModeEntry, QuickModeEntry, Request, Response, RuleEntry, SasView, StatsView, StatusView,
+    AuthipStatsView, CertsView, MainModeEntry, QuickModeEntry, Request, Response, RuleEntry, SasView, StatsView,
+    StatusView,
 };
 use hostsec_proto::esp::{
     ByteRateMargin, DropReason, InboundSa, LifetimeLimits, OutboundSa, SaConfig, SaCounters, TAKEOVER_WAIT,
@@ -817,6 +818,8 @@ impl Daemon {
             Request::Status => {
                 let mm = self.endpoint.main_mode_sas(now);
                 let established = mm.iter().filter(|m| m.state == "established").count();
+                // an AuthIP SA whose delete waits for the peer's ACK is neither
+                let negotiating = mm.iter().filter(|m| m.state != "deleting").count() - established;
                 let p = self.endpoint.policy();
                 Response::ok(StatusView {
                     version: env!("CARGO_PKG_VERSION").to_string(),
@@ -825,7 +828,7 @@ impl Daemon {
                     listen: self.sockets.sockets.iter().map(|(a, _)| a.to_string()).collect(),
                     rules: p.rules.len(),
                     main_mode_established: established,
-                    main_mode_negotiating: mm.len() - established,
+                    main_mode_negotiating: negotiating,
                     quick_mode: self.endpoint.quick_mode_sas(now).len(),
                     key_log: self.keylog.is_some(),
                     warnings: p.warnings.clone(),
@@ -930,7 +933,11 @@ impl Daemon {
             }
         };
         let udp_encap = serde_json::to_value(self.encap_stats.view()).ok();
-        StatsView { ike: self.endpoint.stats().clone(), esp, firewall, udp_encap }
+        let authip_rules =
+            self.endpoint.policy().rules.iter().any(|r| r.keying == hostsec_proto::policy::Keying::AuthIp);
+        let authip = AuthipStatsView::of(self.endpoint.authip_engine());
+        let authip = (authip_rules || authip != AuthipStatsView::default()).then_some(authip);
+        StatsView { ike: self.endpoint.stats().clone(), esp, firewall, udp_encap, authip }
     }
 
     fn explain(&self, peer: IpAddr, protocol: Option<u8>, port: Option<u16>) -> Response {

@@ -242,6 +242,11 @@ impl Endpoint {
         &mut self.authip
     }
 
+    /// The AuthIP engine, to read (its counters and occupancy for `hostsec stats`).
+    pub fn authip_engine(&self) -> &AuthipEngine {
+        &self.authip
+    }
+
     /// The policy in force.
     pub fn policy(&self) -> &Arc<Policy> {
         &self.policy

@@ -58,8 +58,9 @@ const MAX_QUICK_MODES: usize = 32;
 /// How long a finished Quick Mode keeps its last message, to answer a retransmission.
 const KEEP_FINISHED: Duration = Duration::from_secs(60);
 
-/// Counters of the AuthIP engine (`hostsec stats`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Counters of the AuthIP engine (`hostsec stats`, its `authip` object).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct AuthipStats {
     /// AuthIP messages handed to the engine.
     pub received: u64,
@@ -204,7 +205,8 @@ impl Sa {
             local: self.local,
             peer: self.peer,
             role: self.role,
-            state: self.state.name(),
+            // an SA whose delete waits for the peer's ACK is no longer in use (`established` skips it)
+            state: if self.notify.deleting { "deleting" } else { self.state.name() },
             cookie_i: self.cky_i,
             cookie_r: self.cky_r,
             auth: None,
@@ -377,9 +379,10 @@ impl AuthipEngine {
         sas.chain(children).min()
     }
 
-    /// Main Mode SAs as `hostsec sas` shows them.
+    /// Main Mode SAs as `hostsec sas` shows them. An SA the peer deleted is not among them: it was reported down
+    /// and is kept only to acknowledge copies of the peer's delete (until `KEEP_FINISHED` passed).
     pub fn main_mode_sas(&self, now: Instant) -> Vec<MainModeSaInfo> {
-        self.sas.values().map(|sa| sa.info(now)).collect()
+        self.sas.values().filter(|sa| sa.notify.closing_until.is_none()).map(|sa| sa.info(now)).collect()
     }
 
     /// Quick Mode SA pairs as `hostsec sas` shows them.
@@ -674,7 +677,9 @@ impl AuthipEngine {
     /// Removes an SA and reports it down.
     fn remove_sa(&mut self, id: u64, reason: &str) {
         let now_info = self.sas.get(&id).map(|sa| sa.info(Instant::now()));
-        let established = self.sas.get(&id).is_some_and(|sa| sa.state == MmState::Established);
+        // one the peer deleted was reported down then
+        let established =
+            self.sas.get(&id).is_some_and(|sa| sa.state == MmState::Established && sa.notify.closing_until.is_none());
         if self.forget(id).is_some() && established {
             if let Some(info) = now_info {
                 self.events.push_back(Event::MainModeDown { info, reason: format!("AuthIP: {reason}") });
@@ -742,6 +747,8 @@ impl AuthipEngine {
             .sas
             .iter()
             .filter(|(_, sa)| rule.is_none_or(|r| sa.rule == r) && peer.is_none_or(|p| sa.peer.ip() == p))
+            // one the peer deleted is gone already (kept only to acknowledge copies of the delete)
+            .filter(|(_, sa)| sa.notify.closing_until.is_none())
             .map(|(id, _)| *id)
             .collect();
         for &id in &ids {
