@@ -10,7 +10,10 @@
 #      (tests/interop/strongswan-certs.sh), rekeying under load (tests/interop/strongswan-rekey.sh), NAT traversal
 #      (tests/interop/strongswan-natt.sh: the NAT cases that the matrix does not have); the interop matrix's pairwise
 #      subset with strongSwan and libreswan (tests/interop/matrix.sh --set pairwise: every pair of values of peer,
-#      role, authentication, DH group, ESP transform and NAT situation; --set full runs the 576 cells)
+#      role, authentication, DH group, ESP transform and NAT situation; --set full runs the 576 cells); the AuthIP
+#      fallback (tests/interop/authip-fallback.sh: a keying = "authip" hostsec initiator sends AuthIP #1 and IKEv1 MM1
+#      side by side and goes on with IKEv1 against strongSwan and libreswan; strongSwan's plain IKEv1 to a
+#      keying = "authip" responder)
 # Options: --no-interop (skip 4), --interop-cases all|quick (default quick: the IKE interop's 6 cases per role that
 # cover every DH group, both ESP families with both integrity algorithms, PFS on and off, about 70 s; all: its 36
 # cases per role, about 270 s, which would leave CI too little of its 45 minutes).
@@ -112,5 +115,7 @@ if [ "$INTEROP" = yes ]; then
   bash tests/interop/strongswan-natt.sh --only 'hostsec-behind-nat|off-refused'
   step "interop matrix, pairwise subset: strongSwan and libreswan x both roles x PSK/ECDSA P-256/P-384/RSA x DH 14/24/19/20 x ESP GCM/CBC-SHA1/CBC-SHA256 x no NAT/peer behind NAT/both behind NAT"
   bash tests/interop/matrix.sh --set pairwise
+  step "interop: AuthIP fallback (keying = authip initiator falls back to IKEv1 with strongSwan and libreswan; plain IKEv1 to a keying = authip responder)"
+  bash tests/interop/authip-fallback.sh
 fi
 step "all tests passed"

@@ -136,14 +136,7 @@ hs_stop() { hs_terminate; }
 # hs_start AUTH: hostsecd in HS_NS with one rule "mx" towards PEER_PUB for PSK or the certificate of type AUTH
 hs_start() {
   local cfg=$TMP/hostsecd.toml a
-  if [ "$1" = psk ]; then a="authentication = \"psk\"
-psk = \"$PSK\""
-  else a="authentication = \"certificate\"
-certificate = \"$P/hostsec.$1.chain.pem\"
-private_key = \"$P/hostsec.$1.key\"
-trusted_cas = [\"$P/ca.pem\"]
-remote_id = \"dn:$(pki_dn "peer.$1")\""
-  fi
+  a=$(hs_auth_toml "$1" "$P" "$PSK")
   cat > "$cfg" <<EOF
 [global]
 listen = ["$HS_ADDR"]
@@ -173,40 +166,19 @@ hs_has_qm() { [ "$(hs_qm_count)" -ge 1 ] 2>/dev/null; }
 GUEST_KIND='' GUEST_PLACE=''
 guest_stop() { [ -n "$GUEST" ] && lab_stop_guest "$GUEST" >/dev/null 2>&1; GUEST='' GUEST_KIND='' GUEST_PLACE=''; }
 guest_boot() {
-  local kind=$1 where=$2 name ike boot out d
-  case $kind in ss) ike=strongswan;; ls) ike=libreswan;; esac
+  local kind=$1 where=$2 name out l
   name=mx-$kind; [ "$where" = link ] || name=mx-${kind}n
   guest_stop
-  # pluto reads "config setup" (ikev1-policy=accept) only when it starts
-  ls_setup > "$TMP/ipsec.conf"
-  echo "%any %any : PSK \"$PSK\"" > "$TMP/ipsec.secrets"
-  if [ "$where" = link ]; then
-    boot=$(lab_boot_guest -n "$name" -a "$PEER_LINK/24" -i "$ike" -c "$TMP/ipsec.conf" -c "$TMP/ipsec.secrets" 2>&1)
-  else
-    boot=$(lab_boot_guest -n "$name" -a "$PEER_IN/24" -s lab-nat -b brn -g 192.0.2.1 -i "$ike" -c "$TMP/ipsec.conf" -c "$TMP/ipsec.secrets" 2>&1)
-  fi || { echo "ERROR: guest boot failed: $boot" >&2; return 1; }
+  if [ "$where" = link ]; then out=$(lab_peer_boot "$kind" "$name" "$P" "$PSK" -a "$PEER_LINK/24")
+  else out=$(lab_peer_boot "$kind" "$name" "$P" "$PSK" -a "$PEER_IN/24" -s lab-nat -b brn -g 192.0.2.1); fi ||
+    { echo "ERROR: $kind guest: see above" >&2; return 1; }
   GUEST=$name GUEST_KIND=$kind GUEST_PLACE=$where
-  info "$boot"
-  case $kind in
-    ss)
-      d=$LAB_RUN/$GUEST/swanctl; mkdir -p "$d/x509" "$d/x509ca" "$d/private"
-      cp "$P/ca.pem" "$d/x509ca/"
-      for a in rsa p256 p384; do cp "$P/peer.$a.pem" "$d/x509/peer-$a.pem"; cp "$P/peer.$a.key" "$d/private/peer-$a.key"; done
-      info "strongSwan: $(lab_gexec "$GUEST" 'swanctl --version 2>&1 | head -n 1' 20)"
-      ;;
-    ls)
-      cp "$P/ca.pem" "$P"/peer-*.p12 "$LAB_RUN/$GUEST/"
-      out=$(lab_gexec "$GUEST" 'd=sql:/var/lib/ipsec/nss; certutil -A -d $d -n labca -t CT,, -a -i /lab/ca.pem 2>&1 &&
-        for a in rsa p256 p384; do pk12util -i /lab/peer-$a.p12 -d $d -W lab 2>&1 || exit 1; done' 60) ||
-        { echo "ERROR: importing the lab PKI into libreswan's NSS database: $out" >&2; return 1; }
-      info "libreswan: $(lab_gexec "$GUEST" 'ipsec --version 2>&1 | head -n 1' 20)"
-      ;;
-  esac
+  while IFS= read -r l; do info "$l"; done <<< "$out"
 }
-peer_log() { case $GUEST_KIND in ss) echo "$LAB_RUN/$GUEST/charon.log";; ls) echo "$LAB_RUN/$GUEST/pluto.log";; esac; }
-peer_mark() { local n; n=$(wc -l < "$(peer_log)" 2>/dev/null) || n=0; echo "${n:-0}"; }
-peer_since() { tail -n "+$(( $1 + 1 ))" "$(peer_log)" 2>/dev/null; }
-pluto_text() { sed -E 's/^[A-Z][a-z]{2} [ 0-9]{2} [0-9:.]+: //'; }
+peer_log() { lab_peer_log "$GUEST_KIND" "$GUEST"; }
+peer_mark() { lab_peer_log_mark "$GUEST_KIND" "$GUEST"; }
+peer_since() { lab_peer_log_since "$GUEST_KIND" "$GUEST" "$1"; }
+pluto_text() { lab_pluto_text; }
 
 # the cell's algorithms in each side's words
 # mm_of DH -> "LIBRESWAN_IKE STRONGSWAN_IKE HOSTSEC_ENC HOSTSEC_HASH LIBRESWAN_GROUP_NAME"
@@ -229,42 +201,7 @@ esp_of() {
 auth_name() { case $1 in psk) echo "pre-shared key";; rsa) echo "RSA-2048";; p256) echo "ECDSA P-256";; p384) echo "ECDSA P-384";; esac; }
 
 # ---------------------------------------------------------------- strongSwan
-ss_conf() { # AUTH IKE ESP NAT
-  local auth=$1 lid rid la ra encap=no
-  if [ "$auth" = psk ]; then lid=$PEER_ADDR rid=$HS_ADDR la="auth = psk" ra="auth = psk"
-  else lid="\"$(pki_dn "peer.$auth")\"" rid="\"$(pki_dn "hostsec.$auth")\"" la="auth = pubkey
-      certs = peer-$auth.pem" ra="auth = pubkey"
-  fi
-  cat <<EOC
-connections {
-  hs {
-    version = 1
-    aggressive = no
-    local_addrs = $PEER_ADDR
-    remote_addrs = $HS_PUB
-    proposals = $2
-    encap = $encap
-    dpd_delay = 0
-    local {
-      $la
-      id = $lid
-    }
-    remote {
-      $ra
-      id = $rid
-    }
-    children {
-      hs {
-        mode = transport
-        esp_proposals = $3
-        start_action = none
-      }
-    }
-  }
-}
-EOC
-  lab_swanctl_secrets "$PSK"
-}
+ss_conf() { lab_ss_conf "$1" "$PEER_ADDR" "$HS_PUB" "$2" "$3" "$HS_ADDR" "$PSK"; } # AUTH IKE ESP
 # ss_load AUTH IKE ESP: install the cell's connection; prints strongSwan's complaint and fails when it refuses it
 ss_load() {
   local out rc
@@ -274,65 +211,13 @@ ss_load() {
     echo "$out" | grep -iE 'failed|error|invalid' | head -n 2 | tr '\n' ' '; return 1
   fi
 }
-ss_flush() {
-  lab_gexec "$GUEST" 'for i in $(swanctl --list-sas 2>/dev/null | sed -n "s/^\([^ ]*\): #.*/\1/p" | sort -u); do
-      swanctl --terminate --ike "$i" --force --timeout 3 >/dev/null 2>&1; done; ip xfrm state flush; ip xfrm policy flush' 40 >/dev/null
-}
+ss_flush() { lab_ss_flush "$GUEST"; }
 
 # ---------------------------------------------------------------- libreswan
-ls_setup() {
-  cat <<EOF
-config setup
-    logfile=/lab/pluto.log
-    logtime=yes
-    uniqueids=no
-    ikev1-policy=accept
-EOF
-}
-ls_conf() { # AUTH IKE PHASE2ALG NAT
-  local auth=$1 a encap=no
-  [ "$4" = none ] || encap=auto
-  case $auth in
-    psk) a="    authby=secret
-    leftid=$PEER_ADDR
-    rightid=$HS_ADDR";;
-    *) a="    authby=$( [ "$auth" = rsa ] && echo rsasig || echo ecdsa )
-    leftcert=peer-$auth
-    leftid=%fromcert
-    rightid=\"$(pki_dn "hostsec.$auth")\"
-    rightca=%same";;
-  esac
-  ls_setup
-  cat <<EOF
-
-conn hs
-    ikev2=no
-$a
-    type=transport
-    left=$PEER_ADDR
-    right=$HS_PUB
-    ike=$2
-    phase2=esp
-    phase2alg=$3
-    pfs=no
-    encapsulation=$encap
-    rekey=no
-    auto=add
-EOF
-}
-# ls_load AUTH IKE PHASE2ALG NAT: installs the conn; prints libreswan's complaint and fails when it refuses it
-# (pluto writes why it did not add a conn to its log, not always to whack's output)
-ls_load() {
-  local out rc mark why
-  mark=$(peer_mark)
-  ls_conf "$@" > "$LAB_RUN/$GUEST/ipsec.conf"
-  out=$(lab_gexec "$GUEST" 'cp /lab/ipsec.conf /etc/ipsec.conf; ipsec auto --delete hs >/dev/null 2>&1; ipsec auto --add hs 2>&1; ipsec auto --rereadsecrets 2>&1' 60); rc=$?
-  why=$(peer_since "$mark" | grep -m 1 -E 'failed to add (IKEv1 )?connection' | pluto_text)
-  [ -n "$why" ] || why=$(grep -i -m 1 '^While loading' <<< "$out")
-  if [ $rc -ne 0 ] || [ -n "$why" ] || grep -qiE 'error|not supported|unknown|invalid|failed|did not load' <<< "$out"; then
-    echo "${why:-$(echo "$out" | tr '\n' ' ' | sed 's/  */ /g')}"; return 1
-  fi
-}
+# ls_conf AUTH IKE PHASE2ALG NAT; ls_load AUTH IKE PHASE2ALG NAT: installs the conn; prints libreswan's complaint
+# and fails when it refuses it
+ls_conf() { lab_ls_conf "$1" "$PEER_ADDR" "$HS_PUB" "$2" "$3" "$( [ "$4" = none ] && echo no || echo auto)" "$HS_ADDR"; }
+ls_load() { ls_conf "$@" > "$LAB_RUN/$GUEST/ipsec.conf"; lab_ls_load "$GUEST" "$LAB_RUN/$GUEST/ipsec.conf"; }
 
 # ---------------------------------------------------------------- results
 PASS=0 FAIL=0 NA=0 CELL_PASS=0 CELL_FAIL=0 CELL_NA=0 CASE=''
@@ -361,16 +246,12 @@ end_cell() {
 }
 
 # the guest's ESP pair with hostsec from `ip xfrm state`: "SPI_IN SPI_OUT" (the guest's view)
-guest_pair() {
-  lab_xfrm_records < "$1" | awk -v h="$HS_PUB" -v l="$PEER_ADDR" '$1 == h && $2 == l { i = $3 } $1 == l && $2 == h { o = $3 } END { if (i != "" && o != "") print i, o }'
-}
-# keys_of RECORD: the SPI, algorithms and keys of an SA record (the addresses differ across a NAT)
-keys_of() { awk '{ print $3, $4, $5, $6, $7 }' <<< "$1"; }
+guest_pair() { lab_xfrm_pair "$1" "$HS_PUB" "$PEER_ADDR"; }
 
 # ---------------------------------------------------------------- one cell
 run_cell() { # PEER ROLE AUTH DH ESP NAT
   local peer=$1 role=$2 auth=$3 dh=$4 esp=$5 nat=$6 d ls_ike ss_ike mmenc mmhash ls_group ls_esp ss_esp enc integ
-  local pm hm out rc v in out_spi j qm n mk k_in k_out h_in h_out kv want_auth mm natq esp_n other udp
+  local pm hm out rc v in out_spi j qm n mk kv want_auth mm natq esp_n other udp
   CASE=$peer-$role-$auth-dh$dh-$esp-$nat
   d=$R/$CASE; mkdir -p "$d"
   read -r ls_ike ss_ike mmenc mmhash ls_group <<< "$(mm_of "$dh")"
@@ -388,9 +269,7 @@ run_cell() { # PEER ROLE AUTH DH ESP NAT
   case $role:$peer in
     peer:ss) out=$(lab_gexec "$GUEST" 'swanctl --initiate --child hs --timeout 30 2>&1' 90); rc=$?
              out=$(grep -E 'successfully|failed' <<< "$out" | tail -n 1);;
-    peer:ls) out=$(lab_gexec "$GUEST" 'ipsec auto --up hs 2>&1' 60); rc=$?
-             { [ "$rc" = 0 ] && ! grep -q 'IPsec SA established' <<< "$out"; } && rc=1
-             out=$(grep -E 'IPsec SA established|failed|FAIL|timed out' <<< "$out" | tail -n 1);;
+    peer:ls) out=$(lab_ls_up "$GUEST"); rc=$?;;
     hs:*) out=$(hs_cli initiate mx 2>&1); rc=$?;;
   esac
   echo "$out" > "$d/initiate.log"
@@ -440,10 +319,7 @@ run_cell() { # PEER ROLE AUTH DH ESP NAT
     ok hs-sa $? "$( [ -z "$v" ] && echo "Quick Mode $enc/$integ, no PFS, transport$( [ "$nat" = none ] || echo ", ESP in UDP 4500")" || echo "$v")$( [ "${n:-0}" -ge 1 ] && echo "; Main Mode $mmenc/$mmhash/group $dh, auth $want_auth, nat $WANT_NAT" || echo "; no Main Mode SA $mmenc/$mmhash/group $dh auth $want_auth nat $WANT_NAT: $(jq -c '[.main_mode[]? | {encryption, hash, dh_group, auth, nat}]' <<< "$j")")"
   fi
   # keys: the guest kernel's SAs against hostsec's key log
-  k_in=$(lab_record_for_spi "$in" < <(lab_xfrm_records < "$d/xfrm.txt")); k_out=$(lab_record_for_spi "$out_spi" < <(lab_xfrm_records < "$d/xfrm.txt"))
-  h_out=$(lab_record_for_spi "$in" < <(lab_uat_records < "$KEYS/esp_sa" 2>/dev/null)); h_in=$(lab_record_for_spi "$out_spi" < <(lab_uat_records < "$KEYS/esp_sa" 2>/dev/null))
-  v=$(lab_record_cmp kernel "$(keys_of "$k_in")" hostsec-esp_sa "$(keys_of "$h_out")") &&
-    v=$(lab_record_cmp kernel "$(keys_of "$k_out")" hostsec-esp_sa "$(keys_of "$h_in")")
+  v=$(lab_keys_cmp "$d/xfrm.txt" "$KEYS/esp_sa" "$in" "$out_spi")
   ok keys $? "${v:-keys and algorithms equal both ways}"
   # ping
   v=$(ip netns exec "$HS_NS" ping -n -c 3 -i 0.2 -W 2 "$PEER_PUB" 2>&1 9>&-); v=$(lab_ping_result "$v")

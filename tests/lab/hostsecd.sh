@@ -12,6 +12,9 @@
 #   hs_log_mark, hs_log_since MARK         the log's size now, and what was logged after a mark
 #   hs_sas                                 hostsec --json sas (fails when the CLI does)
 #   hs_qm_count                            how many Quick Mode SAs hostsec holds
+#   hs_auth_toml AUTH PKI_DIR PSK          a rule's authentication lines: AUTH psk (with PSK), or rsa|p256|p384: the
+#                                          certificate hostsec.AUTH of a pki.sh PKI (chain, key, trusted DIR/ca.pem,
+#                                          remote_id the DN of peer.AUTH; pki_dn from pki.sh)
 HS_PID='' HS_ERR='' HS_EXIT=''
 hs_cli() { timeout "${HS_CLI_TIMEOUT:-60}" "$HOSTSEC" --socket "$SOCK" "$@"; }
 hs_ready() { [ -S "$SOCK" ] && hs_cli status >/dev/null 2>&1; }
@@ -22,6 +25,12 @@ hs_log_mark() { wc -c < "$HSLOG"; }
 hs_log_since() { tail -c "+$(( $1 + 1 ))" "$HSLOG"; }
 hs_sas() { hs_cli --json sas; }
 hs_qm_count() { hs_sas 2>/dev/null | jq '[.quick_mode[]?] | length'; }
+hs_auth_toml() {
+  if [ "$1" = psk ]; then printf 'authentication = "psk"\npsk = "%s"\n' "$3"
+  else printf 'authentication = "certificate"\ncertificate = "%s"\nprivate_key = "%s"\ntrusted_cas = ["%s"]\nremote_id = "dn:%s"\n' \
+         "$2/hostsec.$1.chain.pem" "$2/hostsec.$1.key" "$2/ca.pem" "$(pki_dn "peer.$1")"
+  fi
+}
 
 hs_launch() {
   local ns=$1 cfg=$2 tmo=${3:-30} rc

@@ -3,8 +3,9 @@
 #
 # Sections: messages · host packages · network · guests · guest command channel · strongSwan configuration and
 #           proposal names · ESP SA records (ip xfrm state, Wireshark esp_sa) · swanctl --list-sas parsing ·
-#           interop case matrix · strongSwan guest operations and checks · lock, waits · capture and IKEv1
-#           decryption check (tshark).
+#           interop case matrix · strongSwan guest operations and checks · peer guests (strongSwan or libreswan
+#           with the lab PKI) · lock, waits · capture and IKEv1 decryption check (tshark) · ESP traffic checks ·
+#           traffic between endpoints.
 #
 # SA record: one line per ESP SA direction, the common form of `ip xfrm state` (guest kernel) and of the
 # Wireshark ESP SA UAT file `esp_sa` (hostsec key log), so that the two can be compared with a string compare:
@@ -693,6 +694,190 @@ lab_check_xfrm_pair() {
       { echo "kernel SA $r is not in transport mode"; return 1; }
   done
   printf '%s\n%s\n' "$rin" "$rout"
+}
+
+# ---------------------------------------------------------------- peer guests: strongSwan or libreswan with the lab PKI
+# Used by tests/interop/matrix.sh and authip-fallback.sh. A peer is KIND ss (strongSwan: charon + swanctl) or ls
+# (libreswan 4.10: pluto with ikev1-policy=accept). Its credentials come from a PKI made with pki.sh in PKI_DIR:
+# ca.pem and, per certificate TYPE (rsa, p256, p384 ...), peer.TYPE.pem + peer.TYPE.key (and for libreswan the
+# PKCS#12 peer-TYPE.p12, password "lab"). In the guest they are named peer-TYPE: swanctl's certs = peer-TYPE.pem,
+# libreswan's leftcert=peer-TYPE. The connection to hostsec is called "hs" in both. pki_dn (pki.sh) names the
+# identities: peer.TYPE for the guest, hostsec.TYPE for hostsec, so the caller sources pki.sh too.
+
+# lab_ss_flush GUEST: strongSwan terminates every IKE SA it holds (forced, without waiting for the peer) and the guest
+# kernel's SAs and policies are flushed: a clean guest for the next case
+lab_ss_flush() {
+  # shellcheck disable=SC2016 # expanded in the guest
+  lab_gexec "$1" 'for i in $(swanctl --list-sas 2>/dev/null | sed -n "s/^\([^ ]*\): #.*/\1/p" | sort -u); do
+      swanctl --terminate --ike "$i" --force --timeout 3 >/dev/null 2>&1; done; ip xfrm state flush; ip xfrm policy flush' 40 >/dev/null
+}
+# lab_ls_setup: pluto's "config setup" (pluto reads it only when it starts: log to /lab/pluto.log, IKEv1 accepted)
+lab_ls_setup() {
+  cat <<EOC
+config setup
+    logfile=/lab/pluto.log
+    logtime=yes
+    uniqueids=no
+    ikev1-policy=accept
+EOC
+}
+# lab_peer_boot KIND NAME PKI_DIR PSK [lab_boot_guest options: -a ADDR/PFX ...]: boots the peer's guest (libreswan
+# with lab_ls_setup and a PSK for any pair of identities) and installs every peer credential of PKI_DIR (swanctl's
+# directories; libreswan's NSS database). Prints the boot line and the peer's version line; fails with the reason.
+lab_peer_boot() {
+  local kind=$1 name=$2 pki=$3 psk=$4 ike t boot rc d f a out
+  shift 4
+  case $kind in ss) ike=strongswan;; ls) ike=libreswan;; *) echo "lab_peer_boot: KIND is ss or ls, not '$kind'" >&2; return 2;; esac
+  t=$(mktemp -d) || return 1
+  lab_ls_setup > "$t/ipsec.conf"
+  echo "%any %any : PSK \"$psk\"" > "$t/ipsec.secrets"
+  boot=$(lab_boot_guest -n "$name" -i "$ike" -c "$t/ipsec.conf" -c "$t/ipsec.secrets" "$@" 2>&1); rc=$?
+  rm -rf "$t"
+  [ $rc = 0 ] || { echo "guest boot failed: $boot" >&2; return 1; }
+  echo "$boot"
+  case $kind in
+    ss)
+      d=$LAB_RUN/$name/swanctl; mkdir -p "$d/x509" "$d/x509ca" "$d/private"
+      cp "$pki/ca.pem" "$d/x509ca/"
+      for f in "$pki"/peer.*.pem; do
+        [ -e "$f" ] || continue
+        a=${f##*/peer.}; a=${a%.pem}
+        [[ $a == *.chain ]] && continue
+        cp "$f" "$d/x509/peer-$a.pem"; cp "$pki/peer.$a.key" "$d/private/peer-$a.key"
+      done
+      echo "strongSwan: $(lab_gexec "$name" 'swanctl --version 2>&1 | head -n 1' 20)"
+      ;;
+    ls)
+      cp "$pki/ca.pem" "$pki"/peer-*.p12 "$LAB_RUN/$name/" 2>/dev/null
+      # shellcheck disable=SC2016 # expanded in the guest
+      out=$(lab_gexec "$name" 'd=sql:/var/lib/ipsec/nss; certutil -A -d $d -n labca -t CT,, -a -i /lab/ca.pem 2>&1 &&
+        for f in /lab/peer-*.p12; do [ -e "$f" ] || continue; pk12util -i "$f" -d $d -W lab 2>&1 || exit 1; done' 60) ||
+        { echo "importing the lab PKI into libreswan's NSS database: $out" >&2; return 1; }
+      echo "libreswan: $(lab_gexec "$name" 'ipsec --version 2>&1 | head -n 1' 20)"
+      ;;
+  esac
+}
+# lab_peer_log KIND GUEST: the peer daemon's log file (charon.log, pluto.log); lab_peer_log_mark KIND GUEST: its line
+# count now; lab_peer_log_since KIND GUEST MARK: what it logged after the mark; lab_pluto_text: pluto's lines
+# (stdin) without their timestamps
+lab_peer_log() { case $1 in ss) echo "$LAB_RUN/$2/charon.log";; ls) echo "$LAB_RUN/$2/pluto.log";; esac; }
+lab_peer_log_mark() { local n; n=$(wc -l < "$(lab_peer_log "$1" "$2")" 2>/dev/null) || n=0; echo "${n:-0}"; }
+lab_peer_log_since() { tail -n "+$(( $3 + 1 ))" "$(lab_peer_log "$1" "$2")" 2>/dev/null; }
+lab_pluto_text() { sed -E 's/^[A-Z][a-z]{2} [ 0-9]{2} [0-9:.]+: //'; }
+
+# lab_ss_conf AUTH LOCAL REMOTE IKE ESP [REMOTE_OWN=REMOTE] [PSK]: a whole swanctl.conf: one IKEv1 Main Mode
+# connection "hs" (child "hs", transport mode, no DPD, no forced encapsulation) from LOCAL to REMOTE with the IKE and
+# ESP proposals, and the secrets section with PSK. AUTH psk: the identities are the addresses (REMOTE_OWN: the
+# remote's own address, when a NAT shows it as REMOTE); rsa|p256|p384: certificate peer-AUTH.pem, identities the
+# DNs of peer.AUTH and hostsec.AUTH.
+lab_ss_conf() {
+  local auth=$1 lid rid la ra
+  if [ "$auth" = psk ]; then lid=$2 rid=${6:-$3} la="auth = psk" ra="auth = psk"
+  else lid="\"$(pki_dn "peer.$auth")\"" rid="\"$(pki_dn "hostsec.$auth")\"" la="auth = pubkey
+      certs = peer-$auth.pem" ra="auth = pubkey"
+  fi
+  cat <<EOC
+connections {
+  hs {
+    version = 1
+    aggressive = no
+    local_addrs = $2
+    remote_addrs = $3
+    proposals = $4
+    encap = no
+    dpd_delay = 0
+    local {
+      $la
+      id = $lid
+    }
+    remote {
+      $ra
+      id = $rid
+    }
+    children {
+      hs {
+        mode = transport
+        esp_proposals = $5
+        start_action = none
+      }
+    }
+  }
+}
+EOC
+  lab_swanctl_secrets "${7:-$LAB_PSK_DEFAULT}"
+}
+# lab_ls_conf AUTH LEFT RIGHT IKE PHASE2ALG [ENCAPSULATION=no] [RIGHT_OWN=RIGHT]: a whole ipsec.conf (lab_ls_setup
+# and conn "hs": IKEv1, transport, no PFS, no rekey, auto=add) from LEFT (the guest) to RIGHT. AUTH psk: the
+# identities are the addresses (RIGHT_OWN: the right's own address behind a NAT); rsa: rsasig with the
+# certificate peer-rsa; p256|p384: ecdsa with peer-AUTH (libreswan 4.10 refuses ECDSA with IKEv1).
+lab_ls_conf() {
+  local auth=$1 a
+  case $auth in
+    psk) a="    authby=secret
+    leftid=$2
+    rightid=${7:-$3}";;
+    *) a="    authby=$( [ "$auth" = rsa ] && echo rsasig || echo ecdsa )
+    leftcert=peer-$auth
+    leftid=%fromcert
+    rightid=\"$(pki_dn "hostsec.$auth")\"
+    rightca=%same";;
+  esac
+  lab_ls_setup
+  cat <<EOC
+
+conn hs
+    ikev2=no
+$a
+    type=transport
+    left=$2
+    right=$3
+    ike=$4
+    phase2=esp
+    phase2alg=$5
+    pfs=no
+    encapsulation=${6:-no}
+    rekey=no
+    auto=add
+EOC
+}
+# lab_ls_load GUEST FILE: install FILE as the guest's ipsec.conf and (re)add conn "hs"; prints libreswan's complaint
+# and fails when it refuses it (pluto writes why it did not add a conn to its log, not always to whack's output)
+lab_ls_load() {
+  local out rc mark why
+  mark=$(lab_peer_log_mark ls "$1")
+  [ "$2" -ef "$LAB_RUN/$1/ipsec.conf" ] || cp "$2" "$LAB_RUN/$1/ipsec.conf" || return 1
+  out=$(lab_gexec "$1" 'cp /lab/ipsec.conf /etc/ipsec.conf; ipsec auto --delete hs >/dev/null 2>&1; ipsec auto --add hs 2>&1; ipsec auto --rereadsecrets 2>&1' 60); rc=$?
+  why=$(lab_peer_log_since ls "$1" "$mark" | grep -m 1 -E 'failed to add (IKEv1 )?connection' | lab_pluto_text)
+  [ -n "$why" ] || why=$(grep -i -m 1 '^While loading' <<< "$out")
+  if [ $rc -ne 0 ] || [ -n "$why" ] || grep -qiE 'error|not supported|unknown|invalid|failed|did not load' <<< "$out"; then
+    echo "${why:-$(echo "$out" | tr '\n' ' ' | sed 's/  */ /g')}"; return 1
+  fi
+}
+# lab_ls_up GUEST: ipsec auto --up hs; prints pluto's last verdict line, fails unless the IPsec SA is established
+lab_ls_up() {
+  local out rc
+  out=$(lab_gexec "$1" 'ipsec auto --up hs 2>&1' 60); rc=$?
+  { [ "$rc" = 0 ] && ! grep -q 'IPsec SA established' <<< "$out"; } && rc=1
+  grep -E 'IPsec SA established|failed|FAIL|timed out' <<< "$out" | tail -n 1
+  return "$rc"
+}
+
+# lab_xfrm_pair XFRM_FILE REMOTE LOCAL: the guest's ESP pair with REMOTE from its `ip xfrm state` (LOCAL: the guest's
+# own address): "SPI_IN SPI_OUT" (the guest's view), nothing when it does not hold both
+lab_xfrm_pair() {
+  lab_xfrm_records < "$1" | awk -v h="$2" -v l="$3" '$1 == h && $2 == l { i = $3 } $1 == l && $2 == h { o = $3 } END { if (i != "" && o != "") print i, o }'
+}
+# lab_record_keys RECORD: the SPI, algorithms and keys of an SA record (without the addresses, which differ across a NAT)
+lab_record_keys() { awk 'NF { print $3, $4, $5, $6, $7 }' <<< "$1"; }
+# lab_keys_cmp XFRM_FILE ESP_SA_FILE SPI_IN SPI_OUT: the guest kernel's ESP SAs (SPIs in the guest's view) against
+# hostsec's key log (esp_sa): "" and true when keys and algorithms are equal both ways, else the first difference
+lab_keys_cmp() {
+  local recs uat
+  recs=$(lab_xfrm_records < "$1"); uat=$(lab_uat_records < "$2" 2>/dev/null)
+  lab_record_cmp kernel "$(lab_record_keys "$(lab_record_for_spi "$3" <<< "$recs")")" \
+                 hostsec-esp_sa "$(lab_record_keys "$(lab_record_for_spi "$3" <<< "$uat")")" &&
+  lab_record_cmp kernel "$(lab_record_keys "$(lab_record_for_spi "$4" <<< "$recs")")" \
+                 hostsec-esp_sa "$(lab_record_keys "$(lab_record_for_spi "$4" <<< "$uat")")"
 }
 
 # ---------------------------------------------------------------- misc

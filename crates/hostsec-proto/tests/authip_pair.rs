@@ -388,6 +388,37 @@ mod coexistence {
         assert_eq!(p.b.main_mode_sas(p.now)[0].keying, Keying::Ike);
         assert!(child_keys(&p.events_a).len() == 1 && child_keys(&p.events_b).len() == 1);
     }
+
+    /// Once an IKEv1 Main Mode SA is up under a `keying = "authip"` rule (the peer answered the IKEv1 twin, or
+    /// initiated plain IKEv1), a Quick Mode rekey, as a second request would, runs under it: IKEv1 Quick Mode
+    /// only, no new AuthIP #1 and no new Main Mode (found while writing tests/interop/authip-fallback.sh: before,
+    /// strongSwan and libreswan would have got a whole new Main Mode for every rekey).
+    #[test]
+    fn quick_modes_after_the_fallback_stay_under_the_ikev1_main_mode() {
+        use hostsec_proto::wire::consts::exchange::{INFORMATIONAL, QUICK_MODE};
+        for (a_keying, b_keying, seed) in [("authip", "ike", 52), ("ike", "authip", 53)] {
+            let mut p = pair_with(a_keying, b_keying, seed);
+            p.initiate_a();
+            p.settle();
+            let before = p.wire.len();
+            // the side whose rule uses AuthIP rekeys: the initiator that fell back, or the responder
+            let (authip_side, spi) = if a_keying == "authip" {
+                (true, p.a.quick_mode_sas(p.now)[0].spi_in)
+            } else {
+                (false, p.b.quick_mode_sas(p.now)[0].spi_in)
+            };
+            let req = if authip_side { p.a.rekey(p.now, spi, true) } else { p.b.rekey(p.now, spi, true) };
+            assert!(req.is_some(), "{a_keying}/{b_keying}: the IKEv1 pair is rekeyed");
+            p.settle();
+            // Informational exchanges (dead peer detection while settle() drives two minutes) are not counted
+            let later: Vec<u8> = p.wire[before..].iter().map(exchange_of).filter(|x| *x != INFORMATIONAL).collect();
+            assert_eq!(later, vec![QUICK_MODE; 3], "{a_keying}/{b_keying}: QM1-QM3 only, got {later:?}");
+            assert_eq!(p.a.main_mode_sas(p.now).len(), 1, "{a_keying}/{b_keying}: no new Main Mode");
+            assert_eq!(p.b.main_mode_sas(p.now).len(), 1, "{a_keying}/{b_keying}: no new Main Mode");
+            assert_eq!(child_keys(&p.events_a).len(), 2);
+            assert_eq!(child_keys(&p.events_b).len(), 2);
+        }
+    }
 }
 
 /// Lifetimes ([MS-AIPS] §3.1.2, §3.1.6.4): the Quick Mode initiator renews each pair at 90 % of its lifetime under

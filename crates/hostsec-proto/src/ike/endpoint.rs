@@ -1830,7 +1830,7 @@ impl Endpoint {
         (request, selector): (RequestId, Selector),
         wait_for_peer: bool,
     ) {
-        if authip::rule_method(rule).is_some() {
+        if authip::rule_method(rule).is_some() && !self.ikev1_up(rule, peer) {
             return self.carry_authip(now, rule, local, peer, request, selector);
         }
         // The newest established SA: after the peer's reauthentication the older ones are on their way out.

@@ -1,6 +1,7 @@
 //! IKEv1 beside AuthIP ([MS-AIPS] §3.2.4, §3.3.5.2). As initiator, a rule with `keying = "authip"` sends AuthIP
 //! #1 and, when its method has an IKEv1 form (certificates), an IKEv1 MM1 carrying MS-MamieExists; whichever the
-//! peer answers goes on and the other is dropped without a word, and the log says which and why. As responder,
+//! peer answers goes on and the other is dropped without a word, and the log says which and why; once an IKEv1
+//! Main Mode SA is up with the peer, later Quick Modes of the rule go under it. As responder,
 //! an IKEv1 MM1 with MS-MamieExists from a peer whose rule uses AuthIP is discarded (its AuthIP #1 is answered
 //! instead); IKEv1 without MS-MamieExists (strongSwan, libreswan) is always answered.
 
@@ -115,6 +116,20 @@ impl Endpoint {
         if self.authip.abandon(authip_cookie) {
             info!(peer = %peer, rule = %rule, "the peer answered IKEv1 and not AuthIP: IKEv1 is used (the peer has no AuthIP, or prefers IKEv1)");
         }
+    }
+
+    /// Whether an IKEv1 Main Mode SA of `rule` with `peer` is established (the peer answered the IKEv1 MM1 sent
+    /// beside AuthIP #1, or negotiated plain IKEv1 with us): the rule's next Quick Modes (a rekey, other traffic) go
+    /// under it as under a `keying = "ike"` rule, rather than each starting a new AuthIP #1 and Main Mode twin.
+    /// Its renewal is a plain IKEv1 Main Mode too.
+    pub(super) fn ikev1_up(&self, rule: &Rule, peer: SocketAddr) -> bool {
+        self.sas.iter().any(|(id, sa)| {
+            !sa.core.test
+                && !self.retiring(*id)
+                && sa.core.rule == rule.name
+                && sa.core.peer.ip() == peer.ip()
+                && sa.established().is_some()
+        })
     }
 
     /// Our inbound SPI of an AuthIP SA pair named by either SPI.
