@@ -453,3 +453,39 @@ fn pairs_renew_before_expiry_across_main_mode_lifetimes() {
     assert!(mm_up >= 3, "a new Main Mode after each 60-minute Main Mode lifetime: {mm_up}");
     assert!(p.a.quick_mode_sas(p.now).len() <= 2 && p.b.quick_mode_sas(p.now).len() <= 2, "old pairs are gone");
 }
+
+/// `certificate-then-psk` with `keying = "authip"` (SPEC §5): when TLS does not succeed (here the responder does not
+/// trust the initiator's CA), the responder says so at once with a non-zero GSS-API Status, and the initiator falls
+/// back to IKEv1 with the pre-shared key; no retransmission timeout is waited for.
+#[test]
+fn certificate_then_psk_falls_back_from_tls_to_ikev1_psk() {
+    use hostsec_proto::policy::Policy;
+    use support::pki::{self, KeyKind, MemFiles};
+    let root = pki::root("AuthIP Lab CA", KeyKind::P256);
+    let other = pki::root("Other CA", KeyKind::P256);
+    let ha = pki::host("a.example", "198.51.100.1", KeyKind::P256, &other);
+    let hb = pki::host("b.example", "198.51.100.2", KeyKind::P256, &root);
+    let mk = |peer: &str, host: &support::pki::Host, ca: &support::pki::Ca| {
+        let mut files = MemFiles::default();
+        files.add("/h.pem", host.cert.pem());
+        files.add("/h.key", host.key_pem());
+        files.add("/ca.pem", ca.pem());
+        let text = format!(
+            "[[rule]]\nname = \"r\"\nremote = \"{peer}\"\nkeying = \"authip\"\nauthentication = \"certificate-then-psk\"\n\
+             auto = \"none\"\ncertificate = \"/h.pem\"\nprivate_key = \"/h.key\"\ntrusted_cas = [\"/ca.pem\"]\n\
+             psk = \"authip-fallback-psk-0123456789\"\n"
+        );
+        Policy::from_toml("test.toml", &text, &files).unwrap_or_else(|e| panic!("{e:#?}"))
+    };
+    let mut p = Pair::new(mk("198.51.100.2", &ha, &other), mk("198.51.100.1", &hb, &root), 70);
+    p.a.set_wall_clock(p.now, support::pki::now());
+    p.b.set_wall_clock(p.now, support::pki::now());
+    let r = p.initiate_a();
+    p.drive_for(Duration::from_secs(20));
+    assert_eq!(assert_keys_match(&p), 1);
+    assert!(p.events_a.iter().any(|e| matches!(e, Event::RequestDone { request, .. } if *request == r)));
+    let a = p.a.main_mode_sas(p.now);
+    let up: Vec<_> = a.iter().filter(|m| m.state == "established").collect();
+    assert_eq!(up.len(), 1, "{a:#?}");
+    assert_eq!((up[0].keying, up[0].auth), (Keying::Ike, Some(hostsec_proto::crypto::AuthMethod::Psk)));
+}

@@ -24,6 +24,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tracing::{debug, info};
 
+/// The Status a responder's failed GSS-API step is reported with: SEC_E_LOGON_DENIED (0x8009030C), the SSPI code
+/// for an authentication that did not succeed ([MS-AIPS] §2.2.3.1 names no list; docs/authip.md E15).
+const GSS_FAILED: u32 = 0x8009_030C;
+
 /// Our vendor ID in AuthIP #1/#2: KEY_MODS with the AuthIP module (what Windows 7+ announces).
 fn key_mods_vid() -> Vec<u8> {
     let mut v = vendor_id::KEY_MODS_PREFIX.to_vec();
@@ -530,7 +534,22 @@ impl AuthipEngine {
                 // #2 without a GSS-API payload (the responder sends GSS_ID and waits for our first token).
                 None
             }
-            (Role::Responder, Some(g)) => Some(sa.mech.step(Some(g.token)).map_err(|e| e.0)?),
+            (Role::Responder, Some(g)) => match sa.mech.step(Some(g.token)) {
+                Ok(step) => Some(step),
+                Err(e) => {
+                    // §3.1: a responder whose GSS-API layer fails says so with a non-zero Status, so that the
+                    // initiator need not wait for its retransmissions to run out.
+                    let gss = GssRepr { status: GSS_FAILED, flags: 0, token: Vec::new() };
+                    if let Ok((first, chain)) = payloads::build(&[(payload::GSSAPI, &gss)]) {
+                        let seq = sa.next_seq(exchange::MAIN_MODE);
+                        if let Ok(msg) = clear_message(sa, seq, first, chain) {
+                            let (local, peer) = (sa.local, sa.peer);
+                            self.send(local, peer, msg);
+                        }
+                    }
+                    return Err(e.0);
+                }
+            },
             (Role::Responder, None) => return Err("a GSS-API message without a GSS-API payload".into()),
         };
         let ours_complete = out.as_ref().is_none_or(|s| s.complete) && sa.mech.session_secret().is_some();

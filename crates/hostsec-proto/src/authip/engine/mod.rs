@@ -274,6 +274,20 @@ pub enum Race {
         /// CKY-I of the IKEv1 twin.
         ikev1_cookie: [u8; 8],
     },
+    /// The AuthIP Main Mode of a `certificate-then-psk` rule failed before it was established: its requests go to
+    /// an IKEv1 Main Mode with the pre-shared key (SPEC §5, as for IKEv1 certificate authentication).
+    FallBackToPsk {
+        /// The rule.
+        rule: String,
+        /// Our address and port.
+        local: SocketAddr,
+        /// The peer.
+        peer: SocketAddr,
+        /// The requests, each with its traffic.
+        requests: Vec<(RequestId, Selector)>,
+        /// Why AuthIP failed.
+        reason: String,
+    },
 }
 
 /// The sans-IO AuthIP engine of one host.
@@ -637,6 +651,22 @@ impl AuthipEngine {
             .chain(sa.qms.values().flat_map(|q| q.requests.iter().copied()))
             .collect();
         info!(peer = %peer, rule = %rule, "AuthIP Main Mode failed: {reason} ({EXPERIMENTAL})");
+        let psk_fallback = sa.role == Role::Initiator
+            && !established
+            && self.policy.rule(&rule).is_some_and(|r| r.authentication == Authentication::CertificateThenPsk);
+        if psk_fallback {
+            let selector = sa.pending.as_ref().map(|(s, _)| *s).or_else(|| sa.qms.values().next().map(|q| q.selector));
+            let local = sa.local;
+            self.races.push_back(Race::FallBackToPsk {
+                rule,
+                local,
+                peer,
+                requests: requests.into_iter().map(|r| (r, selector.unwrap_or(Selector::ANY))).collect(),
+                reason: reason.to_string(),
+            });
+            self.forget(id);
+            return;
+        }
         if requests.is_empty() {
             self.events.push_back(Event::NegotiationFailed {
                 request: None,

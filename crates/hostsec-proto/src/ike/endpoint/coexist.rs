@@ -82,9 +82,14 @@ impl Endpoint {
     }
 
     /// Applies the AuthIP engine's race outcomes: the peer answered AuthIP, so the IKEv1 twin goes.
-    pub(super) fn settle_races(&mut self, _now: Instant) {
+    pub(super) fn settle_races(&mut self, now: Instant) {
         while let Some(r) = self.authip.poll_race() {
             match r {
+                Race::FallBackToPsk { rule, local, peer, requests, reason } => {
+                    let Some(r) = self.policy.rule(&rule).cloned() else { continue };
+                    info!(peer = %peer, rule = %rule, "AuthIP with the certificate did not succeed ({reason}): falling back to IKEv1 with the pre-shared key");
+                    self.start_main_mode_with(now, &r, local, peer, requests, false, true, false);
+                }
                 Race::AuthipWon { ikev1_cookie } => {
                     if let Some(id) = self.by_cookie.get(&ikev1_cookie).copied() {
                         if let Some(sa) = self.forget_sa(id) {
