@@ -489,3 +489,29 @@ fn certificate_then_psk_falls_back_from_tls_to_ikev1_psk() {
     assert_eq!(up.len(), 1, "{a:#?}");
     assert_eq!((up[0].keying, up[0].auth), (Keying::Ike, Some(hostsec_proto::crypto::AuthMethod::Psk)));
 }
+
+/// A peer that runs Quick Mode after Quick Mode under one Main Mode SA is refused past 64 within a minute (each
+/// answered one is kept a minute for retransmissions), so what it can make the SA hold stays bounded; the refusal
+/// reaches it as NO-PROPOSAL-CHOSEN and the pair in use stays.
+#[test]
+fn quick_modes_per_main_mode_are_bounded() {
+    let mut p = pair("", 80);
+    p.initiate_a();
+    p.settle();
+    for _ in 0..70 {
+        let spi = p.a.quick_mode_sas(p.now).iter().map(|q| q.spi_in).max().unwrap();
+        p.a.rekey(p.now, spi, true);
+        while p.step() {}
+    }
+    let refused = p
+        .events_b
+        .iter()
+        .filter(|e| matches!(e, Event::NegotiationFailed { reason, .. } if reason.contains("within a minute")))
+        .count();
+    assert!(refused >= 5, "b refused the Quick Modes past its bound: {refused}");
+    assert!(p
+        .events_a
+        .iter()
+        .any(|e| matches!(e, Event::NegotiationFailed { reason, .. } if reason.contains("NO-PROPOSAL-CHOSEN"))));
+    assert!(!p.b.quick_mode_sas(p.now).is_empty() && !p.a.quick_mode_sas(p.now).is_empty());
+}

@@ -55,6 +55,8 @@ pub const DOS_LEAVE: usize = 100;
 const MAX_GSS_ROUNDS: usize = 8;
 /// Quick Modes running at once under one Main Mode SA.
 const MAX_QUICK_MODES: usize = 32;
+/// Quick Modes (running, or finished and kept for retransmissions) one Main Mode SA holds at most.
+const MAX_KEPT_QUICK_MODES: usize = 64;
 /// How long a finished Quick Mode keeps its last message, to answer a retransmission.
 const KEEP_FINISHED: Duration = Duration::from_secs(60);
 

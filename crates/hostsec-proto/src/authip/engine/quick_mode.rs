@@ -4,7 +4,7 @@
 //! docs/authip.md E8).
 
 use super::payloads::{self, sort, Got};
-use super::{AuthipEngine, Child, MmState, Sa, KEEP_FINISHED, MAX_QUICK_MODES};
+use super::{AuthipEngine, Child, MmState, Sa, KEEP_FINISHED, MAX_KEPT_QUICK_MODES, MAX_QUICK_MODES};
 use crate::authip::consts::{exchange, notify, notify_protocol, payload};
 use crate::authip::key_schedule::{derive_quick_mode, QuickModeInputs, QM_KEY_ORDER};
 use crate::authip::proofs::{auth1, auth2};
@@ -435,6 +435,11 @@ impl AuthipEngine {
             return Err("IDi and IDr name different protocols".into());
         }
         let selector = Selector { protocol: pi, local_port: port_r, remote_port: port_i };
+        // Each answered Quick Mode is kept a minute for retransmissions: a bound on them bounds what a peer can
+        // make this SA hold (and how fast it can add SA pairs).
+        if sa.qms.len() >= MAX_KEPT_QUICK_MODES {
+            return Err(format!("{MAX_KEPT_QUICK_MODES} Quick Modes ran under this Main Mode SA within a minute"));
+        }
         let mm_rule = policy.rule(&sa.rule).ok_or_else(|| format!("rule '{}' was removed", sa.rule))?;
         let rule = quick_mode_rule(&policy, mm_rule, sa.local.ip(), sa.peer.ip(), &selector)?;
         let sel = choose_quick_mode(sa_body, rule.minimum_strength, rule.pfs, spi_in, false).map_err(|why| {
