@@ -7,12 +7,12 @@ pub mod fixtures;
 pub mod x509;
 
 use hostsec_proto::wire::consts::payload;
+use hostsec_proto::wire::udp_encap::{classify, with_marker, UdpEncap, MIN_ESP_LEN, NAT_KEEPALIVE, NON_ESP_MARKER};
 use hostsec_proto::wire::{
     AttrValue, CertPayload, CertRepr, CertRequestPayload, CertRequestRepr, DeletePayload, DeleteRepr, Emit,
     FragmentPayload, FragmentRepr, Header, IdPayload, IdRepr, NatOaPayload, NatOaRepr, NotifyPayload, NotifyRepr,
     Payloads, SaPayload, SaRepr, MAX_ATTRIBUTES, MAX_PAYLOADS, MAX_PROPOSALS, MAX_TRANSFORMS,
 };
-use hostsec_proto::wire::udp_encap::{classify, with_marker, UdpEncap, MIN_ESP_LEN, NAT_KEEPALIVE, NON_ESP_MARKER};
 
 fn emit_vec(e: &dyn Emit) -> Vec<u8> {
     let mut out = vec![0u8; e.buffer_len()];
@@ -282,35 +282,17 @@ pub fn ike_fragments(data: &[u8]) {
     assert!(s.dropped_fragments + s.reassembled <= s.fragments_received, "{s:?}");
 }
 
-/// The whole IKE engine fed arbitrary datagrams: it holds a half-open initiator SA and answers as responder;
-/// the input is a list of records `[op][len: u16][bytes]`. op 0 delivers the bytes as they are, op 1 with our
-/// initiator cookie written over CKY-I (to reach the initiator's states), op 2 with the responder cookie of the
-/// last message we sent written over CKY-R (to reach the responder's states), op 3 lets the clock run `bytes[0]`
-/// seconds. Nothing may panic, and the engine's state must stay bounded.
-pub fn ike_endpoint(data: &[u8]) {
-    use hostsec_proto::ike::{Endpoint, Timing};
-    use hostsec_proto::policy::{ConfigFiles, Policy};
-    use rand_chacha::rand_core::SeedableRng;
-    use std::net::SocketAddr;
-    use std::sync::{Arc, OnceLock};
-    use std::time::{Duration, Instant};
-
-    struct NoFiles;
-    impl ConfigFiles for NoFiles {
-        fn read_secret(&self, _: &std::path::Path) -> Result<Vec<u8>, String> {
-            Err("none".into())
-        }
-    }
-    static POLICY: OnceLock<Arc<Policy>> = OnceLock::new();
-    let policy = POLICY.get_or_init(|| {
-        let text = "[[rule]]\nname = \"r\"\nremote = \"any\"\npsk = \"fuzz-psk-0123456789abcdef\"\nauto = \"none\"\npfs = true\n";
-        Arc::new(Policy::from_toml("fuzz.toml", text, &NoFiles).expect("fuzz policy"))
-    });
-    let local: SocketAddr = "203.0.113.2:500".parse().expect("addr");
-    let remote: SocketAddr = "203.0.113.1:500".parse().expect("addr");
-    let mut ep = Endpoint::new(policy.clone(), Timing::default(), Box::new(rand_chacha::ChaCha20Rng::seed_from_u64(7)));
-    let mut now = Instant::now();
-    let _ = ep.initiate(now, "r", Some(remote.ip()), local);
+/// Runs the records of [`ike_endpoint`] and [`authip_endpoint`] against `ep`: `[op][len: u16][bytes]`, op 0 the
+/// bytes as they are, op 1 with our initiator cookie over CKY-I, op 2 with the responder cookie of the last message
+/// we sent over CKY-R, op 3 a clock jump of `bytes[0]` seconds. Returns the clock at the end.
+fn drive_records(
+    ep: &mut hostsec_proto::ike::Endpoint,
+    mut now: std::time::Instant,
+    local: std::net::SocketAddr,
+    remote: std::net::SocketAddr,
+    data: &[u8],
+) -> std::time::Instant {
+    use std::time::Duration;
     let mut own_cky_i = [0u8; 8];
     let mut last_cky_r = [0u8; 8];
     let mut rest = data;
@@ -342,6 +324,39 @@ pub fn ike_endpoint(data: &[u8]) {
         }
         ep.handle(now, local, remote, &msg);
     }
+    now
+}
+
+/// The whole IKE engine fed arbitrary datagrams: it holds a half-open initiator SA and answers as responder;
+/// the input is a list of records `[op][len: u16][bytes]`. op 0 delivers the bytes as they are, op 1 with our
+/// initiator cookie written over CKY-I (to reach the initiator's states), op 2 with the responder cookie of the
+/// last message we sent written over CKY-R (to reach the responder's states), op 3 lets the clock run `bytes[0]`
+/// seconds. Nothing may panic, and the engine's state must stay bounded.
+pub fn ike_endpoint(data: &[u8]) {
+    use hostsec_proto::ike::{Endpoint, Timing};
+    use hostsec_proto::policy::{ConfigFiles, Policy};
+    use rand_chacha::rand_core::SeedableRng;
+    use std::net::SocketAddr;
+    use std::sync::{Arc, OnceLock};
+    use std::time::Instant;
+
+    struct NoFiles;
+    impl ConfigFiles for NoFiles {
+        fn read_secret(&self, _: &std::path::Path) -> Result<Vec<u8>, String> {
+            Err("none".into())
+        }
+    }
+    static POLICY: OnceLock<Arc<Policy>> = OnceLock::new();
+    let policy = POLICY.get_or_init(|| {
+        let text = "[[rule]]\nname = \"r\"\nremote = \"any\"\npsk = \"fuzz-psk-0123456789abcdef\"\nauto = \"none\"\npfs = true\n";
+        Arc::new(Policy::from_toml("fuzz.toml", text, &NoFiles).expect("fuzz policy"))
+    });
+    let local: SocketAddr = "203.0.113.2:500".parse().expect("addr");
+    let remote: SocketAddr = "203.0.113.1:500".parse().expect("addr");
+    let mut ep = Endpoint::new(policy.clone(), Timing::default(), Box::new(rand_chacha::ChaCha20Rng::seed_from_u64(7)));
+    let now = Instant::now();
+    let _ = ep.initiate(now, "r", Some(remote.ip()), local);
+    let now = drive_records(&mut ep, now, local, remote, data);
     assert!(ep.main_mode_sas(now).len() <= 66, "state stays bounded by the input");
 }
 
@@ -355,7 +370,7 @@ pub fn authip_endpoint(data: &[u8]) {
     use rand_chacha::rand_core::SeedableRng;
     use std::net::SocketAddr;
     use std::sync::{Arc, OnceLock};
-    use std::time::{Duration, Instant};
+    use std::time::Instant;
 
     struct NoFiles;
     impl ConfigFiles for NoFiles {
@@ -372,39 +387,9 @@ pub fn authip_endpoint(data: &[u8]) {
     let remote: SocketAddr = "203.0.113.1:500".parse().expect("addr");
     let mut ep = Endpoint::new(policy.clone(), Timing::default(), Box::new(rand_chacha::ChaCha20Rng::seed_from_u64(7)));
     ep.authip().set_dos_thresholds(2, 1);
-    let mut now = Instant::now();
+    let now = Instant::now();
     let _ = ep.initiate(now, "r", Some(remote.ip()), local);
-    let mut own_cky_i = [0u8; 8];
-    let mut last_cky_r = [0u8; 8];
-    let mut rest = data;
-    let mut records = 0;
-    while rest.len() >= 3 && records < 64 {
-        records += 1;
-        while let Some(t) = ep.poll_transmit() {
-            if let Ok(h) = Header::parse(&t.payload) {
-                if own_cky_i == [0; 8] {
-                    own_cky_i = h.initiator_cookie;
-                }
-                last_cky_r = h.responder_cookie;
-            }
-        }
-        while ep.poll_event().is_some() {}
-        let op = rest[0];
-        let len = usize::from(u16::from_be_bytes([rest[1], rest[2]])).min(rest.len() - 3);
-        let mut msg = rest[3..3 + len].to_vec();
-        rest = &rest[3 + len..];
-        match op % 4 {
-            1 if msg.len() >= 8 => msg[..8].copy_from_slice(&own_cky_i),
-            2 if msg.len() >= 16 => msg[8..16].copy_from_slice(&last_cky_r),
-            3 => {
-                now += Duration::from_secs(u64::from(msg.first().copied().unwrap_or(1)));
-                ep.handle_timeout(now);
-                continue;
-            }
-            _ => {}
-        }
-        ep.handle(now, local, remote, &msg);
-    }
+    drive_records(&mut ep, now, local, remote, data);
     let (sas, half_open) = ep.authip().occupancy();
     assert!(sas <= 66 && half_open <= 66, "state stays bounded by the input");
 }

@@ -160,7 +160,10 @@ fn unescape(text: &str) -> String {
             out.push(b);
             continue;
         }
-        let pair = bytes.get(i..i + 2).filter(|h| h.iter().all(u8::is_ascii_hexdigit)).and_then(|h| std::str::from_utf8(h).ok());
+        let pair = bytes
+            .get(i..i + 2)
+            .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+            .and_then(|h| std::str::from_utf8(h).ok());
         if let Some(byte) = pair.and_then(|h| u8::from_str_radix(h, 16).ok()) {
             out.push(byte);
             i += 2;

@@ -610,6 +610,17 @@ fn encapsulation(sa: &SaCore, we: Role, peer_oa: Option<[IpAddr; 2]>) -> UdpEnca
     }
 }
 
+/// The lifetime (time, kilobytes) of an SA pair: the shorter of the chosen proposal's and the rule's (the responder
+/// may lower it, RFC 2407 §4.5.4). AuthIP's Quick Mode uses the same rule.
+pub(crate) fn pair_lifetimes(rule: &Rule, choice: &QuickModeChoice) -> (Duration, u64) {
+    let lifetime = choice
+        .lifetime_s
+        .map_or(rule.quick_mode_lifetime, |s| rule.quick_mode_lifetime.min(Duration::from_secs(s.max(60))));
+    let lifetime_kb =
+        choice.lifetime_kb.map_or(rule.quick_mode_lifetime_kb, |k| rule.quick_mode_lifetime_kb.min(k.max(1)));
+    (lifetime, lifetime_kb)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn new_child(
     sa: &SaCore,
@@ -632,12 +643,7 @@ fn new_child(
     let split = t.cipher.keymat_len();
     let (enc_in, int_in) = k_in.expose().split_at(split);
     let (enc_out, int_out) = k_out.expose().split_at(split);
-    // The lifetime is the shorter of the offer and the rule's (the responder may lower it, RFC 2407 §4.5.4).
-    let lifetime = choice
-        .lifetime_s
-        .map_or(rule.quick_mode_lifetime, |s| rule.quick_mode_lifetime.min(Duration::from_secs(s.max(60))));
-    let lifetime_kb =
-        choice.lifetime_kb.map_or(rule.quick_mode_lifetime_kb, |k| rule.quick_mode_lifetime_kb.min(k.max(1)));
+    let (lifetime, lifetime_kb) = pair_lifetimes(rule, choice);
     NewChild {
         keys: ChildSaKeys {
             info: QuickModeSaInfo {

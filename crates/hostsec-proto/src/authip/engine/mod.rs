@@ -192,6 +192,23 @@ impl Sa {
         }
     }
 
+    /// An encrypted message of this SA carrying `chain` (first payload type `first`), with the next seqNUM of its
+    /// exchange type and a fresh IV.
+    fn sealed(
+        &mut self,
+        rng: &mut dyn CryptoRngCore,
+        exchange_type: u8,
+        message_id: u32,
+        first: u8,
+        chain: &[u8],
+    ) -> Result<Vec<u8>, String> {
+        let seq = self.next_seq(exchange_type);
+        let mut iv = [0u8; 16];
+        rng.fill_bytes(&mut iv);
+        let keys = self.keys.as_ref().ok_or("no Main Mode keys")?;
+        super::seal::seal(&keys.seal, self.header(exchange_type, message_id), seq, iv, first, chain)
+    }
+
     fn next_deadline(&self) -> Option<Instant> {
         [self.request.as_ref().map(|r| r.deadline), self.deadline, self.expires, self.notify.deadline()]
             .into_iter()

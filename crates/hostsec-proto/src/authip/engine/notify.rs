@@ -6,7 +6,7 @@
 use super::payloads::{self, Got};
 use super::{AuthipEngine, KEEP_FINISHED};
 use crate::authip::consts::{exchange, notify, notify_flags, notify_protocol, payload};
-use crate::authip::seal::{seal, Opened};
+use crate::authip::seal::Opened;
 use crate::authip::{AuthipNotifyRepr, NotifyKind};
 use crate::ike::retransmit::Retransmit;
 use rand_core::CryptoRngCore;
@@ -85,15 +85,14 @@ impl AuthipEngine {
             sa.notify.queue.push_back((n, what.to_string()));
             return;
         }
-        let Some(keys) = sa.keys.as_ref() else { return };
+        if sa.keys.is_none() {
+            return;
+        }
         let Ok((first, chain)) = payloads::build(&[(payload::NOTIFY, &n)]) else { return };
         let mut mid = [0u8; 4];
         rng.fill_bytes(&mut mid);
-        let mut iv = [0u8; 16];
-        rng.fill_bytes(&mut iv);
-        let seal_keys = keys.seal.clone();
-        let seq = sa.next_seq(exchange::NOTIFY);
-        let msg = match seal(&seal_keys, sa.header(exchange::NOTIFY, u32::from_be_bytes(mid)), seq, iv, first, &chain) {
+        let seq = sa.seq[3];
+        let msg = match sa.sealed(rng, exchange::NOTIFY, u32::from_be_bytes(mid), first, &chain) {
             Ok(m) => m,
             Err(e) => return debug!("cannot build an AuthIP notify: {e}"),
         };

@@ -8,19 +8,19 @@ use super::{AuthipEngine, Child, MmState, Sa, KEEP_FINISHED, MAX_KEPT_QUICK_MODE
 use crate::authip::consts::{exchange, notify, notify_protocol, payload};
 use crate::authip::key_schedule::{derive_quick_mode, QuickModeInputs, QM_KEY_ORDER};
 use crate::authip::proofs::{auth1, auth2};
-use crate::authip::seal::{open, seal, Opened};
+use crate::authip::seal::{open, Opened};
 use crate::authip::{AuthipMessage, AuthipNotifyRepr, NotifyKind};
 use crate::crypto::dh::DhKeyPair;
 use crate::crypto::prf::verify_mac;
 use crate::crypto::{DhGroup, Secret};
 use crate::ike::proposal::{accept_quick_mode_reply, choose_quick_mode, quick_mode_offer, QuickModeChoice};
-use crate::ike::quick_mode::{check_host_id, quick_mode_rule};
+use crate::ike::quick_mode::{check_host_id, pair_lifetimes, quick_mode_rule};
 use crate::ike::retransmit::{request_digest, Retransmit, StoredReply};
 use crate::ike::{ChildSaKeys, Event, QuickModeSaInfo, RequestId, Role, Selector};
 use crate::wire::consts::encap_mode;
 use crate::wire::{Emit, IdRepr, SaRepr};
 use rand_core::CryptoRngCore;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tracing::{debug, info};
 
 /// Where a Quick Mode stands.
@@ -132,11 +132,7 @@ fn child_keys(
     };
     let k_in = derive(spi_in)?;
     let k_out = derive(spi_out)?;
-    let lifetime = choice
-        .lifetime_s
-        .map_or(rule.quick_mode_lifetime, |s| rule.quick_mode_lifetime.min(Duration::from_secs(s.max(60))));
-    let lifetime_kb =
-        choice.lifetime_kb.map_or(rule.quick_mode_lifetime_kb, |k| rule.quick_mode_lifetime_kb.min(k.max(1)));
+    let (lifetime, lifetime_kb) = pair_lifetimes(rule, choice);
     Ok(ChildSaKeys {
         info: QuickModeSaInfo {
             rule: rule.name.clone(),
@@ -250,11 +246,7 @@ impl AuthipEngine {
             list.push((payload::KE, ke));
         }
         let (first_type, chain) = payloads::build(&list)?;
-        let seq = sa.next_seq(exchange_type);
-        let mut iv = [0u8; 16];
-        rng.fill_bytes(&mut iv);
-        let keys = sa.keys.as_ref().ok_or("no Main Mode keys")?;
-        let msg = seal(&keys.seal, sa.header(exchange_type, msg_id), seq, iv, first_type, &chain)?;
+        let msg = sa.sealed(rng, exchange_type, msg_id, first_type, &chain)?;
         sa.qms.insert(
             msg_id,
             Qm {
@@ -494,11 +486,7 @@ impl AuthipEngine {
             selector,
         )?;
         let xchg = o.header.exchange_type;
-        let seq = sa.next_seq(xchg);
-        let mut iv = [0u8; 16];
-        rng.fill_bytes(&mut iv);
-        let keys = sa.keys.as_ref().ok_or("no Main Mode keys")?;
-        let msg = seal(&keys.seal, sa.header(xchg, o.header.message_id), seq, iv, first_type, &chain)?;
+        let msg = sa.sealed(rng, xchg, o.header.message_id, first_type, &chain)?;
         sa.qms.insert(
             o.header.message_id,
             Qm {
@@ -626,11 +614,7 @@ impl AuthipEngine {
         let sync = if normal {
             let n = AuthipNotifyRepr::qm_synchronize();
             let (first_type, chain) = payloads::build(&[(payload::NOTIFY, &n)])?;
-            let seq = sa.next_seq(exchange::QUICK_MODE);
-            let mut iv = [0u8; 16];
-            rng.fill_bytes(&mut iv);
-            let keys = sa.keys.as_ref().ok_or("no Main Mode keys")?;
-            Some(seal(&keys.seal, sa.header(exchange::QUICK_MODE, msg_id), seq, iv, first_type, &chain)?)
+            Some(sa.sealed(rng, exchange::QUICK_MODE, msg_id, first_type, &chain)?)
         } else {
             None
         };
@@ -698,18 +682,7 @@ impl AuthipEngine {
                 // #7 of a normal Quick Mode: the pair is in place already; #8 confirms it.
                 let n = AuthipNotifyRepr::qm_synchronize();
                 let (first_type, chain) = payloads::build(&[(payload::NOTIFY, &n)])?;
-                let seq = sa.next_seq(exchange::QUICK_MODE);
-                let mut iv = [0u8; 16];
-                rng.fill_bytes(&mut iv);
-                let keys = sa.keys.as_ref().ok_or("no Main Mode keys")?;
-                let msg = seal(
-                    &keys.seal,
-                    sa.header(exchange::QUICK_MODE, o.header.message_id),
-                    seq,
-                    iv,
-                    first_type,
-                    &chain,
-                )?;
+                let msg = sa.sealed(rng, exchange::QUICK_MODE, o.header.message_id, first_type, &chain)?;
                 if let Some(qm) = sa.qms.get_mut(&o.header.message_id) {
                     qm.replies.push(StoredReply { request_digest: digest, reply: msg.clone() });
                     qm.forget_at = Some(now + KEEP_FINISHED);
