@@ -65,3 +65,26 @@ fn certificate_rules_keep_their_file_errors() {
     assert_eq!(errs[0].field.as_deref(), Some("certificate"));
     assert!(errs[0].message.contains("/missing.pem"), "{}", errs[0]);
 }
+
+/// AuthIP SAs do not cross NAT yet: a NAT-T setting on an AuthIP rule is warned about, naming the field and what to
+/// use instead; `off` (the default) and a PSK rule (which runs IKEv1) are not.
+#[test]
+fn nat_traversal_on_an_authip_rule_is_warned() {
+    let files = files();
+    let text = format!("{}nat_traversal = \"remote-behind-nat\"\n", rule("authentication = \"certificate\""));
+    let p = Policy::from_toml("site.toml", &text, &files).unwrap_or_else(|e| panic!("{e:#?}"));
+    assert_eq!(
+        p.warnings,
+        [
+            format!("site.toml:4: rule 't': {EXPERIMENTAL}"),
+            "site.toml:9: rule 't': field 'nat_traversal': AuthIP SAs do not cross NAT yet: 'remote-behind-nat' \
+             applies only when this rule negotiates IKEv1; a peer behind a NAT needs keying = \"ike\""
+                .to_string()
+        ]
+    );
+    let psk =
+        "[[rule]]\nname = \"p\"\nremote = \"198.51.100.2\"\nkeying = \"authip\"\npsk = \"inline secret 0123456789\"\n\
+               nat_traversal = \"both-behind-nat\"\n";
+    let p = Policy::from_toml("site.toml", psk, &files).unwrap_or_else(|e| panic!("{e:#?}"));
+    assert!(p.warnings.iter().all(|w| !w.contains("do not cross NAT")), "{:?}", p.warnings);
+}

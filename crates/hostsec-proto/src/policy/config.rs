@@ -636,6 +636,19 @@ fn parse_rule(
                 cx.warn(l, rn, "keying", "AuthIP has no pre-shared key method: this rule negotiates IKEv1 with the PSK, as Windows' default keying does");
             } else {
                 cx.warn(l, rn, "keying", AUTHIP_EXPERIMENTAL);
+                if nat_traversal != NatTraversal::Off {
+                    let l = field_line(cx, "nat_traversal");
+                    cx.warn(
+                        l,
+                        rn,
+                        "nat_traversal",
+                        format!(
+                            "AuthIP SAs do not cross NAT yet: '{}' applies only when this rule negotiates IKEv1; a \
+                             peer behind a NAT needs keying = \"ike\"",
+                            nat_traversal.name()
+                        ),
+                    );
+                }
             }
         }
     }
