@@ -283,6 +283,26 @@ mod tls {
         }
     }
 
+    /// The core reads no clock: without the daemon's wall-clock time no certificate is checked, and TLS does not
+    /// start (the reason names the missing call), as for IKEv1 certificates.
+    #[test]
+    fn no_wall_clock_no_tls() {
+        let root = pki::root("AuthIP Lab CA", KeyKind::P256);
+        let ha = pki::host("a.example", "198.51.100.1", KeyKind::P256, &root);
+        let hb = pki::host("b.example", "198.51.100.2", KeyKind::P256, &root);
+        let mut p = Pair::new(
+            tls_policy("198.51.100.2", &ha, &root, "certificate", ""),
+            tls_policy("198.51.100.1", &hb, &root, "certificate", ""),
+            41,
+        );
+        use rand_chacha::rand_core::SeedableRng;
+        let rule = p.a.policy().rule("r").cloned().unwrap();
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
+        let (a, b, any) = (Pair::addr_a(), Pair::addr_b(), hostsec_proto::ike::Selector::ANY);
+        let why = p.a.authip().initiate(p.now, &mut rng, &rule, a, b, any, Vec::new(), None).unwrap_err();
+        assert!(why.contains("set_wall_clock"), "{why}");
+    }
+
     /// A certificate from another CA is refused by TLS, in words.
     #[test]
     fn untrusted_certificate_is_refused() {

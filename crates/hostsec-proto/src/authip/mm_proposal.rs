@@ -182,14 +182,8 @@ pub fn choose(sa_body: &[u8], level: StrengthLevel, dh: bool) -> Result<(AuthipS
 
 /// Checks the responder's answer: one transform, one we offered.
 pub fn accept_reply(sa_body: &[u8], offered: &[AuthipSuite]) -> Result<AuthipSuite, String> {
-    let sa = SaRepr::parse(sa_body).map_err(|e| format!("malformed SA payload: {e}"))?;
-    let [p] = sa.proposals.as_slice() else {
-        return Err(format!("the answer holds {} proposals instead of one", sa.proposals.len()));
-    };
-    let [t] = p.transforms.as_slice() else {
-        return Err(format!("the answer holds {} transforms instead of one", p.transforms.len()));
-    };
-    let (s, _) = read_transform(t)?;
+    let (_, t) = crate::ike::proposal::single_transform(sa_body)?;
+    let (s, _) = read_transform(&t)?;
     if !offered.contains(&s) {
         return Err(format!("the peer chose {s}, which we did not offer"));
     }

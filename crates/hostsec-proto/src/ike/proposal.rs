@@ -260,8 +260,8 @@ pub(crate) fn choose_main_mode(
     Err(why)
 }
 
-/// Checks the responder's Main Mode answer: exactly one transform, and one that we offered.
-pub(crate) fn accept_main_mode_reply(sa_body: &[u8], offered: &SaRepr) -> Result<MainModeChoice, String> {
+/// The one proposal and one transform of a responder's SA payload (RFC 2408 §4.2: the answer names the choice).
+pub(crate) fn single_transform(sa_body: &[u8]) -> Result<(ProposalRepr, TransformRepr), String> {
     let sa = SaRepr::parse(sa_body).map_err(|e| format!("malformed SA payload: {e}"))?;
     let [p] = sa.proposals.as_slice() else {
         return Err(format!("the answer holds {} proposals instead of one", sa.proposals.len()));
@@ -269,10 +269,16 @@ pub(crate) fn accept_main_mode_reply(sa_body: &[u8], offered: &SaRepr) -> Result
     let [t] = p.transforms.as_slice() else {
         return Err(format!("the answer holds {} transforms instead of one", p.transforms.len()));
     };
-    let choice = read_main_mode_transform(t)?;
+    Ok((p.clone(), t.clone()))
+}
+
+/// Checks the responder's Main Mode answer: exactly one transform, and one that we offered.
+pub(crate) fn accept_main_mode_reply(sa_body: &[u8], offered: &SaRepr) -> Result<MainModeChoice, String> {
+    let (_, t) = single_transform(sa_body)?;
+    let choice = read_main_mode_transform(&t)?;
     let ours = offered.proposals.iter().flat_map(|p| &p.transforms).filter_map(|t| read_main_mode_transform(t).ok());
     if !ours.into_iter().any(|o| o.suite == choice.suite && o.auth == choice.auth) {
-        return Err(format!("the peer chose {} which we did not offer", describe_main_mode(t)));
+        return Err(format!("the peer chose {} which we did not offer", describe_main_mode(&t)));
     }
     Ok(choice)
 }

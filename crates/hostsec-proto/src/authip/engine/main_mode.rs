@@ -68,7 +68,9 @@ fn mechanism(
         })),
         auth_method::TLS => {
             let auth = rule.cert_auth.clone().ok_or("the rule has no certificate loaded")?;
-            let wall = engine.wall(now);
+            let wall = engine.wall(now).ok_or(
+                "the wall-clock time is unknown (the daemon did not call Endpoint::set_wall_clock), so no certificate can be checked",
+            )?;
             let m = match role {
                 Role::Initiator => crate::authip::TlsMechanism::initiator(auth, rule.remote_id.clone(), wall),
                 Role::Responder => crate::authip::TlsMechanism::responder(auth, rule.remote_id.clone(), wall),

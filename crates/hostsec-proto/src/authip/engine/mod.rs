@@ -217,7 +217,8 @@ impl Sa {
             .min()
     }
 
-    fn info(&self, now: Instant) -> MainModeSaInfo {
+    /// What `hostsec sas` and the events show; `now` `None` for an SA on its way out (no lifetime left to show).
+    fn info(&self, now: Option<Instant>) -> MainModeSaInfo {
         let suite = self.suite;
         MainModeSaInfo {
             rule: self.rule.clone(),
@@ -234,7 +235,7 @@ impl Sa {
             dh_group: suite.and_then(|s| s.group.map(|g| g.id())),
             peer_id: self.peer_auth.as_ref().map(|p| p.id.clone()),
             peer_cert: self.peer_auth.as_ref().and_then(|p| p.cert.clone()),
-            lifetime_left: self.expires.map(|e| e.saturating_duration_since(now)),
+            lifetime_left: now.zip(self.expires).map(|(n, e)| e.saturating_duration_since(n)),
             nat: NatStatus::None,
             dpd: None,
             keying: Keying::AuthIp,
@@ -358,12 +359,9 @@ impl AuthipEngine {
         self.wall_clock = Some((at, time));
     }
 
-    fn wall(&self, now: Instant) -> SystemTime {
-        match self.wall_clock {
-            Some((at, t)) if now >= at => t + (now - at),
-            Some((at, t)) => t.checked_sub(at - now).unwrap_or(t),
-            None => SystemTime::now(),
-        }
+    /// The wall-clock time at `now`, if the daemon gave the reference (the core reads no clock).
+    fn wall(&self, now: Instant) -> Option<SystemTime> {
+        self.wall_clock.map(|(at, t)| if now >= at { t + (now - at) } else { t.checked_sub(at - now).unwrap_or(t) })
     }
 
     /// Takes a new configuration; SAs whose rule is gone or no longer uses AuthIP are deleted (the peer told).
@@ -415,7 +413,7 @@ impl AuthipEngine {
     /// Main Mode SAs as `hostsec sas` shows them. An SA the peer deleted is not among them: it was reported down
     /// and is kept only to acknowledge copies of the peer's delete (until `KEEP_FINISHED` passed).
     pub fn main_mode_sas(&self, now: Instant) -> Vec<MainModeSaInfo> {
-        self.sas.values().filter(|sa| sa.notify.closing_until.is_none()).map(|sa| sa.info(now)).collect()
+        self.sas.values().filter(|sa| sa.notify.closing_until.is_none()).map(|sa| sa.info(Some(now))).collect()
     }
 
     /// Quick Mode SA pairs as `hostsec sas` shows them.
@@ -596,7 +594,7 @@ impl AuthipEngine {
         }
         if sa.expires.is_some_and(|e| e <= now) {
             // Its SA pairs keep their own lifetimes (a renewal of one starts a new Main Mode).
-            let info = sa.info(now);
+            let info = sa.info(None);
             let peer = sa.peer;
             for c in self.children.values_mut().filter(|c| c.sa == id) {
                 c.sa = 0;
@@ -725,7 +723,7 @@ impl AuthipEngine {
 
     /// Removes an SA and reports it down.
     fn remove_sa(&mut self, id: u64, reason: &str) {
-        let now_info = self.sas.get(&id).map(|sa| sa.info(Instant::now()));
+        let now_info = self.sas.get(&id).map(|sa| sa.info(None));
         // one the peer deleted was reported down then
         let established =
             self.sas.get(&id).is_some_and(|sa| sa.state == MmState::Established && sa.notify.closing_until.is_none());

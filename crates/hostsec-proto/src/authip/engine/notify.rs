@@ -167,7 +167,7 @@ impl AuthipEngine {
                     for spi in spis {
                         self.remove_child(spi, "the peer deleted its Main Mode SA");
                     }
-                    let info = self.sas.get(&id).map(|sa| sa.info(now));
+                    let info = self.sas.get(&id).map(|sa| sa.info(None));
                     if let Some(info) = info {
                         self.events.push_back(crate::ike::Event::MainModeDown {
                             info,

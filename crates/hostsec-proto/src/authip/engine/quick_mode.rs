@@ -530,7 +530,7 @@ impl AuthipEngine {
         self.half_open.remove(&(sa.peer, sa.cky_i));
         self.stats.main_modes += 1;
         let Some(key) = sa.keys.as_ref().map(|k| k.mm.encryption_key.clone()) else { return };
-        let info = sa.info(now);
+        let info = sa.info(Some(now));
         info!(peer = %sa.peer, rule = %sa.rule, "AuthIP Main Mode established ({}, peer {}; {})", super::method_name(sa.mech.method()), info.peer_id.as_deref().unwrap_or("-"), super::EXPERIMENTAL);
         self.events.push_back(Event::MainModeUp { info, encryption_key: key });
     }
